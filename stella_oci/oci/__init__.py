@@ -1,0 +1,1 @@
+"""Generic OCI data: references, media types, descriptors, manifests, digests. No HTTP here."""

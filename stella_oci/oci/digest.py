@@ -1,0 +1,105 @@
+"""Digests computed while bytes flow.
+
+Nothing here reads a blob whole into memory: files are hashed in 1 MiB reads, streams are
+wrapped by :class:`VerifyingStream`, which hashes each chunk as it passes and raises
+:class:`VerificationError` at the end of the stream, *before* the consumer sees the end,
+if the size or digest differ from the descriptor. A consumer that commits only after the
+stream ended cleanly (a rename, a final PUT) therefore never commits wrong bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from stella_oci.errors import VerificationError
+
+DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+CHUNK = 1024 * 1024
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """sha256 digest and size of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return "sha256:" + h.hexdigest(), size
+
+
+def iter_file(path: str | os.PathLike[str], offset: int = 0, chunk_size: int = CHUNK) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        if offset:
+            fh.seek(offset)
+        while chunk := fh.read(chunk_size):
+            yield chunk
+
+
+class VerifyingStream:
+    """Iterate over ``chunks``, checking that they add up to ``digest`` and ``size``.
+
+    ``what`` names the blob in error messages (e.g. ``"blob sha256:ab.. (data/a.json)"``).
+    Raises :class:`VerificationError` as soon as more than ``size`` bytes arrive, and at the
+    end if fewer arrived or the digest differs.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], digest: str, size: int, what: str, offset: int = 0):
+        if not digest.startswith("sha256:"):
+            raise VerificationError(f"{what}: unsupported digest algorithm in {digest!r}")
+        self._chunks = iter(chunks)
+        self.expected = digest
+        self.size = size
+        self.what = what
+        self.hasher = hashlib.sha256()
+        self.count = offset
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            self.count += len(chunk)
+            if self.count > self.size:
+                raise VerificationError(
+                    f"{self.what}: more bytes than the {self.size} the descriptor states"
+                )
+            self.hasher.update(chunk)
+            yield chunk
+        self.finish()
+
+    def finish(self) -> None:
+        if self.count != self.size:
+            raise VerificationError(f"{self.what}: got {self.count} bytes, the descriptor states {self.size}")
+        actual = "sha256:" + self.hasher.hexdigest()
+        if actual != self.expected:
+            raise VerificationError(f"{self.what}: content hashes to {actual}, expected {self.expected}")
+
+
+def write_verified(
+    chunks: Iterable[bytes], dest: Path, digest: str, size: int, what: str, *, mode: int = 0o644
+) -> None:
+    """Write a stream to ``dest`` only if it matches ``digest`` and ``size``.
+
+    The bytes go to a temporary file beside ``dest`` (hashed as they are written) which is
+    renamed over ``dest`` at the end; on any failure the temporary file is removed and
+    ``dest`` is untouched.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            for chunk in VerifyingStream(chunks, digest, size, what):
+                fh.write(chunk)
+        os.chmod(tmp, mode)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

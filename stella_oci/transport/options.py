@@ -1,0 +1,49 @@
+"""How to reach registries: TLS, credentials, retries, timeouts, mirrors, offline mode.
+
+One :class:`TransportOptions` is built by the CLI (or the Python caller) and handed to
+every :class:`~stella_oci.transport.client.RegistryClient`. Nothing here knows StellaOps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries on connection errors, 408, 429, 500, 502, 503, 504.
+
+    Exponential backoff with full jitter (``base * 2**attempt``, capped at ``max_delay``),
+    ``Retry-After`` honoured (capped at ``max_delay``), at most ``attempts`` tries and at most
+    ``total_seconds`` of waiting for one request; then :class:`TransientError` (exit 10).
+    """
+
+    attempts: int = 5
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+    total_seconds: float = 25.0
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    plain_http: bool = False
+    """Speak HTTP, not HTTPS, to every registry. Loopback registries get HTTP automatically
+    when HTTPS fails to connect (see ``client``), others only when this is set."""
+    insecure: bool = False
+    """Do not verify TLS certificates (still HTTPS)."""
+    ca_file: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    registry_config: str | None = None
+    """Path of a Docker config.json; default: $DOCKER_CONFIG/config.json or ~/.docker/config.json."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    offline: bool = False
+    """Refuse (exit 5) before opening any connection."""
+    pool_size: int = 8
+    chunk_size: int = 16 * 1024 * 1024
+    """Part size for chunked (PATCH) uploads; blobs up to this size go in one streamed PUT."""
+    user_agent: str = "stella-oci"
