@@ -1,0 +1,148 @@
+"""The StellaOps export as an OCI artifact: building its manifest and checking one read back.
+
+:func:`build_manifest` turns a checked :class:`~stella_oci.export.bundle.Bundle` into the
+manifest of CONTRACT section 2, deterministically. :func:`check_manifest_shape` and
+:func:`check_layers_against_export` are the StellaOps checks of CONTRACT section 5 (steps 2,
+3, 6, 7) that a pull or verify runs on what it read.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stella_oci.errors import VerificationError
+from stella_oci.export.annotations import (
+    ARTIFACT_TYPE,
+    DSSE_MEDIA_TYPE,
+    EXPORT_MANIFEST_MEDIA_TYPE,
+    IN_TOTO_MEDIA_TYPE,
+    compute_annotations,
+)
+from stella_oci.export.bundle import DEFAULT_CONTENT_TYPE, EXPORT_JSON, PROVENANCE_JSON, Bundle, is_signature_path
+from stella_oci.export.paths import check_relative_path
+from stella_oci.oci import mediatypes as mt
+from stella_oci.oci.manifest import Descriptor, Manifest, encode
+
+EMPTY_CONFIG = Descriptor(
+    mediaType=mt.OCI_EMPTY, digest=mt.EMPTY_DIGEST, size=mt.EMPTY_SIZE, data=base64.b64encode(mt.EMPTY_JSON).decode()
+)
+
+
+@dataclass(frozen=True)
+class BuiltArtifact:
+    manifest: Manifest
+    data: bytes
+    descriptor: Descriptor
+    annotations: dict[str, str]
+
+
+def layer_descriptor(path: str, media_type: str, digest: str, size: int) -> Descriptor:
+    return Descriptor(mediaType=media_type, digest=digest, size=size, annotations={mt.ANNOTATION_TITLE: path})
+
+
+def build_manifest(
+    bundle: Bundle, *, user_annotations: Mapping[str, str], provenance_ref: str | None
+) -> BuiltArtifact:
+    prov = bundle.provenance
+    annotations = compute_annotations(
+        bundle.doc,
+        provenance_digest=prov.digest if prov else None,
+        provenance_ref=provenance_ref,
+        user=user_annotations,
+    )
+    layers = [layer_descriptor(f.path, f.media_type, f.digest, f.size) for f in bundle.files]
+    manifest = Manifest(
+        schemaVersion=2,
+        mediaType=mt.OCI_MANIFEST,
+        artifactType=ARTIFACT_TYPE,
+        config=EMPTY_CONFIG,
+        layers=layers,
+        annotations=dict(sorted(annotations.items())),
+    )
+    data, desc = encode(manifest)
+    return BuiltArtifact(manifest=manifest, data=data, descriptor=desc, annotations=annotations)
+
+
+def check_manifest_shape(manifest: Manifest, where: str) -> Descriptor:
+    """CONTRACT section 5 step 2 and the first layer; returns the export.json layer."""
+    if manifest.schema_version != 2:
+        raise VerificationError(f"{where}: schemaVersion is {manifest.schema_version}, expected 2")
+    if manifest.media_type != mt.OCI_MANIFEST:
+        raise VerificationError(f"{where}: mediaType is {manifest.media_type!r}, expected {mt.OCI_MANIFEST!r}")
+    if manifest.artifact_type != ARTIFACT_TYPE:
+        raise VerificationError(
+            f"{where}: artifactType is {manifest.artifact_type!r}, expected {ARTIFACT_TYPE!r}",
+            hint="this reference does not hold a StellaOps export",
+        )
+    cfg = manifest.config
+    if (cfg.media_type, cfg.digest, cfg.size) != (mt.OCI_EMPTY, mt.EMPTY_DIGEST, mt.EMPTY_SIZE):
+        raise VerificationError(
+            f"{where}: config is {cfg.media_type} {cfg.digest} ({cfg.size} bytes), expected the OCI empty "
+            f"descriptor {mt.OCI_EMPTY} {mt.EMPTY_DIGEST} (2 bytes)"
+        )
+    if cfg.data is not None and cfg.data != EMPTY_CONFIG.data:
+        raise VerificationError(f"{where}: config data is {cfg.data!r}, expected {EMPTY_CONFIG.data!r} ({{}})")
+    if not manifest.layers:
+        raise VerificationError(f"{where}: no layers; the first layer must be export.json")
+    first = manifest.layers[0]
+    if first.title != EXPORT_JSON or first.media_type != EXPORT_MANIFEST_MEDIA_TYPE:
+        raise VerificationError(
+            f"{where}: layer 0 is {first.title!r} ({first.media_type}), expected export.json "
+            f"({EXPORT_MANIFEST_MEDIA_TYPE})"
+        )
+    return first
+
+
+def check_layers_against_export(manifest: Manifest, doc: dict[str, Any], where: str) -> list[Descriptor]:
+    """CONTRACT section 5 steps 6 and 7: the layers are exactly export.json, its contents sorted by
+    path (digest, size, media type and title equal to the contents entry), then provenance.json and
+    DSSE envelopes. Returns the layers after export.json."""
+    contents = sorted(doc["contents"], key=lambda e: str(e["path"]))
+    layers = manifest.layers[1:]
+    for i, layer in enumerate(layers):
+        title = layer.title
+        if title is None:
+            raise VerificationError(f"{where}: layer {i + 1} ({layer.digest}) has no {mt.ANNOTATION_TITLE}")
+        check_relative_path(title, where=f"{where}: layer {i + 1} title", error=VerificationError)
+    for i, entry in enumerate(contents):
+        if i >= len(layers):
+            raise VerificationError(f"{where}: export.json lists {entry['path']!r}, but the artifact has no layer for it")
+        layer = layers[i]
+        expected_type = entry.get("contentType") or DEFAULT_CONTENT_TYPE
+        found = (layer.title, layer.digest, layer.size, layer.media_type)
+        wanted = (entry["path"], entry["digest"], entry["bytes"], expected_type)
+        if found != wanted:
+            raise VerificationError(
+                f"{where}: layer {i + 1} is {layer.title!r} {layer.digest} ({layer.size} bytes, {layer.media_type}); "
+                f"export.json contents expects {entry['path']!r} {entry['digest']} ({entry['bytes']} bytes, "
+                f"{expected_type})"
+            )
+    extras = layers[len(contents) :]
+    seen_provenance = False
+    last_sig = ""
+    for j, layer in enumerate(extras):
+        n = len(contents) + j + 1
+        title = layer.title or ""
+        if title == PROVENANCE_JSON and layer.media_type == IN_TOTO_MEDIA_TYPE and j == 0:
+            seen_provenance = True
+            continue
+        if is_signature_path(title) and layer.media_type == DSSE_MEDIA_TYPE:
+            if title <= last_sig:
+                raise VerificationError(f"{where}: layer {n} DSSE envelope {title!r} is out of order")
+            last_sig = title
+            continue
+        raise VerificationError(
+            f"{where}: layer {n} {title!r} ({layer.media_type}) is not listed in export.json and is neither "
+            "provenance.json nor a DSSE envelope"
+        )
+    del seen_provenance
+    return layers
+
+
+def provenance_layer(manifest: Manifest) -> Descriptor | None:
+    return next(
+        (l for l in manifest.layers if l.title == PROVENANCE_JSON and l.media_type == IN_TOTO_MEDIA_TYPE), None
+    )

@@ -1,0 +1,110 @@
+"""What the CLI shows: results as text or one JSON document, errors, and transfer progress.
+
+Progress is drawn with rich on stderr, only when stderr is a terminal and neither
+``--quiet`` nor ``--format json`` was given, so CI logs and JSON consumers stay clean.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any, TextIO
+
+from pydantic import BaseModel
+
+from stella_oci.errors import StellaOciError
+from stella_oci.oci.manifest import Descriptor
+from stella_oci.results import to_json_dict
+
+
+def emit_json(doc: dict[str, Any], stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    out.write(json.dumps(doc, sort_keys=True, indent=2) + "\n")
+    out.flush()
+
+
+def emit_result(result: BaseModel, fmt: str, text: str) -> None:
+    if fmt == "json":
+        emit_json(to_json_dict(result))
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+        sys.stdout.flush()
+
+
+def emit_error(error: StellaOciError, fmt: str) -> None:
+    if fmt == "json":
+        emit_json(error.to_json())
+    else:
+        sys.stderr.write(f"stella-oci: error: {error}\n")
+        sys.stderr.flush()
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+class RichProgress:
+    """One bar for the whole artifact (bytes), plus a line per large blob in flight."""
+
+    LARGE = 8 * 1024 * 1024
+
+    def __init__(self, description: str, total_bytes: int | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._lock = threading.Lock()
+        self._overall = self._progress.add_task(description, total=total_bytes)
+        self._tasks: dict[str, Any] = {}
+        self._progress.start()
+
+    def set_total(self, total: int) -> None:
+        self._progress.update(self._overall, total=total)
+
+    def blob_started(self, desc: Descriptor) -> None:
+        if desc.size >= self.LARGE:
+            with self._lock:
+                self._tasks[desc.digest] = self._progress.add_task(
+                    "  " + (desc.title or desc.digest[:19]), total=desc.size
+                )
+
+    def blob_advanced(self, desc: Descriptor, nbytes: int) -> None:
+        self._progress.advance(self._overall, nbytes)
+        task = self._tasks.get(desc.digest)
+        if task is not None:
+            self._progress.advance(task, nbytes)
+
+    def blob_done(self, desc: Descriptor, how: str) -> None:
+        with self._lock:
+            task = self._tasks.pop(desc.digest, None)
+        if task is not None:
+            self._progress.remove_task(task)
+        if how != "uploaded":
+            self._progress.advance(self._overall, desc.size)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def progress_wanted(fmt: str, quiet: bool) -> bool:
+    return fmt != "json" and not quiet and sys.stderr.isatty()

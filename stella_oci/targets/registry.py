@@ -1,0 +1,140 @@
+"""A repository in a remote registry, as a :class:`~stella_oci.targets.base.Target`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+
+from stella_oci.errors import NotFoundError, VerificationError
+from stella_oci.oci import mediatypes as mt
+from stella_oci.oci.manifest import Descriptor, Index, encode, parse_index, parse_manifest
+from stella_oci.oci.reference import DIGEST_RE, Reference
+from stella_oci.targets.base import BlobOpener, ProgressFn, Target
+from stella_oci.transport.client import ManifestResponse, RegistryClient
+
+ACCEPT = (mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST_V2, mt.DOCKER_MANIFEST_LIST)
+
+
+class RegistryTarget(Target):
+    def __init__(self, client: RegistryClient, ref: Reference, *, mount_from: Sequence[str] = ()) -> None:
+        self.client = client
+        self.ref = ref
+        self.repo = ref.repository
+        self.name = ref.base()
+        self.mount_from = tuple(m for m in mount_from if m != self.repo)
+        self.last_response: ManifestResponse | None = None
+        self._manifest_cache: dict[str, bytes] = {}
+
+    # --- reading ------------------------------------------------------------------
+    def get(self, selector: str) -> ManifestResponse:
+        """GET the manifest a tag or digest names, keeping the response headers."""
+        resp = self.client.get_manifest(self.repo, selector, ACCEPT)
+        self.last_response = resp
+        return resp
+
+    def resolve(self, selector: str) -> Descriptor:
+        resp = self.get(selector)
+        from stella_oci.oci.digest import sha256_digest
+
+        digest = sha256_digest(resp.data)
+        if DIGEST_RE.match(selector) and digest != selector:
+            raise VerificationError(
+                f"{self.name}@{selector}: the registry sent a manifest that hashes to {digest}"
+            )
+        if resp.digest_header and resp.digest_header != digest:
+            raise VerificationError(
+                f"{self.name}:{selector}: manifest hashes to {digest}, but the registry's "
+                f"Docker-Content-Digest says {resp.digest_header}"
+            )
+        self._manifest_cache[digest] = resp.data
+        media = resp.media_type.split(";")[0].strip() or mt.OCI_MANIFEST
+        return Descriptor(mediaType=media, digest=digest, size=len(resp.data))
+
+    def fetch_manifest(self, desc: Descriptor) -> bytes:
+        cached = self._manifest_cache.pop(desc.digest, None)
+        if cached is not None:
+            return cached
+        resp = self.client.get_manifest(self.repo, desc.digest, ACCEPT)
+        if resp.digest_header and resp.digest_header != desc.digest:
+            raise VerificationError(
+                f"{self.name}@{desc.digest}: the registry's Docker-Content-Digest says {resp.digest_header}"
+            )
+        return resp.data
+
+    def open_blob(self, desc: Descriptor, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
+        return self.client.open_blob(self.repo, desc.digest, offset)
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        return self.client.blob_size(self.repo, desc.digest) is not None
+
+    # --- writing ------------------------------------------------------------------
+    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> str:
+        return self.client.upload_blob(
+            self.repo, desc.digest, desc.size, opener, mount_from=self.mount_from, on_bytes=progress
+        )
+
+    def push_manifest(self, desc: Descriptor, data: bytes, tags: Sequence[str] = ()) -> None:
+        """PUT the manifest under each tag (or its digest). A manifest with a ``subject`` that the
+        registry did not acknowledge with ``OCI-Subject`` is added to the referrers fallback tag."""
+        media = desc.media_type
+        results = []
+        for ref in tags or (desc.digest,):
+            result = self.client.put_manifest(self.repo, ref, data, media)
+            if result.digest_header and result.digest_header != desc.digest:
+                raise VerificationError(
+                    f"{self.name}:{ref}: the registry stored the manifest as {result.digest_header}, "
+                    f"expected {desc.digest}"
+                )
+            results.append(result)
+        if media == mt.OCI_MANIFEST and b'"subject"' in data:
+            manifest = parse_manifest(data)
+            if manifest.subject is not None and not any(r.subject_header for r in results):
+                self.add_to_fallback_index(manifest.subject, self.referrer_descriptor(desc, data))
+
+    # --- referrers ----------------------------------------------------------------
+    def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
+        """Referrers API when the registry has it, else the ``sha256-<hex>`` fallback tag."""
+        data = self.client.get_referrers(self.repo, subject.digest, artifact_type)
+        if data is None:
+            index = self.fallback_index(subject)
+            found = list(index.manifests) if index else []
+        else:
+            found = list(parse_index(data, f"{self.name} referrers of {subject.digest}").manifests)
+        if artifact_type:
+            found = [d for d in found if d.artifact_type == artifact_type]
+        return found
+
+    @staticmethod
+    def fallback_tag(subject: Descriptor) -> str:
+        algo, hexd = subject.digest.split(":", 1)
+        return f"{algo}-{hexd}"
+
+    def fallback_index(self, subject: Descriptor) -> Index | None:
+        try:
+            resp = self.client.get_manifest(self.repo, self.fallback_tag(subject), (mt.OCI_INDEX,))
+        except NotFoundError:
+            return None
+        return parse_index(resp.data, f"{self.name}:{self.fallback_tag(subject)}")
+
+    def add_to_fallback_index(self, subject: Descriptor, referrer: Descriptor) -> None:
+        """Add ``referrer`` to the referrers tag index, keeping entries other clients added."""
+        index = self.fallback_index(subject) or Index(schemaVersion=2, mediaType=mt.OCI_INDEX, manifests=[])
+        entries = [d for d in index.manifests if d.digest != referrer.digest]
+        entries.append(referrer)
+        new = Index(schemaVersion=2, mediaType=mt.OCI_INDEX, manifests=entries)
+        data, desc = encode(new)
+        self.client.put_manifest(self.repo, self.fallback_tag(subject), data, mt.OCI_INDEX)
+        del desc
+
+    def referrer_descriptor(self, desc: Descriptor, data: bytes) -> Descriptor:
+        m = parse_manifest(data)
+        return Descriptor(
+            mediaType=desc.media_type,
+            digest=desc.digest,
+            size=desc.size,
+            artifactType=m.artifact_type or m.config.media_type,
+            annotations=m.annotations,
+        )
+
+    def close(self) -> None:
+        self.client.close()

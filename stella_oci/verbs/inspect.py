@@ -1,0 +1,48 @@
+"""inspect: the manifest, annotations and layers of a reference, without downloading layers."""
+
+from __future__ import annotations
+
+import json
+
+from stella_oci.engine import CopyEngine
+from stella_oci.oci.manifest import parse_index, parse_manifest
+from stella_oci.oci import mediatypes as mt
+from stella_oci.oci.reference import Reference
+from stella_oci.results import InspectResult
+from stella_oci.verbs.common import RunOptions, as_reference, layer_infos, open_target, selector_of
+
+
+def inspect(reference: str | Reference, *, run: RunOptions | None = None) -> InspectResult:
+    run = run or RunOptions()
+    ref = as_reference(reference)
+    src = open_target(ref, run.transport, write=False)
+    try:
+        desc = src.resolve(selector_of(ref, "inspect"))
+        data = CopyEngine().fetch_verified_manifest(src, desc)
+    finally:
+        src.close()
+    where = f"{ref.base()}@{desc.digest}"
+    doc = json.loads(data)
+    if desc.media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST):
+        index = parse_index(data, where)
+        return InspectResult(
+            reference=where,
+            digest=desc.digest,
+            media_type=desc.media_type,
+            artifact_type=index.artifact_type,
+            size=desc.size,
+            annotations=dict(index.annotations or {}),
+            layers=layer_infos(index.manifests),
+            manifest=doc,
+        )
+    manifest = parse_manifest(data, where)
+    return InspectResult(
+        reference=where,
+        digest=desc.digest,
+        media_type=desc.media_type,
+        artifact_type=manifest.artifact_type,
+        size=desc.size,
+        annotations=dict(manifest.annotations or {}),
+        layers=layer_infos(manifest.layers),
+        manifest=doc,
+    )

@@ -1,0 +1,211 @@
+"""pull and verify: fetch an export artifact and prove nothing changed (CONTRACT section 5).
+
+The order of the checks is the order of trust: the manifest bytes against the pinned digest
+and the registry's Docker-Content-Digest; the manifest's shape; export.json (streamed,
+verified) against the schema and the annotations; the layers against export.json's contents;
+then every blob, verified while it streams. A pull writes into a temporary directory beside
+``--output`` and renames it only when all of that passed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stella_oci.errors import InvalidInputError, VerificationError
+from stella_oci.export.annotations import ANN_MANIFEST_DIGEST, check_annotations
+from stella_oci.export.artifact import (
+    build_manifest,
+    check_layers_against_export,
+    check_manifest_shape,
+    provenance_layer,
+)
+from stella_oci.export.bundle import EXPORT_JSON, load_export_json, scan_directory
+from stella_oci.export.models import ExportManifest
+from stella_oci.oci import mediatypes as mt
+from stella_oci.oci.digest import write_verified
+from stella_oci.oci.manifest import Descriptor, Manifest, parse_manifest, require_sha256
+from stella_oci.oci.reference import Reference
+from stella_oci.results import TransferStats, VerifyResult
+from stella_oci.targets.base import Target
+from stella_oci.targets.bundle import BundleSink, DiscardSink
+from stella_oci.verbs.common import (
+    RunOptions,
+    as_reference,
+    engine_for,
+    layer_infos,
+    open_target,
+    selector_of,
+    transfer_stats,
+)
+
+DEFAULT_PULL_CONCURRENCY = 3
+
+CHECKS = [
+    "manifest digest (pinned digest, Docker-Content-Digest)",
+    "mediaType, artifactType and config",
+    "io.stellaops.* annotations against export.json",
+    "export.json against the v1alpha2 schema",
+    "layers are exactly export.json, its contents, provenance and DSSE envelopes",
+    "safe paths",
+    "every blob's digest and size, while streaming",
+]
+
+#: Called after the manifest and export.json passed, before the blobs move: the air-gap
+#: (staleness, deltas) and signature checks of later verbs hook in here.
+ExtraCheck = Callable[[Manifest, dict[str, Any], Path], dict[str, Any]]
+
+
+class FetchedExport:
+    def __init__(self, ref: Reference, desc: Descriptor, manifest: Manifest, doc: dict[str, Any], model: ExportManifest):
+        self.ref = ref
+        self.desc = desc
+        self.manifest = manifest
+        self.doc = doc
+        self.model = model
+
+
+def _fetch(
+    ref: Reference,
+    src: Target,
+    *,
+    expect_digest: str | None,
+    workdir: Path,
+    run: RunOptions,
+) -> tuple[FetchedExport, list[Descriptor]]:
+    engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
+    pinned = [d for d in (ref.digest, expect_digest) if d]
+    for d in pinned:
+        require_sha256(d, "--expect-digest")
+    if len(set(pinned)) > 1:
+        raise InvalidInputError(f"{ref}: the reference pins {ref.digest} but --expect-digest is {expect_digest}")
+    desc = src.resolve(selector_of(ref, "pull"))
+    if pinned and desc.digest != pinned[0]:
+        raise VerificationError(
+            f"{ref}: the manifest is {desc.digest}, but {pinned[0]} was expected",
+            hint="the tag was moved or the content changed; pull by digest to get the pinned artifact",
+            details={"expected": pinned[0], "found": desc.digest},
+        )
+    where = f"{ref.base()}@{desc.digest}"
+    data = engine.fetch_verified_manifest(src, desc)
+    if desc.media_type not in (mt.OCI_MANIFEST,):
+        raise VerificationError(f"{where}: media type {desc.media_type!r}, expected {mt.OCI_MANIFEST!r}")
+    manifest = parse_manifest(data, where)
+    export_layer = check_manifest_shape(manifest, where)
+
+    export_path = workdir / EXPORT_JSON
+    with src.open_blob(export_layer, 0) as chunks:
+        write_verified(chunks, export_path, export_layer.digest, export_layer.size, f"{where} layer export.json")
+    try:
+        doc, model = load_export_json(export_path, source=f"{where} export.json")
+    except InvalidInputError as exc:
+        raise VerificationError(exc.message, hint=exc.hint, details=exc.details) from None
+    prov = provenance_layer(manifest)
+    check_annotations(manifest.annotations or {}, doc, provenance_digest=prov.digest if prov else None)
+    rest = check_layers_against_export(manifest, doc, where)
+    return FetchedExport(ref, desc, manifest, doc, model), rest
+
+
+def _result(f: FetchedExport, output: str | None, stats: Any, extra: dict[str, Any]) -> VerifyResult:
+    return VerifyResult(
+        reference=f"{f.ref.base()}@{f.desc.digest}",
+        digest=f.desc.digest,
+        manifest_digest=(f.manifest.annotations or {}).get(ANN_MANIFEST_DIGEST, ""),
+        export_id=f.model.export_id,
+        profile=f.model.profile_label,
+        tenant=f.model.tenant,
+        generated_at=str(f.doc["generatedAt"]),
+        annotations=dict(f.manifest.annotations or {}),
+        layers=layer_infos(f.manifest.layers),
+        checks=CHECKS,
+        output=output,
+        transfer=stats or TransferStats(),
+        **extra,
+    )
+
+
+def pull(
+    reference: str | Reference,
+    output: str | Path,
+    *,
+    expect_digest: str | None = None,
+    run: RunOptions | None = None,
+    extra_check: ExtraCheck | None = None,
+) -> VerifyResult:
+    """Fetch and verify an export into ``output`` (a new or empty directory)."""
+    run = run or RunOptions()
+    ref = as_reference(reference)
+    out = Path(output)
+    sink = BundleSink(out)
+    src = open_target(ref, run.transport, write=False)
+    try:
+        fetched, rest = _fetch(ref, src, expect_digest=expect_digest, workdir=sink.tmp, run=run)
+        extra = extra_check(fetched.manifest, fetched.doc, sink.tmp) if extra_check else {}
+        sink.expect(rest)
+        engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
+        engine.copy_blobs(src, sink, rest)
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        src.close()
+    return _result(fetched, str(out), transfer_stats(engine), extra)
+
+
+def verify(
+    reference: str | Reference | Path,
+    *,
+    expect_digest: str | None = None,
+    run: RunOptions | None = None,
+    extra_check: ExtraCheck | None = None,
+) -> VerifyResult:
+    """The checks of :func:`pull`, writing nothing. A local directory is verified as a bundle."""
+    run = run or RunOptions()
+    if isinstance(reference, Path) or (
+        isinstance(reference, str) and not reference.startswith(("oci:", "oci-archive:")) and Path(reference).is_dir()
+    ):
+        return verify_directory(Path(reference), expect_digest=expect_digest)
+    ref = as_reference(reference)
+    src = open_target(ref, run.transport, write=False)
+    workdir = Path(tempfile.mkdtemp(prefix="stella-oci-verify-"))
+    try:
+        fetched, rest = _fetch(ref, src, expect_digest=expect_digest, workdir=workdir, run=run)
+        extra = extra_check(fetched.manifest, fetched.doc, workdir) if extra_check else {}
+        engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
+        engine.copy_blobs(src, DiscardSink(), rest)
+    finally:
+        src.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return _result(fetched, None, transfer_stats(engine), extra)
+
+
+def verify_directory(root: Path, *, expect_digest: str | None = None) -> VerifyResult:
+    """Verify a bundle directory (e.g. one pulled earlier): schema, paths, every file's digest.
+
+    With ``expect_digest`` the manifest that pushing this directory would produce (without
+    extra ``--annotation`` / ``--provenance-ref``) must have that digest.
+    """
+    try:
+        bundle = scan_directory(root)
+    except InvalidInputError as exc:
+        if "hashes to" in exc.message or "bytes, export.json states" in exc.message:
+            raise VerificationError(exc.message, hint=exc.hint, details=exc.details) from None
+        raise
+    artifact = build_manifest(bundle, user_annotations={}, provenance_ref=None)
+    if expect_digest:
+        require_sha256(expect_digest, "--expect-digest")
+        if artifact.descriptor.digest != expect_digest:
+            raise VerificationError(
+                f"{root}: this bundle pushes as {artifact.descriptor.digest}, not {expect_digest}",
+                hint="a push with extra --annotation or --provenance-ref values gives another digest",
+            )
+    fetched = FetchedExport(
+        Reference(transport="dir", path=str(root)), artifact.descriptor, artifact.manifest, bundle.doc, bundle.manifest
+    )
+    result = _result(fetched, None, None, {})
+    result.reference = str(root)
+    return result

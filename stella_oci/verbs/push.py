@@ -1,0 +1,101 @@
+"""push: validate a bundle, build its artifact, copy it to a registry or an OCI layout.
+
+Everything that can be refused is refused before the first byte leaves: schema, digests,
+paths, unlisted files, annotations, the reference and the tags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from stella_oci.errors import InvalidInputError
+from stella_oci.export.annotations import ANN_MANIFEST_DIGEST, parse_user_annotations
+from stella_oci.export.artifact import build_manifest
+from stella_oci.export.bundle import Bundle, open_bundle
+from stella_oci.oci.reference import Reference, check_tag, parse_reference
+from stella_oci.results import PushResult
+from stella_oci.targets.bundle import BundleSource
+from stella_oci.verbs.common import RunOptions, engine_for, layer_infos, open_target, transfer_stats
+
+DEFAULT_PUSH_CONCURRENCY = 5
+
+
+def push_reference(bundle: Bundle, reference: str | Reference | None) -> Reference:
+    """The reference to push to: the one given, else export.json ``distribution.oci.reference``."""
+    if reference is not None:
+        return reference if isinstance(reference, Reference) else parse_reference(reference)
+    oci = (bundle.doc.get("distribution") or {}).get("oci") or {}
+    where = f"{bundle.root / 'export.json'} /distribution/oci"
+    if oci.get("enabled") is False:
+        raise InvalidInputError(
+            f"{where}/enabled is false: this export is not meant for OCI distribution",
+            hint="give a reference explicitly to push it anyway",
+        )
+    ref = oci.get("reference")
+    if not ref:
+        raise InvalidInputError(
+            "no reference given and export.json has no distribution.oci.reference",
+            hint="stella-oci push BUNDLE REGISTRY/REPO[:TAG]",
+        )
+    try:
+        return parse_reference(str(ref))
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}/reference: {exc.message}") from None
+
+
+def push(
+    bundle: str | Path,
+    reference: str | Reference | None = None,
+    *,
+    tags: Sequence[str] = (),
+    annotations: Sequence[str] = (),
+    provenance_ref: str | None = None,
+    allow_unlisted: bool = False,
+    run: RunOptions | None = None,
+) -> PushResult:
+    """Push an export bundle (directory or archive) and return where it went.
+
+    ``tags`` are added to the reference's own tag; with neither, the tag is the exportId.
+    ``annotations`` are ``K=V`` strings (the ``io.stellaops.`` prefix is reserved).
+    """
+    run = run or RunOptions()
+    user = parse_user_annotations(annotations)
+    for t in tags:
+        check_tag(t)
+    with open_bundle(Path(bundle), allow_unlisted=allow_unlisted) as b:
+        ref = push_reference(b, reference)
+        artifact = build_manifest(b, user_annotations=user, provenance_ref=provenance_ref)
+        if ref.digest and ref.digest != artifact.descriptor.digest:
+            raise InvalidInputError(
+                f"{ref}: the bundle's manifest digest is {artifact.descriptor.digest}, not {ref.digest}",
+                hint="push to a tag; a digest in a push reference must equal what the bundle produces",
+            )
+        all_tags = list(dict.fromkeys([*([ref.tag] if ref.tag else []), *tags]))
+        if not all_tags:
+            all_tags = [check_tag(b.manifest.export_id)]
+        dst = open_target(ref, run.transport, write=True)
+        engine = engine_for(run, DEFAULT_PUSH_CONCURRENCY)
+        try:
+            engine.copy_graph(
+                BundleSource(b, artifact), dst, artifact.descriptor, tags=all_tags, root_data=artifact.data
+            )
+            dst.commit()
+        except BaseException:
+            dst.abort()
+            raise
+        finally:
+            dst.close()
+        digest = artifact.descriptor.digest
+        return PushResult(
+            reference=f"{ref.base()}@{digest}",
+            digest=digest,
+            tags=all_tags,
+            manifest_digest=artifact.annotations[ANN_MANIFEST_DIGEST],
+            export_id=b.manifest.export_id,
+            profile=b.manifest.profile_label,
+            annotations=artifact.annotations,
+            layers=layer_infos(artifact.manifest.layers),
+            ignored=b.ignored,
+            transfer=transfer_stats(engine),
+        )
