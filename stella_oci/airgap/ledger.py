@@ -1,0 +1,450 @@
+"""The import ledger: a local SQLite database of every export imported into this site.
+
+One row per import (re-importing the same export adds a row: the ledger is an audit
+trail; counts use distinct exports). The database runs in WAL mode with a busy timeout
+and every write is one ``BEGIN IMMEDIATE`` transaction, so several stella-oci processes
+may import at the same time without corrupting it or failing.
+
+Default location: ``platformdirs.user_data_dir("stella-oci")/ledger.sqlite3``, or the
+path in ``STELLA_OCI_LEDGER``, or the path given to :class:`Ledger`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import platformdirs
+
+from stella_oci.airgap.models import (
+    StalenessConfig,
+    TimeAnchor,
+    export_uuid,
+    format_rfc3339,
+    parse_rfc3339,
+    to_utc,
+)
+from stella_oci.airgap.staleness import StalenessOutcome, evaluate_domain
+from stella_oci.errors import InvalidInputError, TransientError, VerificationError
+
+LEDGER_ENV = "STELLA_OCI_LEDGER"
+SCHEMA_VERSION = 1
+DEFAULT_BUSY_TIMEOUT_SECONDS = 60.0
+ERR_EXPORT_BASE_MISSING = "ERR_EXPORT_BASE_MISSING"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS imports (
+    id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+    export_id               TEXT NOT NULL,
+    bundle_id               TEXT NOT NULL,
+    run_id                  TEXT,
+    tenant                  TEXT,
+    profile                 TEXT,
+    profile_name            TEXT,
+    domain                  TEXT NOT NULL,
+    manifest_digest         TEXT,
+    export_manifest_digest  TEXT NOT NULL,
+    generated_at            TEXT NOT NULL,
+    generated_at_us         INTEGER NOT NULL,
+    imported_at             TEXT NOT NULL,
+    imported_at_us          INTEGER NOT NULL,
+    time_anchor             TEXT NOT NULL,
+    reference               TEXT,
+    base_export_id          TEXT,
+    base_manifest_digest    TEXT,
+    staleness_seconds       INTEGER,
+    provenance              TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS imports_export ON imports (export_id, export_manifest_digest);
+CREATE INDEX IF NOT EXISTS imports_domain ON imports (domain, tenant);
+"""
+
+_SELECT = (
+    "SELECT id, export_id, bundle_id, run_id, tenant, profile, profile_name, domain, manifest_digest, "
+    "export_manifest_digest, generated_at, imported_at, time_anchor, reference, base_export_id, "
+    "base_manifest_digest, staleness_seconds, provenance FROM imports"
+)
+_INSERT = (
+    "INSERT INTO imports (export_id, bundle_id, run_id, tenant, profile, profile_name, domain, "
+    "manifest_digest, export_manifest_digest, generated_at, generated_at_us, imported_at, imported_at_us, "
+    "time_anchor, reference, base_export_id, base_manifest_digest, staleness_seconds, provenance) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def default_ledger_path() -> Path:
+    """``$STELLA_OCI_LEDGER``, else ``user_data_dir("stella-oci")/ledger.sqlite3``."""
+    env = os.environ.get(LEDGER_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("stella-oci")) / "ledger.sqlite3"
+
+
+def _micros(value: datetime) -> int:
+    delta = to_utc(value) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    """One row of the ledger."""
+
+    id: int
+    export_id: str
+    bundle_id: str
+    run_id: str | None
+    tenant: str | None
+    profile: str | None
+    profile_name: str | None
+    domain: str
+    manifest_digest: str | None
+    export_manifest_digest: str
+    generated_at: datetime
+    imported_at: datetime
+    time_anchor: dict[str, Any]
+    reference: str | None
+    base_export_id: str | None
+    base_manifest_digest: str | None
+    staleness_seconds: int | None
+    provenance: dict[str, Any]
+
+    @classmethod
+    def _from_row(cls, row: tuple[Any, ...]) -> ImportRecord:
+        return cls(
+            id=row[0],
+            export_id=row[1],
+            bundle_id=row[2],
+            run_id=row[3],
+            tenant=row[4],
+            profile=row[5],
+            profile_name=row[6],
+            domain=row[7],
+            manifest_digest=row[8],
+            export_manifest_digest=row[9],
+            generated_at=parse_rfc3339(row[10]),
+            imported_at=parse_rfc3339(row[11]),
+            time_anchor=json.loads(row[12]),
+            reference=row[13],
+            base_export_id=row[14],
+            base_manifest_digest=row[15],
+            staleness_seconds=row[16],
+            provenance=json.loads(row[17]),
+        )
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    """What the ledger knows about one domain: the inputs of StalenessMetrics."""
+
+    domain: str
+    bundle_count: int
+    import_count: int
+    last_import_at: datetime
+    last_source_at: datetime
+
+
+class Ledger:
+    """The import ledger at ``path`` (created, with its directory, on first use)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
+    ):
+        self.path = Path(path) if path is not None else default_ledger_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"cannot create the directory of the import ledger {self.path}: {exc.strerror}",
+                hint=f"give a writable ledger path (--ledger PATH or {LEDGER_ENV})",
+            ) from exc
+        try:
+            self._conn = sqlite3.connect(str(self.path), timeout=busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise InvalidInputError(
+                f"cannot open the import ledger {self.path}: {exc}",
+                hint=f"give a writable ledger path (--ledger PATH or {LEDGER_ENV})",
+            ) from exc
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            with self._write() as cur:
+                version = cur.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise InvalidInputError(
+                        f"import ledger {self.path} has schema version {version}, newer than this "
+                        f"stella-oci understands ({SCHEMA_VERSION})",
+                        hint="upgrade stella-oci, or point it at another ledger file",
+                    )
+                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                    cur.execute(statement)
+                if version < SCHEMA_VERSION:
+                    cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise self._db_error(exc) from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _db_error(self, exc: sqlite3.Error) -> InvalidInputError | TransientError:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
+            return TransientError(
+                f"import ledger {self.path} stayed locked by another process: {exc}",
+                hint="retry when the other import has finished",
+            )
+        return InvalidInputError(
+            f"import ledger {self.path} is not a usable SQLite database: {exc}",
+            hint=f"move the file aside or give another ledger path (--ledger PATH or {LEDGER_ENV})",
+        )
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection):
+            self.conn = conn
+            self.cur = conn.cursor()
+
+        def __enter__(self) -> sqlite3.Cursor:
+            self.cur.execute("BEGIN IMMEDIATE")
+            return self.cur
+
+        def __exit__(
+            self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        ) -> None:
+            if exc_type is None:
+                self.cur.execute("COMMIT")
+            else:
+                self.cur.execute("ROLLBACK")
+            self.cur.close()
+
+    def _write(self) -> Ledger._Tx:
+        return Ledger._Tx(self._conn)
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return list(self._conn.execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise self._db_error(exc) from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def record_import(
+        self,
+        *,
+        doc: dict[str, Any],
+        provenance: dict[str, Any],
+        export_manifest_digest: str,
+        reference: str | None = None,
+    ) -> ImportRecord:
+        """Record the import of export ``doc`` (export.json) described by ``provenance``
+        (a BundleProvenance from :func:`~stella_oci.airgap.provenance.build_provenance`).
+
+        ``export_manifest_digest`` is the export's ``io.stellaops.export.manifest-digest``:
+        what a later delta names as ``delta.baseManifestDigest``. Domain, OCI manifest
+        digest, importedAt, time anchor and staleness are taken from ``provenance``.
+        """
+        profile = doc.get("profile") or {}
+        delta = doc.get("delta") if isinstance(doc.get("delta"), dict) else {}
+        generated_at = parse_rfc3339(str(doc["generatedAt"]), field="export.json generatedAt")
+        imported_at = parse_rfc3339(str(provenance["importedAt"]), field="provenance importedAt")
+        values = (
+            str(doc["exportId"]),
+            export_uuid(str(doc["exportId"])),
+            doc.get("runId"),
+            doc.get("tenant"),
+            f"{profile['kind']}:{profile['variant']}"
+            if profile.get("kind") and profile.get("variant")
+            else None,
+            profile.get("name"),
+            str(provenance["domainId"]),
+            provenance.get("manifestDigest"),
+            export_manifest_digest,
+            format_rfc3339(generated_at),
+            _micros(generated_at),
+            str(provenance["importedAt"]),
+            _micros(imported_at),
+            json.dumps(provenance.get("timeAnchor", {}), sort_keys=True, separators=(",", ":")),
+            reference,
+            (delta or {}).get("baseExportId"),
+            (delta or {}).get("baseManifestDigest"),
+            provenance.get("stalenessSeconds"),
+            json.dumps(provenance, sort_keys=True, separators=(",", ":")),
+        )
+        try:
+            with self._write() as cur:
+                cur.execute(_INSERT, values)
+                row_id = cur.lastrowid
+                row = cur.execute(_SELECT + " WHERE id = ?", (row_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._db_error(exc) from exc
+        return ImportRecord._from_row(row)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def has_import(self, export_id: str, manifest_digest: str | None = None) -> bool:
+        """Whether export ``export_id`` was imported; with ``manifest_digest``, only an
+        import whose ``io.stellaops.export.manifest-digest`` equals it counts."""
+        rows = self._query(
+            "SELECT 1 FROM imports WHERE export_id = ? AND (? IS NULL OR export_manifest_digest = ?) LIMIT 1",
+            (export_id, manifest_digest, manifest_digest),
+        )
+        return bool(rows)
+
+    def imports(
+        self, *, export_id: str | None = None, domain: str | None = None, tenant: str | None = None
+    ) -> list[ImportRecord]:
+        """Import records, oldest import first, optionally filtered."""
+        rows = self._query(
+            _SELECT + " WHERE (? IS NULL OR export_id = ?) AND (? IS NULL OR domain = ?) "
+            "AND (? IS NULL OR tenant = ?) ORDER BY imported_at_us, id",
+            (export_id, export_id, domain, domain, tenant, tenant),
+        )
+        return [ImportRecord._from_row(r) for r in rows]
+
+    def __iter__(self) -> Iterator[ImportRecord]:
+        return iter(self.imports())
+
+    def __len__(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM imports")[0][0])
+
+    def domain_summaries(self, *, tenant: str | None = None) -> list[DomainSummary]:
+        """Per domain (sorted): distinct exports, imports, last importedAt, newest generatedAt."""
+        rows = self._query(
+            "SELECT domain, COUNT(DISTINCT export_id), COUNT(*), MAX(imported_at_us), MAX(generated_at_us) "
+            "FROM imports WHERE (? IS NULL OR tenant = ?) GROUP BY domain ORDER BY domain",
+            (tenant, tenant),
+        )
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return [
+            DomainSummary(
+                domain=r[0],
+                bundle_count=int(r[1]),
+                import_count=int(r[2]),
+                last_import_at=epoch + timedelta(microseconds=int(r[3])),
+                last_source_at=epoch + timedelta(microseconds=int(r[4])),
+            )
+            for r in rows
+        ]
+
+    def domain_summary(self, domain: str, *, tenant: str | None = None) -> DomainSummary | None:
+        for summary in self.domain_summaries(tenant=tenant):
+            if summary.domain == domain:
+                return summary
+        return None
+
+    # -- staleness views ------------------------------------------------------------------
+
+    def check_domain(
+        self,
+        domain: str,
+        config: StalenessConfig,
+        now: datetime,
+        *,
+        anchor: TimeAnchor | None = None,
+        tenant: str | None = None,
+    ) -> StalenessOutcome:
+        """Current freshness of ``domain``: ``ERR_AIRGAP_NO_BUNDLE`` without any import,
+        ``WARN_AIRGAP_NO_RECENT_IMPORT`` when the last import is older than the threshold."""
+        summary = self.domain_summary(domain, tenant=tenant)
+        return evaluate_domain(
+            domain=domain,
+            config=config,
+            now=now,
+            anchor=anchor,
+            last_import_at=summary.last_import_at if summary else None,
+            last_source_at=summary.last_source_at if summary else None,
+        )
+
+    def metrics(
+        self,
+        config: StalenessConfig,
+        now: datetime,
+        tenant: str | None = None,
+        *,
+        anchor: TimeAnchor | None = None,
+    ) -> dict[str, Any]:
+        """A schema-valid StalenessMetrics document (see :mod:`stella_oci.airgap.metrics`)."""
+        from stella_oci.airgap.metrics import build_metrics
+
+        return build_metrics(self.domain_summaries(tenant=tenant), config, now, tenant=tenant, anchor=anchor)
+
+
+def check_delta(doc: dict[str, Any], ledger: Ledger) -> None:
+    """Refuse a delta export that cannot be applied here (VerificationError, exit 3).
+
+    An export whose profile variant is ``delta`` must carry a ``delta`` block with a
+    ``tombstones`` member (an empty list is accepted: a delta that removes nothing). Any
+    export with a ``delta`` block needs its base imported first: the ledger must hold an
+    import of ``delta.baseExportId`` whose io.stellaops.export.manifest-digest equals
+    ``delta.baseManifestDigest``; otherwise ``ERR_EXPORT_BASE_MISSING``.
+    """
+    export_id = doc.get("exportId", "?")
+    profile = doc.get("profile") or {}
+    is_delta = profile.get("variant") == "delta"
+    delta = doc.get("delta")
+    label = f"{profile.get('kind', '?')}:{profile.get('variant', '?')}"
+    if is_delta and not isinstance(delta, dict):
+        raise VerificationError(
+            f"export {export_id} is a {label} export but export.json has no 'delta' block: "
+            "a delta must name its base and carry tombstones",
+            hint="re-export the delta from the Export Center; a delta without tombstones cannot be applied",
+            details={"exportId": export_id, "field": "delta"},
+        )
+    if not isinstance(delta, dict):
+        return
+    if is_delta and "tombstones" not in delta:
+        raise VerificationError(
+            f"export {export_id} is a {label} export but export.json 'delta' has no 'tombstones' list",
+            hint="re-export the delta from the Export Center; a delta without tombstones cannot be applied",
+            details={"exportId": export_id, "field": "delta.tombstones"},
+        )
+    base_id = delta.get("baseExportId")
+    base_digest = delta.get("baseManifestDigest")
+    if not base_id or not base_digest:
+        missing = "baseExportId" if not base_id else "baseManifestDigest"
+        raise VerificationError(
+            f"export {export_id}: export.json 'delta.{missing}' is missing; the base cannot be checked",
+            hint="re-export the delta from the Export Center",
+            details={"exportId": export_id, "field": f"delta.{missing}"},
+        )
+    if ledger.has_import(str(base_id), str(base_digest)):
+        return
+    others = sorted({r.export_manifest_digest for r in ledger.imports(export_id=str(base_id))})
+    seen = (
+        f"; the ledger has {base_id} only with manifest-digest {', '.join(others)}"
+        if others
+        else "; the ledger has no import of it"
+    )
+    raise VerificationError(
+        f"{ERR_EXPORT_BASE_MISSING}: delta export {export_id} needs base export {base_id} "
+        f"(manifest-digest {base_digest}) imported first{seen} (ledger {ledger.path})",
+        hint=f"import the base export {base_id} and every delta after it, in order, then this delta",
+        details={
+            "code": ERR_EXPORT_BASE_MISSING,
+            "exportId": export_id,
+            "baseExportId": base_id,
+            "baseManifestDigest": base_digest,
+        },
+    )
