@@ -16,10 +16,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from stella_oci.api import RunOptions, copy, inspect, pull, push, verify  # noqa: E402
-from stella_oci.errors import StellaOciError  # noqa: E402
-from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult  # noqa: E402
-from stella_oci.transport.options import RetryPolicy, TransportOptions  # noqa: E402
+from stella_oci.api import RunOptions, copy, inspect, pull, push, verify
+from stella_oci.errors import StellaOciError
+from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult
+from stella_oci.transport.options import RetryPolicy, TransportOptions
 
 __all__ = [
     "CopyResult",

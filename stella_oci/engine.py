@@ -188,7 +188,9 @@ class VerifyingStreamState:
         self.stream_obj: VerifyingStream | None = None
         self.finished = False
 
-    def stream(self, chunks: Iterator[bytes], offset: int, src: Target, progress: Progress) -> Iterator[bytes]:
+    def stream(
+        self, chunks: Iterator[bytes], offset: int, src: Target, progress: Progress
+    ) -> Iterator[bytes]:
         desc = self.desc
         what = f"{blob_name(desc)} from {src.name}"
         if offset == 0 or self.stream_obj is None or self.stream_obj.count != offset:

@@ -27,8 +27,14 @@ class OciDistribution:
     def __init__(self, transport: TransportOptions | None = None, concurrency: int | None = None) -> None:
         self.run = RunOptions(transport=transport or TransportOptions(), concurrency=concurrency)
 
-    def push(self, bundle: str | Path, reference: str | None = None, *, tags: Sequence[str] = (),
-             annotations: Sequence[str] = ()) -> PushResult:
+    def push(
+        self,
+        bundle: str | Path,
+        reference: str | None = None,
+        *,
+        tags: Sequence[str] = (),
+        annotations: Sequence[str] = (),
+    ) -> PushResult:
         return api.push(bundle, reference, tags=tags, annotations=annotations, run=self.run)
 
     def pull(self, reference: str, output: str | Path, *, expect_digest: str | None = None) -> VerifyResult:

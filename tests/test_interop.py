@@ -42,7 +42,9 @@ def test_skopeo_copies_what_we_push_and_the_copy_verifies(registry, fresh_repo, 
     assert code == 0, err
     assert tree(tmp_path / "got") == tree(bundle)
     # skopeo copies registry to registry; stella-oci verifies the copy by the original digest.
-    skopeo("copy", f"docker://{registry.host}/{fresh_repo}:v1", f"docker://{registry.host}/{fresh_repo}-sk:v1")
+    skopeo(
+        "copy", f"docker://{registry.host}/{fresh_repo}:v1", f"docker://{registry.host}/{fresh_repo}-sk:v1"
+    )
     code, out, err = run_cli("verify", f"{registry.host}/{fresh_repo}-sk@{pushed['digest']}")
     assert code == 0, err
 
@@ -71,15 +73,21 @@ def _oras_push_bundle(registry, repo: str, bundle: Path, tamper: dict[str, str] 
             "annotations": {"org.opencontainers.image.title": title},
         }
 
-    layers = [desc(bundle / "export.json", "application/vnd.stellaops.export.manifest.v1+json", "export.json")]
+    layers = [
+        desc(bundle / "export.json", "application/vnd.stellaops.export.manifest.v1+json", "export.json")
+    ]
     for entry in sorted(doc["contents"], key=lambda e: e["path"]):
-        layers.append(desc(bundle / entry["path"], entry.get("contentType", "application/octet-stream"), entry["path"]))
+        layers.append(
+            desc(bundle / entry["path"], entry.get("contentType", "application/octet-stream"), entry["path"])
+        )
     prov_digest = None
     if prov.exists():
         layers.append(desc(prov, "application/vnd.in-toto+json", "provenance.json"))
         prov_digest = layers[-1]["digest"]
     for layer in layers:
-        reg.upload_blob(str(bundle / layer["annotations"]["org.opencontainers.image.title"]), container, layer)
+        reg.upload_blob(
+            str(bundle / layer["annotations"]["org.opencontainers.image.title"]), container, layer
+        )
     empty = bundle.parent / "empty.json"
     empty.write_bytes(b"{}")
     config = {
@@ -122,7 +130,9 @@ def test_artifact_pushed_by_oras_py_with_wrong_annotation_fails(registry, fresh_
     assert "io.stellaops.export.profile" in err
 
 
-def test_layout_written_by_hand_and_pushed_by_skopeo_verifies(registry, fresh_repo, run_cli, skopeo, tmp_path):
+def test_layout_written_by_hand_and_pushed_by_skopeo_verifies(
+    registry, fresh_repo, run_cli, skopeo, tmp_path
+):
     """An OCI layout built without stella-oci code (plain files), pushed by skopeo, verifies."""
     bundle = copy_example("trivy-db", tmp_path / "bundle")
     doc = read_export_json(bundle)

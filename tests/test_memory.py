@@ -45,7 +45,9 @@ def test_one_gib_push_and_pull_stay_under_100_mb(registry, fresh_repo, tmp_path)
     code, out, err, push_rss = run_with_rss("push", bundle, ref, "--format", "json")
     assert code == 0, err
     digest = json.loads(out)["digest"]
-    code, out, err, pull_rss = run_with_rss("pull", f"{registry.host}/{fresh_repo}@{digest}", "-o", tmp_path / "got")
+    code, out, err, pull_rss = run_with_rss(
+        "pull", f"{registry.host}/{fresh_repo}@{digest}", "-o", tmp_path / "got"
+    )
     assert code == 0, err
     assert tree_digests(tmp_path / "got") == tree_digests(bundle)
     print(f"peak RSS: push {push_rss / 1e6:.1f} MB, pull {pull_rss / 1e6:.1f} MB")

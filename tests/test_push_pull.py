@@ -17,7 +17,6 @@ from stella_oci.errors import InvalidInputError, NotFoundError, VerificationErro
 from stella_oci.export.canonical import manifest_digest
 from tests.support.bundles import (
     copy_example,
-    make_bundle,
     read_export_json,
     tree,
     write_export_json,
@@ -70,7 +69,9 @@ def test_push_archives_tar_and_tar_gz(registry, fresh_repo, run_cli, tmp_path):
         archive = tmp_path / f"bundle{suffix}"
         with tarfile.open(archive, mode) as tar:
             tar.add(bundle, arcname="bundle")
-        res = push_json(run_cli, archive, f"{registry.host}/{fresh_repo}:{suffix.strip('.').replace('.', '-')}")
+        res = push_json(
+            run_cli, archive, f"{registry.host}/{fresh_repo}:{suffix.strip('.').replace('.', '-')}"
+        )
         assert res["digest"] == direct["digest"]
 
 
@@ -104,7 +105,9 @@ def test_default_tag_is_export_id_and_reference_from_export_json(registry, fresh
     assert res["tags"] == [doc["exportId"]]
     assert tags_of(registry, fresh_repo) == [doc["exportId"]]
 
-    doc["distribution"] = {"oci": {"enabled": True, "reference": f"{registry.host}/{fresh_repo}-cfg:from-json"}}
+    doc["distribution"] = {
+        "oci": {"enabled": True, "reference": f"{registry.host}/{fresh_repo}-cfg:from-json"}
+    }
     write_export_json(bundle, doc)
     res = push_json(run_cli, bundle)
     assert res["reference"].startswith(f"{registry.host}/{fresh_repo}-cfg@sha256:")
@@ -141,7 +144,7 @@ def test_manifest_layout_read_back_with_skopeo(registry, fresh_repo, run_cli, sk
         assert layer["digest"] == entry["digest"] and layer["size"] == entry["bytes"]
         assert layer["mediaType"] == entry.get("contentType", "application/octet-stream")
     tail = layers[1 + len(contents) :]
-    assert [(t["annotations"]["org.opencontainers.image.title"], t["mediaType"]) for t in tail][0] == (
+    assert (tail[0]["annotations"]["org.opencontainers.image.title"], tail[0]["mediaType"]) == (
         "provenance.json",
         "application/vnd.in-toto+json",
     )
@@ -196,7 +199,9 @@ def test_moved_tag_with_expect_digest_fails(registry, fresh_repo, run_cli, tmp_p
     )
     assert code == 3 and first["digest"] in err and second["digest"] in err
     assert not out_dir.exists()
-    code, _, err = run_cli("verify", f"{registry.host}/{fresh_repo}:stable", "--expect-digest", first["digest"])
+    code, _, err = run_cli(
+        "verify", f"{registry.host}/{fresh_repo}:stable", "--expect-digest", first["digest"]
+    )
     assert code == 3
     # pinned by digest, the original still verifies
     code, _, err = run_cli("verify", f"{registry.host}/{fresh_repo}@{first['digest']}")
@@ -238,7 +243,9 @@ def _unlisted(bundle: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    "breaker", [_schema_violation, _digest_mismatch, _dotdot_path, _symlink_out, _unlisted], ids=lambda f: f.__name__
+    "breaker",
+    [_schema_violation, _digest_mismatch, _dotdot_path, _symlink_out, _unlisted],
+    ids=lambda f: f.__name__,
 )
 def test_invalid_bundles_exit_2_and_push_nothing(registry, fresh_repo, run_cli, tmp_path, breaker):
     bundle = copy_example("trivy-db", tmp_path / "bundle")
@@ -326,7 +333,10 @@ def test_python_api_matches_cli(registry, fresh_repo, run_cli, tmp_path):
     pulled = stella_oci.pull(f"{registry.host}/{fresh_repo}:cli", tmp_path / "got")
     assert pulled.digest == cli_result["digest"]
     assert tree(tmp_path / "got") == tree(bundle)
-    assert stella_oci.verify(f"{registry.host}/{fresh_repo}@{api_result.digest}").export_id == api_result.export_id
+    assert (
+        stella_oci.verify(f"{registry.host}/{fresh_repo}@{api_result.digest}").export_id
+        == api_result.export_id
+    )
 
     with pytest.raises(NotFoundError) as missing:
         stella_oci.verify(f"{registry.host}/{fresh_repo}:absent")

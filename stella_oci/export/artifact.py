@@ -21,13 +21,22 @@ from stella_oci.export.annotations import (
     IN_TOTO_MEDIA_TYPE,
     compute_annotations,
 )
-from stella_oci.export.bundle import DEFAULT_CONTENT_TYPE, EXPORT_JSON, PROVENANCE_JSON, Bundle, is_signature_path
+from stella_oci.export.bundle import (
+    DEFAULT_CONTENT_TYPE,
+    EXPORT_JSON,
+    PROVENANCE_JSON,
+    Bundle,
+    is_signature_path,
+)
 from stella_oci.export.paths import check_relative_path
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Descriptor, Manifest, encode
 
 EMPTY_CONFIG = Descriptor(
-    mediaType=mt.OCI_EMPTY, digest=mt.EMPTY_DIGEST, size=mt.EMPTY_SIZE, data=base64.b64encode(mt.EMPTY_JSON).decode()
+    media_type=mt.OCI_EMPTY,
+    digest=mt.EMPTY_DIGEST,
+    size=mt.EMPTY_SIZE,
+    data=base64.b64encode(mt.EMPTY_JSON).decode(),
 )
 
 
@@ -40,7 +49,9 @@ class BuiltArtifact:
 
 
 def layer_descriptor(path: str, media_type: str, digest: str, size: int) -> Descriptor:
-    return Descriptor(mediaType=media_type, digest=digest, size=size, annotations={mt.ANNOTATION_TITLE: path})
+    return Descriptor(
+        media_type=media_type, digest=digest, size=size, annotations={mt.ANNOTATION_TITLE: path}
+    )
 
 
 def build_manifest(
@@ -55,9 +66,9 @@ def build_manifest(
     )
     layers = [layer_descriptor(f.path, f.media_type, f.digest, f.size) for f in bundle.files]
     manifest = Manifest(
-        schemaVersion=2,
-        mediaType=mt.OCI_MANIFEST,
-        artifactType=ARTIFACT_TYPE,
+        schema_version=2,
+        media_type=mt.OCI_MANIFEST,
+        artifact_type=ARTIFACT_TYPE,
         config=EMPTY_CONFIG,
         layers=layers,
         annotations=dict(sorted(annotations.items())),
@@ -71,7 +82,9 @@ def check_manifest_shape(manifest: Manifest, where: str) -> Descriptor:
     if manifest.schema_version != 2:
         raise VerificationError(f"{where}: schemaVersion is {manifest.schema_version}, expected 2")
     if manifest.media_type != mt.OCI_MANIFEST:
-        raise VerificationError(f"{where}: mediaType is {manifest.media_type!r}, expected {mt.OCI_MANIFEST!r}")
+        raise VerificationError(
+            f"{where}: mediaType is {manifest.media_type!r}, expected {mt.OCI_MANIFEST!r}"
+        )
     if manifest.artifact_type != ARTIFACT_TYPE:
         raise VerificationError(
             f"{where}: artifactType is {manifest.artifact_type!r}, expected {ARTIFACT_TYPE!r}",
@@ -84,7 +97,9 @@ def check_manifest_shape(manifest: Manifest, where: str) -> Descriptor:
             f"descriptor {mt.OCI_EMPTY} {mt.EMPTY_DIGEST} (2 bytes)"
         )
     if cfg.data is not None and cfg.data != EMPTY_CONFIG.data:
-        raise VerificationError(f"{where}: config data is {cfg.data!r}, expected {EMPTY_CONFIG.data!r} ({{}})")
+        raise VerificationError(
+            f"{where}: config data is {cfg.data!r}, expected {EMPTY_CONFIG.data!r} ({{}})"
+        )
     if not manifest.layers:
         raise VerificationError(f"{where}: no layers; the first layer must be export.json")
     first = manifest.layers[0]
@@ -109,7 +124,9 @@ def check_layers_against_export(manifest: Manifest, doc: dict[str, Any], where: 
         check_relative_path(title, where=f"{where}: layer {i + 1} title", error=VerificationError)
     for i, entry in enumerate(contents):
         if i >= len(layers):
-            raise VerificationError(f"{where}: export.json lists {entry['path']!r}, but the artifact has no layer for it")
+            raise VerificationError(
+                f"{where}: export.json lists {entry['path']!r}, but the artifact has no layer for it"
+            )
         layer = layers[i]
         expected_type = entry.get("contentType") or DEFAULT_CONTENT_TYPE
         found = (layer.title, layer.digest, layer.size, layer.media_type)
@@ -144,5 +161,6 @@ def check_layers_against_export(manifest: Manifest, doc: dict[str, Any], where: 
 
 def provenance_layer(manifest: Manifest) -> Descriptor | None:
     return next(
-        (l for l in manifest.layers if l.title == PROVENANCE_JSON and l.media_type == IN_TOTO_MEDIA_TYPE), None
+        (d for d in manifest.layers if d.title == PROVENANCE_JSON and d.media_type == IN_TOTO_MEDIA_TYPE),
+        None,
     )

@@ -76,7 +76,8 @@ def load_export_json(path: Path, source: str = EXPORT_JSON) -> tuple[dict[str, A
     """Read, parse and schema-validate an export.json; exit 2 on any problem."""
     if not path.is_file():
         raise InvalidInputError(
-            f"{source}: not found", hint="a bundle is a directory (or tar archive) with export.json at its top"
+            f"{source}: not found",
+            hint="a bundle is a directory (or tar archive) with export.json at its top",
         )
     size = path.stat().st_size
     if size > MAX_EXPORT_JSON_BYTES:
@@ -112,7 +113,9 @@ def scan_directory(root: Path, *, allow_unlisted: bool = False, verify_digests: 
         raise InvalidInputError(f"{export_path}: export.json must be a regular file, not a symbolic link")
     doc, model = load_export_json(export_path, source=str(export_path))
     digest, size = file_digest(export_path)
-    files = [BundleFile(EXPORT_JSON, export_path, EXPORT_MANIFEST_MEDIA_TYPE, digest, size, "export-manifest")]
+    files = [
+        BundleFile(EXPORT_JSON, export_path, EXPORT_MANIFEST_MEDIA_TYPE, digest, size, "export-manifest")
+    ]
 
     listed: set[str] = set()
     order = sorted(range(len(doc["contents"])), key=lambda i: str(doc["contents"][i]["path"]))
@@ -131,7 +134,9 @@ def scan_directory(root: Path, *, allow_unlisted: bool = False, verify_digests: 
         where = f"{export_path} /contents/{index}"
         real = resolve_inside(root, path, where=where + "/path")
         if not real.is_file():
-            raise InvalidInputError(f"{where}: listed file {path!r} is missing from the bundle at {root / path}")
+            raise InvalidInputError(
+                f"{where}: listed file {path!r} is missing from the bundle at {root / path}"
+            )
         if verify_digests:
             actual, actual_size = file_digest(real)
             if actual_size != entry["bytes"]:
@@ -146,7 +151,12 @@ def scan_directory(root: Path, *, allow_unlisted: bool = False, verify_digests: 
                 )
         files.append(
             BundleFile(
-                path, real, entry.get("contentType") or DEFAULT_CONTENT_TYPE, entry["digest"], entry["bytes"], "content"
+                path,
+                real,
+                entry.get("contentType") or DEFAULT_CONTENT_TYPE,
+                entry["digest"],
+                entry["bytes"],
+                "content",
             )
         )
 
@@ -162,7 +172,9 @@ def scan_directory(root: Path, *, allow_unlisted: bool = False, verify_digests: 
                 raise InvalidInputError(f"{root / rel}: not a regular file")
             d, s = file_digest(real)
             role, media = (
-                ("provenance", IN_TOTO_MEDIA_TYPE) if rel == PROVENANCE_JSON else ("signature", DSSE_MEDIA_TYPE)
+                ("provenance", IN_TOTO_MEDIA_TYPE)
+                if rel == PROVENANCE_JSON
+                else ("signature", DSSE_MEDIA_TYPE)
             )
             extras.append(BundleFile(rel, real, media, d, s, role))
         elif rel.startswith("signatures/"):
@@ -207,7 +219,7 @@ def _open_tar_stream(path: Path) -> Iterator[tarfile.TarFile]:
                 yield tar
     else:
         mode = "r|gz" if name.endswith((".tar.gz", ".tgz")) else "r|"
-        with tarfile.open(path, mode=mode) as tar:
+        with tarfile.open(path, mode=mode) as tar:  # type: ignore[call-overload]
             yield tar
 
 
@@ -230,7 +242,9 @@ def extract_archive(archive: Path, dest: Path) -> Path:
                 where = f"{archive} member {member.name!r}"
                 if not (member.isfile() or member.isdir()):
                     kind = "a link" if (member.issym() or member.islnk()) else "a device or special file"
-                    raise InvalidInputError(f"{where}: is {kind}; bundle archives may hold only files and directories")
+                    raise InvalidInputError(
+                        f"{where}: is {kind}; bundle archives may hold only files and directories"
+                    )
                 check_relative_path(name, where=where)
                 target = dest / name
                 if member.isdir():
@@ -252,7 +266,9 @@ def extract_archive(archive: Path, dest: Path) -> Path:
     entries = list(dest.iterdir())
     if len(entries) == 1 and entries[0].is_dir() and (entries[0] / EXPORT_JSON).is_file():
         return entries[0]
-    raise InvalidInputError(f"{archive}: no export.json at the top of the archive (or of its single directory)")
+    raise InvalidInputError(
+        f"{archive}: no export.json at the top of the archive (or of its single directory)"
+    )
 
 
 @contextmanager

@@ -45,7 +45,9 @@ def check_relative_path(path: str, *, where: str, error: type[StellaOciError] = 
     return path
 
 
-def resolve_inside(root: Path, path: str, *, where: str, error: type[StellaOciError] = InvalidInputError) -> Path:
+def resolve_inside(
+    root: Path, path: str, *, where: str, error: type[StellaOciError] = InvalidInputError
+) -> Path:
     """Join a checked relative path to ``root`` and refuse it if symlinks lead outside ``root``."""
     check_relative_path(path, where=where, error=error)
     real_root = Path(os.path.realpath(root))

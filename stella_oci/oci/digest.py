@@ -68,9 +68,7 @@ class VerifyingStream:
                 continue
             self.count += len(chunk)
             if self.count > self.size:
-                raise VerificationError(
-                    f"{self.what}: more bytes than the {self.size} the descriptor states"
-                )
+                raise VerificationError(f"{self.what}: more bytes than the {self.size} the descriptor states")
             self.hasher.update(chunk)
             yield chunk
         self.finish()

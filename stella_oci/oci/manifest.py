@@ -94,7 +94,7 @@ def encode(doc: Manifest | Index) -> tuple[bytes, Descriptor]:
     """Serialize a manifest or index deterministically; return its bytes and descriptor."""
     data = canonical_json(doc.to_dict())
     media_type = doc.media_type or (mt.OCI_INDEX if isinstance(doc, Index) else mt.OCI_MANIFEST)
-    desc = Descriptor(mediaType=media_type, digest=sha256_digest(data), size=len(data))
+    desc = Descriptor(media_type=media_type, digest=sha256_digest(data), size=len(data))
     return data, desc
 
 

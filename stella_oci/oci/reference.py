@@ -15,7 +15,9 @@ from stella_oci.errors import InvalidInputError
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 _COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
-_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$")
+_HOST_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$"
+)
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -80,7 +82,7 @@ class Reference:
         if self.tag:
             out += f":{self.tag}"
         if self.digest:
-            out += ("@" if self.transport == "registry" or self.tag else "@") + self.digest
+            out += "@" + self.digest
         return out
 
 
@@ -96,7 +98,9 @@ def parse_reference(text: str) -> Reference:
 
 def _parse_layout(transport: str, rest: str, original: str) -> Reference:
     if not rest:
-        raise InvalidInputError(f"invalid reference {original!r}: {transport}: needs a path, e.g. {transport}:./out")
+        raise InvalidInputError(
+            f"invalid reference {original!r}: {transport}: needs a path, e.g. {transport}:./out"
+        )
     digest = None
     if "@" in rest:
         rest, digest = rest.rsplit("@", 1)
@@ -130,7 +134,9 @@ def _parse_registry(text: str) -> Reference:
                 f"invalid reference {text!r}: tag {tag!r} must match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}"
             )
     parts = rest.split("/")
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost" or parts[0].startswith("[")):
+    if len(parts) > 1 and (
+        "." in parts[0] or ":" in parts[0] or parts[0] == "localhost" or parts[0].startswith("[")
+    ):
         registry, repo_parts = parts[0], parts[1:]
         if not _HOST_RE.match(registry):
             raise InvalidInputError(f"invalid reference {text!r}: {registry!r} is not a registry host[:port]")

@@ -48,7 +48,7 @@ class RegistryTarget(Target):
             )
         self._manifest_cache[digest] = resp.data
         media = resp.media_type.split(";")[0].strip() or mt.OCI_MANIFEST
-        return Descriptor(mediaType=media, digest=digest, size=len(resp.data))
+        return Descriptor(media_type=media, digest=digest, size=len(resp.data))
 
     def fetch_manifest(self, desc: Descriptor) -> bytes:
         cached = self._manifest_cache.pop(desc.digest, None)
@@ -118,10 +118,10 @@ class RegistryTarget(Target):
 
     def add_to_fallback_index(self, subject: Descriptor, referrer: Descriptor) -> None:
         """Add ``referrer`` to the referrers tag index, keeping entries other clients added."""
-        index = self.fallback_index(subject) or Index(schemaVersion=2, mediaType=mt.OCI_INDEX, manifests=[])
+        index = self.fallback_index(subject) or Index(schema_version=2, media_type=mt.OCI_INDEX, manifests=[])
         entries = [d for d in index.manifests if d.digest != referrer.digest]
         entries.append(referrer)
-        new = Index(schemaVersion=2, mediaType=mt.OCI_INDEX, manifests=entries)
+        new = Index(schema_version=2, media_type=mt.OCI_INDEX, manifests=entries)
         data, desc = encode(new)
         self.client.put_manifest(self.repo, self.fallback_tag(subject), data, mt.OCI_INDEX)
         del desc
@@ -129,10 +129,10 @@ class RegistryTarget(Target):
     def referrer_descriptor(self, desc: Descriptor, data: bytes) -> Descriptor:
         m = parse_manifest(data)
         return Descriptor(
-            mediaType=desc.media_type,
+            media_type=desc.media_type,
             digest=desc.digest,
             size=desc.size,
-            artifactType=m.artifact_type or m.config.media_type,
+            artifact_type=m.artifact_type or m.config.media_type,
             annotations=m.annotations,
         )
 

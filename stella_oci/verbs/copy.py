@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from stella_oci.oci.reference import Reference
 from stella_oci.results import CopyResult
-from stella_oci.verbs.common import RunOptions, as_reference, engine_for, open_target, selector_of, transfer_stats
+from stella_oci.verbs.common import (
+    RunOptions,
+    as_reference,
+    engine_for,
+    open_target,
+    selector_of,
+    transfer_stats,
+)
 
 DEFAULT_COPY_CONCURRENCY = 4
 

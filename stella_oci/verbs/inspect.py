@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from stella_oci.engine import CopyEngine
-from stella_oci.oci.manifest import parse_index, parse_manifest
 from stella_oci.oci import mediatypes as mt
+from stella_oci.oci.manifest import parse_index, parse_manifest
 from stella_oci.oci.reference import Reference
 from stella_oci.results import InspectResult
 from stella_oci.verbs.common import RunOptions, as_reference, layer_infos, open_target, selector_of

@@ -60,7 +60,9 @@ ExtraCheck = Callable[[Manifest, dict[str, Any], Path], dict[str, Any]]
 
 
 class FetchedExport:
-    def __init__(self, ref: Reference, desc: Descriptor, manifest: Manifest, doc: dict[str, Any], model: ExportManifest):
+    def __init__(
+        self, ref: Reference, desc: Descriptor, manifest: Manifest, doc: dict[str, Any], model: ExportManifest
+    ):
         self.ref = ref
         self.desc = desc
         self.manifest = manifest
@@ -81,7 +83,9 @@ def _fetch(
     for d in pinned:
         require_sha256(d, "--expect-digest")
     if len(set(pinned)) > 1:
-        raise InvalidInputError(f"{ref}: the reference pins {ref.digest} but --expect-digest is {expect_digest}")
+        raise InvalidInputError(
+            f"{ref}: the reference pins {ref.digest} but --expect-digest is {expect_digest}"
+        )
     desc = src.resolve(selector_of(ref, "pull"))
     if pinned and desc.digest != pinned[0]:
         raise VerificationError(
@@ -98,7 +102,9 @@ def _fetch(
 
     export_path = workdir / EXPORT_JSON
     with src.open_blob(export_layer, 0) as chunks:
-        write_verified(chunks, export_path, export_layer.digest, export_layer.size, f"{where} layer export.json")
+        write_verified(
+            chunks, export_path, export_layer.digest, export_layer.size, f"{where} layer export.json"
+        )
     try:
         doc, model = load_export_json(export_path, source=f"{where} export.json")
     except InvalidInputError as exc:
@@ -166,7 +172,9 @@ def verify(
     """The checks of :func:`pull`, writing nothing. A local directory is verified as a bundle."""
     run = run or RunOptions()
     if isinstance(reference, Path) or (
-        isinstance(reference, str) and not reference.startswith(("oci:", "oci-archive:")) and Path(reference).is_dir()
+        isinstance(reference, str)
+        and not reference.startswith(("oci:", "oci-archive:"))
+        and Path(reference).is_dir()
     ):
         return verify_directory(Path(reference), expect_digest=expect_digest)
     ref = as_reference(reference)
@@ -204,7 +212,11 @@ def verify_directory(root: Path, *, expect_digest: str | None = None) -> VerifyR
                 hint="a push with extra --annotation or --provenance-ref values gives another digest",
             )
     fetched = FetchedExport(
-        Reference(transport="dir", path=str(root)), artifact.descriptor, artifact.manifest, bundle.doc, bundle.manifest
+        Reference(transport="dir", path=str(root)),
+        artifact.descriptor,
+        artifact.manifest,
+        bundle.doc,
+        bundle.manifest,
     )
     result = _result(fetched, None, None, {})
     result.reference = str(root)

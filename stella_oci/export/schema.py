@@ -1,0 +1,237 @@
+"""JSON Schema validation of StellaOps documents, with messages a person can act on.
+
+The schemas ship as package data (``stella_oci/data/<name>.schema.json``): the Export
+Center manifest (``export-manifest``, v1alpha2) and the air-gap staleness records
+(``ledger-airgap-staleness``). Validation uses Draft 2020-12 with format checking switched
+on, so ``"generatedAt": "yesterday"`` is a violation, not a silently accepted string.
+
+Every violation is reported, not only the first, one per line::
+
+    export.json: /contents/0/digest: does not match the pattern ^sha256:[a-f0-9]{64}$
+      (rule: pattern, value: "sha256:XYZ")
+
+and the same facts travel in ``InvalidInputError.details["violations"]`` as
+``{pointer, keyword, message, value}`` records for ``--format json``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from stella_oci.errors import InvalidInputError
+
+SCHEMA_NAMES = ("export-manifest", "ledger-airgap-staleness")
+VALUE_LIMIT = 80
+_FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
+
+
+@cache
+def _load_schema_text(name: str) -> str:
+    if name not in SCHEMA_NAMES:
+        raise InvalidInputError(
+            f"unknown schema {name!r}; known schemas: {', '.join(SCHEMA_NAMES)}",
+        )
+    return resources.files("stella_oci").joinpath("data").joinpath(f"{name}.schema.json").read_text("utf-8")
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """The schema ``stella_oci/data/<name>.schema.json`` as a dict (a fresh copy each call,
+    parsed from a cached text, so callers may not corrupt each other's copy)."""
+    schema: dict[str, Any] = json.loads(_load_schema_text(name))
+    return schema
+
+
+@cache
+def _validator(name: str, definition: str | None) -> Draft202012Validator:
+    schema = load_schema(name)
+    Draft202012Validator.check_schema(schema)
+    if definition is None:
+        return Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+    defs = schema.get("$defs", {})
+    if definition not in defs:
+        raise InvalidInputError(
+            f"schema {name!r} has no definition {definition!r}; it has: {', '.join(sorted(defs))}",
+        )
+    base = schema.get("$id") or f"urn:stella-oci:schema:{name}"
+    registry: Registry[Any] = Registry().with_resource(
+        base, Resource.from_contents(schema, default_specification=DRAFT202012)
+    )
+    dialect = schema.get("$schema", "https://json-schema.org/draft/2020-12/schema")
+    root = {"$schema": dialect, "$ref": f"{base}#/$defs/{definition}"}
+    return Draft202012Validator(root, registry=registry, format_checker=_FORMAT_CHECKER)
+
+
+def json_pointer(parts: Any) -> str:
+    """RFC 6901 pointer for a path of keys/indexes; ``/`` for the document root."""
+    items = list(parts)
+    if not items:
+        return "/"
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in items)
+
+
+def short_value(value: Any, limit: int = VALUE_LIMIT) -> str:
+    """A compact JSON rendering of ``value``, cut to about ``limit`` characters."""
+    try:
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
+def _readable(error: jsonschema.ValidationError) -> str:
+    """A sentence for one violation, without repeating the (possibly long) value."""
+    kw = error.validator
+    rule = error.validator_value
+    inst = error.instance
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if kw == "required" and isinstance(inst, dict):
+        missing = [k for k in rule if k not in inst]
+        return "missing required member " + ", ".join(repr(k) for k in missing)
+    if kw == "additionalProperties" and isinstance(inst, dict):
+        known = set(schema.get("properties", {}))
+        extra = sorted(k for k in inst if k not in known)
+        allowed = ", ".join(sorted(known)) or "none"
+        return f"member(s) not allowed here: {', '.join(repr(k) for k in extra)} (allowed: {allowed})"
+    if kw == "pattern":
+        return f"does not match the pattern {rule}"
+    if kw == "format":
+        return (
+            f"is not a valid {rule} (for date-time use RFC 3339, e.g. 2026-11-20T08:00:00Z)"
+            if rule == "date-time"
+            else f"is not a valid {rule}"
+        )
+    if kw == "const":
+        return f"must be exactly {json.dumps(rule)}"
+    if kw == "enum":
+        return "must be one of " + ", ".join(json.dumps(v) for v in rule)
+    if kw == "type":
+        return f"must be of type {rule if isinstance(rule, str) else ' or '.join(rule)}"
+    if kw == "minimum":
+        return f"must be >= {rule}"
+    if kw == "maximum":
+        return f"must be <= {rule}"
+    if kw == "exclusiveMinimum":
+        return f"must be > {rule}"
+    if kw == "exclusiveMaximum":
+        return f"must be < {rule}"
+    if kw == "minLength":
+        return f"must be at least {rule} characters long"
+    if kw == "maxLength":
+        return f"must be at most {rule} characters long"
+    if kw == "minItems":
+        return f"must have at least {rule} items"
+    if kw == "maxItems":
+        return f"must have at most {rule} items"
+    if kw == "uniqueItems":
+        return "items must be unique"
+    if kw in ("oneOf", "anyOf") and error.context:
+        forms = "exactly one" if kw == "oneOf" else "at least one"
+        reasons = sorted({_readable(sub) for sub in error.context})
+        return f"must match {forms} of the allowed forms ({'; '.join(reasons)})"
+    return str(error.message)
+
+
+def _violation(error: jsonschema.ValidationError) -> dict[str, Any]:
+    return {
+        "pointer": json_pointer(error.absolute_path),
+        "keyword": str(error.validator),
+        "message": _readable(error),
+        "value": short_value(error.instance),
+    }
+
+
+def validate_against(
+    obj: Any, schema: str, *, definition: str | None = None, source: str = "document"
+) -> None:
+    """Validate ``obj`` against schema ``schema`` (or its ``#/$defs/<definition>``).
+
+    Raises :class:`InvalidInputError` (exit 2) listing every violation as
+    ``<source>: <pointer>: <message> (rule: <keyword>, value: <value>)``.
+    """
+    validator = _validator(schema, definition)
+    errors = list(validator.iter_errors(obj))
+    if not errors:
+        return
+    best = jsonschema.exceptions.best_match(errors)
+    unique = {json.dumps(v, sort_keys=True): v for v in (_violation(e) for e in errors)}
+    violations = sorted(unique.values(), key=lambda v: (v["pointer"], v["keyword"], v["message"]))
+    first = _violation(best) if best is not None else violations[0]
+    ordered = [first] + [v for v in violations if v != first]
+    target = f"{schema}#/$defs/{definition}" if definition else schema
+    lines = [
+        f"{source}: {v['pointer']}: {v['message']} (rule: {v['keyword']}, value: {v['value']})"
+        for v in ordered
+    ]
+    n = len(ordered)
+    header = f"{source} does not validate against the {target} schema ({n} violation{'s' if n != 1 else ''}):"
+    raise InvalidInputError(
+        header + "\n" + "\n".join("  " + line for line in lines),
+        hint=f"fix the listed members of {source}; the schema is stella_oci/data/{schema}.schema.json",
+        details={"source": source, "schema": target, "violations": ordered},
+    )
+
+
+def validate_export_manifest(obj: Any, source: str = "export.json") -> None:
+    """Validate an export manifest (export.json) against the v1alpha2 schema."""
+    validate_against(obj, "export-manifest", source=source)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate member {key!r}")
+        out[key] = value
+    return out
+
+
+def parse_json_bytes(data: bytes, what: str) -> Any:
+    """Parse strict JSON (UTF-8, no duplicate members, no NaN/Infinity) from ``data``.
+
+    ``what`` names the document in errors (a path, or ``export.json layer sha256:..``).
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{what}: not UTF-8 text (byte {exc.start}): {exc.reason}") from exc
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            details={"file": what, "line": exc.lineno, "column": exc.colno},
+        ) from exc
+    except ValueError as exc:
+        raise InvalidInputError(f"{what}: invalid JSON: {exc}", details={"file": what}) from exc
+
+
+def load_json_file(path: Path, what: str) -> Any:
+    """Read and parse a JSON file; ``what`` says what the file is (``"export manifest"``).
+
+    A missing or unreadable file, or a parse error, raises :class:`InvalidInputError`
+    naming the path (and the line and column of a parse error).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"{what} {path}: no such file", details={"file": str(path)}) from exc
+    except IsADirectoryError as exc:
+        raise InvalidInputError(f"{what} {path}: is a directory, expected a JSON file") from exc
+    except OSError as exc:
+        raise InvalidInputError(f"{what} {path}: cannot be read: {exc.strerror}") from exc
+    return parse_json_bytes(data, f"{what} {path}")
