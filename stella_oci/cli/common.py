@@ -1,0 +1,149 @@
+"""What every command shares: common options, the run context, result rendering and exit codes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from stella_oci.errors import EXIT_CODES, InternalError, InvalidInputError, StellaOciError
+from stella_oci.output import RichProgress, emit_error, emit_result, progress_wanted
+from stella_oci.transport.options import TransportOptions
+from stella_oci.verbs.common import RunOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in EXIT_CODES.items())
+
+
+def common_options(func: F) -> F:
+    """Options every command takes (registry access, output)."""
+    opts = [
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="json: one JSON document on stdout, nothing else there.",
+        ),
+        click.option(
+            "--plain-http", is_flag=True, help="Speak HTTP, not HTTPS (automatic for loopback registries)."
+        ),
+        click.option("--insecure", is_flag=True, help="HTTPS without certificate verification."),
+        click.option(
+            "--ca-file", type=click.Path(dir_okay=False), help="PEM bundle of CAs to trust for the registry."
+        ),
+        click.option("--cert-file", type=click.Path(dir_okay=False), help="Client certificate (mTLS), PEM."),
+        click.option("--key-file", type=click.Path(dir_okay=False), help="Client key (mTLS), PEM."),
+        click.option("--username", "-u", help="Registry user name (also STELLA_OCI_USERNAME)."),
+        click.option(
+            "--password-stdin",
+            is_flag=True,
+            help="Read the password or token from stdin (also STELLA_OCI_PASSWORD).",
+        ),
+        click.option(
+            "--registry-config",
+            type=click.Path(dir_okay=False),
+            help="Docker config.json with auths / credsStore / credHelpers.",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 32),
+            help="Blobs moved in parallel (default: push 5, pull 3, copy 4).",
+        ),
+        click.option(
+            "--offline", is_flag=True, help="Refuse (exit 5) anything that would contact a registry."
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress, only the result."),
+        click.option(
+            "--verbose", "-v", is_flag=True, help="Log HTTP exchanges (secrets redacted) to stderr."
+        ),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+class Context:
+    def __init__(self, kw: dict[str, Any]) -> None:
+        self.fmt: str = kw.pop("fmt")
+        self.quiet: bool = kw.pop("quiet")
+        verbose: bool = kw.pop("verbose")
+        password = None
+        if kw.pop("password_stdin"):
+            if sys.stdin is None or sys.stdin.closed:
+                raise InvalidInputError("--password-stdin given but stdin is closed")
+            password = sys.stdin.readline().rstrip("\r\n")
+            if not password:
+                raise InvalidInputError("--password-stdin given but stdin was empty")
+        self.transport = TransportOptions(
+            plain_http=kw.pop("plain_http"),
+            insecure=kw.pop("insecure"),
+            ca_file=kw.pop("ca_file"),
+            client_cert=kw.pop("cert_file"),
+            client_key=kw.pop("key_file"),
+            username=kw.pop("username"),
+            password=password,
+            registry_config=kw.pop("registry_config"),
+            offline=kw.pop("offline"),
+        )
+        self.concurrency: int | None = kw.pop("concurrency")
+        self.progress: RichProgress | None = None
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.WARNING,
+            stream=sys.stderr,
+            format="stella-oci: %(message)s",
+        )
+
+    def run(self, description: str) -> RunOptions:
+        if progress_wanted(self.fmt, self.quiet):
+            self.progress = RichProgress(description)
+        return RunOptions(transport=self.transport, concurrency=self.concurrency, progress=self.progress)
+
+    def close(self) -> None:
+        if self.progress:
+            self.progress.close()
+
+
+def command(func: Callable[..., tuple[Any, str]]) -> Callable[..., None]:
+    """Wrap a command body: build the context, render the result, map errors to exit codes."""
+
+    @functools.wraps(func)
+    def wrapper(**kw: Any) -> None:
+        fmt = kw.get("fmt", "text")
+        ctx: Context | None = None
+        try:
+            ctx = Context(kw)
+            result, text = func(ctx, **kw)
+            ctx.close()
+            emit_result(result, fmt, text)
+        except StellaOciError as exc:
+            if ctx:
+                ctx.close()
+            emit_error(exc, fmt)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            if ctx:
+                ctx.close()
+            sys.stderr.write("stella-oci: interrupted\n")
+            sys.exit(130)
+        except Exception as exc:
+            if ctx:
+                ctx.close()
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                logging.exception("internal error")
+            from stella_oci.transport.redact import redact
+
+            err = InternalError(
+                f"internal error: {type(exc).__name__}: {redact(str(exc))}",
+                hint="run again with --verbose and report it",
+            )
+            emit_error(err, fmt)
+            sys.exit(1)
+
+    return wrapper

@@ -1,0 +1,187 @@
+"""push, pull, verify, inspect and copy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stella_oci import api
+from stella_oci.cli.common import EXIT_CODE_HELP, Context, command, common_options
+from stella_oci.output import human_size
+from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult
+
+
+# ----------------------------------------------------------------------------- push
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci push ./export localhost:5000/stellaops/mirror:2026-11-20\n"
+    "  stella-oci push export.tar.gz ghcr.io/acme/exports --tag latest --annotation team=ops\n"
+    "  stella-oci push ./export            # uses export.json distribution.oci.reference\n"
+    "  stella-oci push ./export oci:./layout:v1\n\n" + EXIT_CODE_HELP
+)
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("reference", required=False)
+@click.option("--tag", "-t", "tags", multiple=True, help="Extra tag (repeatable). Default tag: the exportId.")
+@click.option(
+    "--annotation",
+    "-a",
+    "annotations",
+    multiple=True,
+    metavar="K=V",
+    help="Extra manifest annotation (repeatable); io.stellaops.* is reserved.",
+)
+@click.option(
+    "--provenance-ref", help="Value of io.stellaops.export.provenance-ref when the bundle names none."
+)
+@click.option(
+    "--allow-unlisted", is_flag=True, help="Leave files export.json does not list behind instead of refusing."
+)
+@common_options
+@command
+def push(
+    ctx: Context,
+    bundle: Path,
+    reference: str | None,
+    tags: tuple[str, ...],
+    annotations: tuple[str, ...],
+    provenance_ref: str | None,
+    allow_unlisted: bool,
+    **_: Any,
+) -> tuple[PushResult, str]:
+    """Validate BUNDLE (a directory or .tar/.tar.gz/.tar.zst) and push it to REFERENCE.
+
+    Prints the reference with its digest. Nothing is sent unless export.json validates, every
+    listed file has the stated digest and size, every path is safe and no file is unlisted.
+    """
+    result = api.push(
+        bundle,
+        reference,
+        tags=tags,
+        annotations=annotations,
+        provenance_ref=provenance_ref,
+        allow_unlisted=allow_unlisted,
+        run=ctx.run("push"),
+    )
+    t = result.transfer
+    lines = [result.reference]
+    if not ctx.quiet:
+        lines += [
+            f"  tags:            {', '.join(result.tags)}",
+            f"  export:          {result.export_id} ({result.profile})",
+            f"  manifest-digest: {result.manifest_digest}",
+            f"  layers:          {len(result.layers)} ({human_size(sum(layer.size for layer in result.layers))}); "
+            f"sent {t.uploaded}, already there {t.skipped}, mounted {t.mounted}",
+        ]
+        if result.ignored:
+            lines.append(f"  left behind:     {', '.join(result.ignored)}")
+    return result, "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- pull / verify
+def _verify_text(result: VerifyResult, quiet: bool, verb: str) -> str:
+    head = f"{verb} {result.reference}" + (f" -> {result.output}" if result.output else "")
+    if quiet:
+        return head
+    lines = [
+        head,
+        f"  export:          {result.export_id} ({result.profile}, tenant {result.tenant}, generated {result.generated_at})",
+        f"  manifest-digest: {result.manifest_digest}",
+        f"  layers:          {len(result.layers)} ({human_size(sum(layer.size for layer in result.layers))})",
+        "  checked:         " + "; ".join(result.checks),
+    ]
+    return "\n".join(lines)
+
+
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci pull localhost:5000/stellaops/mirror:2026-11-20 --output ./mirror\n"
+    "  stella-oci pull ghcr.io/acme/exports:v1 -o ./got --expect-digest sha256:4f...\n"
+    "  stella-oci pull oci-archive:./exports.tar:v1 -o ./got --offline\n\n" + EXIT_CODE_HELP
+)
+@click.argument("reference")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="New (or empty) directory to write the bundle into.",
+)
+@click.option("--expect-digest", help="Fail (exit 3) unless the manifest has this sha256 digest.")
+@common_options
+@command
+def pull(
+    ctx: Context, reference: str, output: Path, expect_digest: str | None, **_: Any
+) -> tuple[VerifyResult, str]:
+    """Fetch REFERENCE into --output and verify everything (CONTRACT section 5).
+
+    A failed check leaves nothing at --output.
+    """
+    result = api.pull(reference, output, expect_digest=expect_digest, run=ctx.run("pull"))
+    return result, _verify_text(result, ctx.quiet, "pulled")
+
+
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci verify localhost:5000/stellaops/mirror:2026-11-20\n"
+    "  stella-oci verify ./pulled-bundle --expect-digest sha256:4f...\n\n" + EXIT_CODE_HELP
+)
+@click.argument("target")
+@click.option("--expect-digest", help="Fail (exit 3) unless the manifest has this sha256 digest.")
+@common_options
+@command
+def verify(ctx: Context, target: str, expect_digest: str | None, **_: Any) -> tuple[VerifyResult, str]:
+    """Run every check of pull on TARGET (a reference or a bundle directory), writing nothing."""
+    result = api.verify(target, expect_digest=expect_digest, run=ctx.run("verify"))
+    return result, _verify_text(result, ctx.quiet, "verified")
+
+
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci inspect localhost:5000/stellaops/mirror:2026-11-20\n"
+    "  stella-oci inspect --format json ghcr.io/acme/exports:v1 | jq .annotations\n\n" + EXIT_CODE_HELP
+)
+@click.argument("reference")
+@common_options
+@command
+def inspect(ctx: Context, reference: str, **_: Any) -> tuple[InspectResult, str]:
+    """Show the manifest, annotations and layers of REFERENCE without downloading layers."""
+    r = api.inspect(reference, run=ctx.run("inspect"))
+    lines = [
+        r.reference,
+        f"  mediaType:    {r.media_type}",
+        f"  artifactType: {r.artifact_type or '-'}",
+        "  annotations:",
+    ]
+    lines += [f"    {k}: {v}" for k, v in sorted(r.annotations.items())] or ["    (none)"]
+    lines.append("  layers:")
+    lines += [
+        f"    {layer.digest}  {layer.size:>12}  {layer.media_type}  {layer.path or ''}" for layer in r.layers
+    ]
+    return r, "\n".join(lines)
+
+
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci copy ghcr.io/acme/exports:v1 oci-archive:./exports-v1.tar:v1\n"
+    "  stella-oci copy oci-archive:./exports-v1.tar:v1 mirror.local:5000/acme/exports:v1\n"
+    "  stella-oci copy localhost:5000/a/b:v1 oci:./layout:v1\n\n" + EXIT_CODE_HELP
+)
+@click.argument("source")
+@click.argument("destination")
+@click.option("--no-referrers", is_flag=True, help="Do not copy attached signatures and provenance.")
+@common_options
+@command
+def copy(ctx: Context, source: str, destination: str, no_referrers: bool, **_: Any) -> tuple[CopyResult, str]:
+    """Copy an artifact between registries, oci:DIR and oci-archive:FILE, digests unchanged."""
+    r = api.copy(source, destination, referrers=not no_referrers, run=ctx.run("copy"))
+    t = r.transfer
+    text = (
+        f"{r.destination}\n  from {r.source}; blobs sent {t.uploaded} ({human_size(t.bytes)}), "
+        f"already there {t.skipped}, mounted {t.mounted}; referrers {r.referrers}"
+    )
+    return r, text
+
+
+COMMANDS = [push, pull, verify, inspect, copy]
