@@ -27,8 +27,10 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class TransportOptions:
     plain_http: bool = False
-    """Speak HTTP, not HTTPS, to every registry. Loopback registries get HTTP automatically
-    when HTTPS fails to connect (see ``client``), others only when this is set."""
+    """Speak HTTP, not HTTPS, to every registry. Loopback registries (``localhost``,
+    ``127.0.0.0/8``, ``::1``) get HTTP automatically unless ``ca_file`` or ``client_cert`` is
+    given; if such a registry answers that it speaks only HTTPS, the client switches to HTTPS
+    (see ``client`` and docs/transport.md). Other hosts get HTTP only when this is set."""
     insecure: bool = False
     """Do not verify TLS certificates (still HTTPS)."""
     ca_file: str | None = None
