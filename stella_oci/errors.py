@@ -29,13 +29,20 @@ class StellaOciError(Exception):
             return f"{self.message}\n  hint: {self.hint}"
         return self.message
 
+    #: ``details`` members that ``--format json`` prints beside ``error``, at the top level
+    #: (the air-gap records: CONTRACT section 7).
+    TOP_LEVEL = ("staleness", "provenance")
+
     def to_json(self) -> dict[str, Any]:
         err: dict[str, Any] = {"code": self.exit_code, "kind": self.kind, "message": self.message}
         if self.hint:
             err["hint"] = self.hint
-        if self.details:
-            err["details"] = self.details
-        return {"error": err}
+        details = {k: v for k, v in self.details.items() if k not in self.TOP_LEVEL}
+        if details:
+            err["details"] = details
+        doc: dict[str, Any] = {"error": err}
+        doc.update({k: v for k, v in self.details.items() if k in self.TOP_LEVEL})
+        return doc
 
 
 class InternalError(StellaOciError):

@@ -76,6 +76,8 @@ class CopyResult(BaseModel):
     tags: list[str]
     referrers: int
     transfer: TransferStats = Field(default_factory=TransferStats)
+    staleness: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
 
 
 def to_json_dict(model: BaseModel) -> dict[str, Any]:

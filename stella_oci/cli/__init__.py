@@ -38,7 +38,7 @@ def main() -> None:
 
 
 #: Modules holding commands; each lists its commands in ``COMMANDS``.
-COMMAND_MODULES = ("transfer",)
+COMMAND_MODULES = ("transfer", "airgap")
 
 
 def _register() -> None:

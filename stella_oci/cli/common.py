@@ -6,13 +6,16 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from stella_oci.errors import EXIT_CODES, InternalError, InvalidInputError, StellaOciError
+from stella_oci.oci.mirrors import load_mirror_config, parse_mirror_args
 from stella_oci.output import RichProgress, emit_error, emit_result, progress_wanted
 from stella_oci.transport.options import TransportOptions
+from stella_oci.verbs.airgap import AirgapOptions
 from stella_oci.verbs.common import RunOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +60,17 @@ def common_options(func: F) -> F:
             help="Blobs moved in parallel (default: push 5, pull 3, copy 4).",
         ),
         click.option(
+            "--registry-mirror",
+            multiple=True,
+            metavar="SOURCE=MIRROR",
+            help="Read SOURCE (host or host/repo prefix) from MIRROR instead (repeatable).",
+        ),
+        click.option(
+            "--mirror-config",
+            type=click.Path(dir_okay=False),
+            help='JSON file {"mirrors": {"SOURCE": "MIRROR"}}.',
+        ),
+        click.option(
             "--offline", is_flag=True, help="Refuse (exit 5) anything that would contact a registry."
         ),
         click.option("--quiet", "-q", is_flag=True, help="No progress, only the result."),
@@ -93,6 +107,11 @@ class Context:
             offline=kw.pop("offline"),
         )
         self.concurrency: int | None = kw.pop("concurrency")
+        self.mirrors: dict[str, str] = {}
+        mirror_config = kw.pop("mirror_config")
+        if mirror_config:
+            self.mirrors.update(load_mirror_config(Path(mirror_config)))
+        self.mirrors.update(parse_mirror_args(kw.pop("registry_mirror")))
         self.progress: RichProgress | None = None
         logging.basicConfig(
             level=logging.DEBUG if verbose else logging.WARNING,
@@ -103,11 +122,52 @@ class Context:
     def run(self, description: str) -> RunOptions:
         if progress_wanted(self.fmt, self.quiet):
             self.progress = RichProgress(description)
-        return RunOptions(transport=self.transport, concurrency=self.concurrency, progress=self.progress)
+        return RunOptions(
+            transport=self.transport,
+            concurrency=self.concurrency,
+            progress=self.progress,
+            mirrors=self.mirrors,
+        )
 
     def close(self) -> None:
         if self.progress:
             self.progress.close()
+
+
+def airgap_options(func: F) -> F:
+    """Options of the commands that import or check exports inside an air gap."""
+    opts = [
+        click.option(
+            "--staleness-config",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="StalenessConfig JSON: fail (exit 7, STRICT) or warn when the export is too old.",
+        ),
+        click.option(
+            "--time-anchor",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="TimeAnchor JSON giving trusted 'now' (default: the system clock, recorded as unverified).",
+        ),
+        click.option("--domain", help="The export's air-gap domain (default: export.json profile.name)."),
+        click.option(
+            "--ledger",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Import ledger (SQLite). Default: $STELLA_OCI_LEDGER or the user data dir.",
+        ),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def airgap_from(kw: dict[str, Any]) -> AirgapOptions | None:
+    """Pop the air-gap options; None when none was given."""
+    opts = AirgapOptions(
+        staleness_config=kw.pop("staleness_config", None),
+        time_anchor=kw.pop("time_anchor", None),
+        domain=kw.pop("domain", None),
+        ledger=kw.pop("ledger", None),
+    )
+    return opts if opts != AirgapOptions() else None
 
 
 def command(func: Callable[..., tuple[Any, str]]) -> Callable[..., None]:

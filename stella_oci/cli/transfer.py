@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from stella_oci import api
-from stella_oci.cli.common import EXIT_CODE_HELP, Context, command, common_options
+from stella_oci.cli.common import (
+    EXIT_CODE_HELP,
+    Context,
+    airgap_from,
+    airgap_options,
+    command,
+    common_options,
+)
 from stella_oci.output import human_size
 from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult
 
@@ -80,6 +87,20 @@ def push(
 
 
 # ----------------------------------------------------------------------------- pull / verify
+def _staleness_text(staleness: dict[str, Any] | None) -> str:
+    if not staleness:
+        return ""
+    days = staleness.get("stalenessSeconds", 0) / 86400
+    limit = staleness.get("thresholdSeconds", 0) / 86400
+    line = (
+        f"\n  staleness:       {days:.1f} days (threshold {limit:.1f} days, "
+        f"{staleness.get('enforcementMode', '?')}): {'passed' if staleness.get('passed') else 'FAILED'}"
+    )
+    for w in staleness.get("warnings") or []:
+        line += f"\n  warning:         {w['code']}: {w['message']}"
+    return line
+
+
 def _verify_text(result: VerifyResult, quiet: bool, verb: str) -> str:
     head = f"{verb} {result.reference}" + (f" -> {result.output}" if result.output else "")
     if quiet:
@@ -91,7 +112,7 @@ def _verify_text(result: VerifyResult, quiet: bool, verb: str) -> str:
         f"  layers:          {len(result.layers)} ({human_size(sum(layer.size for layer in result.layers))})",
         "  checked:         " + "; ".join(result.checks),
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + _staleness_text(result.staleness)
 
 
 @click.command(
@@ -109,16 +130,19 @@ def _verify_text(result: VerifyResult, quiet: bool, verb: str) -> str:
     help="New (or empty) directory to write the bundle into.",
 )
 @click.option("--expect-digest", help="Fail (exit 3) unless the manifest has this sha256 digest.")
+@airgap_options
 @common_options
 @command
 def pull(
-    ctx: Context, reference: str, output: Path, expect_digest: str | None, **_: Any
+    ctx: Context, reference: str, output: Path, expect_digest: str | None, **kw: Any
 ) -> tuple[VerifyResult, str]:
-    """Fetch REFERENCE into --output and verify everything (CONTRACT section 5).
+    """Fetch REFERENCE into --output, verifying everything.
 
-    A failed check leaves nothing at --output.
+    A failed check leaves nothing at --output. The pull is recorded in the import ledger.
     """
-    result = api.pull(reference, output, expect_digest=expect_digest, run=ctx.run("pull"))
+    result = api.pull(
+        reference, output, expect_digest=expect_digest, run=ctx.run("pull"), airgap=airgap_from(kw)
+    )
     return result, _verify_text(result, ctx.quiet, "pulled")
 
 
@@ -129,11 +153,12 @@ def pull(
 )
 @click.argument("target")
 @click.option("--expect-digest", help="Fail (exit 3) unless the manifest has this sha256 digest.")
+@airgap_options
 @common_options
 @command
-def verify(ctx: Context, target: str, expect_digest: str | None, **_: Any) -> tuple[VerifyResult, str]:
-    """Run every check of pull on TARGET (a reference or a bundle directory), writing nothing."""
-    result = api.verify(target, expect_digest=expect_digest, run=ctx.run("verify"))
+def verify(ctx: Context, target: str, expect_digest: str | None, **kw: Any) -> tuple[VerifyResult, str]:
+    """Run every check of pull on TARGET (a reference or bundle dir), writing nothing."""
+    result = api.verify(target, expect_digest=expect_digest, run=ctx.run("verify"), airgap=airgap_from(kw))
     return result, _verify_text(result, ctx.quiet, "verified")
 
 
@@ -171,16 +196,24 @@ def inspect(ctx: Context, reference: str, **_: Any) -> tuple[InspectResult, str]
 @click.argument("source")
 @click.argument("destination")
 @click.option("--no-referrers", is_flag=True, help="Do not copy attached signatures and provenance.")
+@airgap_options
 @common_options
 @command
-def copy(ctx: Context, source: str, destination: str, no_referrers: bool, **_: Any) -> tuple[CopyResult, str]:
-    """Copy an artifact between registries, oci:DIR and oci-archive:FILE, digests unchanged."""
-    r = api.copy(source, destination, referrers=not no_referrers, run=ctx.run("copy"))
+def copy(
+    ctx: Context, source: str, destination: str, no_referrers: bool, **kw: Any
+) -> tuple[CopyResult, str]:
+    """Copy an artifact between registries, oci:DIR and oci-archive:FILE, digests unchanged.
+
+    A StellaOps export is verified as by `verify` first; a copy into a registry or oci:DIR is an
+    import (staleness checked with --staleness-config, recorded in the ledger).
+    """
+    r = api.copy(source, destination, referrers=not no_referrers, run=ctx.run("copy"), airgap=airgap_from(kw))
     t = r.transfer
     text = (
         f"{r.destination}\n  from {r.source}; blobs sent {t.uploaded} ({human_size(t.bytes)}), "
         f"already there {t.skipped}, mounted {t.mounted}; referrers {r.referrers}"
     )
+    text += _staleness_text(r.staleness)
     return r, text
 
 

@@ -9,7 +9,6 @@ temporary directory that is removed when the ``with`` block ends.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -21,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from stella_oci.errors import InvalidInputError
+from stella_oci.errors import InvalidInputError, StellaOciError
 from stella_oci.export.annotations import DSSE_MEDIA_TYPE, EXPORT_MANIFEST_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
 from stella_oci.export.models import ExportManifest
 from stella_oci.export.paths import check_relative_path, resolve_inside
-from stella_oci.export.schema import validate_export_manifest
+from stella_oci.export.schema import parse_json_bytes, validate_export_manifest
 from stella_oci.oci.digest import file_digest
 
 EXPORT_JSON = "export.json"
@@ -82,12 +81,10 @@ def load_export_json(path: Path, source: str = EXPORT_JSON) -> tuple[dict[str, A
     size = path.stat().st_size
     if size > MAX_EXPORT_JSON_BYTES:
         raise InvalidInputError(f"{source}: {size} bytes, more than the {MAX_EXPORT_JSON_BYTES} allowed")
-    try:
-        with open(path, "rb") as fh:
-            doc = json.load(fh)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise InvalidInputError(f"{source}:{where}: not valid JSON: {exc}") from None
+    with open(path, "rb") as fh:
+        doc = parse_json_bytes(fh.read(), source)  # export.json is parsed whole: bounded above
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"{source}: not a JSON object")
     validate_export_manifest(doc, source=source)
     return doc, ExportManifest.model_validate(doc)
 
@@ -104,8 +101,17 @@ def _walk_files(root: Path) -> Iterator[str]:
             yield (rel_dir / name).as_posix() if str(rel_dir) != "." else name
 
 
-def scan_directory(root: Path, *, allow_unlisted: bool = False, verify_digests: bool = True) -> Bundle:
-    """Check a bundle directory and list its layers (see module docstring)."""
+def scan_directory(
+    root: Path,
+    *,
+    allow_unlisted: bool = False,
+    mismatch_error: type[StellaOciError] = InvalidInputError,
+) -> Bundle:
+    """Check a bundle directory and list its layers (see module docstring).
+
+    A listed file whose size or digest differs from export.json raises ``mismatch_error``:
+    invalid input (exit 2) before a push, a verification failure (exit 3) for ``verify DIR``.
+    """
     if not root.is_dir():
         raise InvalidInputError(f"{root}: not a directory or a .tar/.tar.gz/.tar.zst archive")
     export_path = root / EXPORT_JSON
@@ -137,18 +143,17 @@ def scan_directory(root: Path, *, allow_unlisted: bool = False, verify_digests: 
             raise InvalidInputError(
                 f"{where}: listed file {path!r} is missing from the bundle at {root / path}"
             )
-        if verify_digests:
-            actual, actual_size = file_digest(real)
-            if actual_size != entry["bytes"]:
-                raise InvalidInputError(
-                    f"{where}/bytes: {path!r} is {actual_size} bytes, export.json states {entry['bytes']}",
-                    hint="regenerate export.json, or restore the file the export produced",
-                )
-            if actual != entry["digest"]:
-                raise InvalidInputError(
-                    f"{where}/digest: {path!r} hashes to {actual}, export.json states {entry['digest']}",
-                    hint="regenerate export.json, or restore the file the export produced",
-                )
+        actual, actual_size = file_digest(real)
+        if actual_size != entry["bytes"]:
+            raise mismatch_error(
+                f"{where}/bytes: {path!r} is {actual_size} bytes, export.json states {entry['bytes']}",
+                hint="regenerate export.json, or restore the file the export produced",
+            )
+        if actual != entry["digest"]:
+            raise mismatch_error(
+                f"{where}/digest: {path!r} hashes to {actual}, export.json states {entry['digest']}",
+                hint="regenerate export.json, or restore the file the export produced",
+            )
         files.append(
             BundleFile(
                 path,

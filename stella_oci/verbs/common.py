@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stella_oci.engine import CopyEngine, Progress
-from stella_oci.errors import InvalidInputError
+from stella_oci.errors import InvalidInputError, OfflineError
 from stella_oci.oci.manifest import Descriptor
+from stella_oci.oci.mirrors import apply_mirrors
 from stella_oci.oci.reference import Reference, parse_reference
 from stella_oci.results import LayerInfo, TransferStats
 from stella_oci.targets.base import Target
@@ -22,14 +23,29 @@ class RunOptions:
     transport: TransportOptions = field(default_factory=TransportOptions)
     concurrency: int | None = None
     progress: Progress | None = None
+    mirrors: dict[str, str] = field(default_factory=dict)
+    """Registry mirrors for reading (``SOURCE`` prefix -> ``MIRROR`` prefix)."""
 
 
 def as_reference(ref: str | Reference) -> Reference:
     return ref if isinstance(ref, Reference) else parse_reference(ref)
 
 
-def open_target(ref: Reference, transport: TransportOptions, *, write: bool) -> Target:
-    """The target a reference names. Registry targets are opened lazily: no connection yet."""
+def open_target(
+    ref: Reference, transport: TransportOptions, *, write: bool, mirrors: Mapping[str, str] | None = None
+) -> Target:
+    """The target a reference names. Registry targets are opened lazily: no connection yet.
+
+    With ``--offline`` a registry reference is refused here, before any socket exists. Reads
+    (``write=False``) go to a mirror when one maps the reference.
+    """
+    if ref.transport == "registry" and transport.offline:
+        raise OfflineError(
+            f"{ref}: --offline is set and this would contact the registry {ref.registry}",
+            hint="offline, read from an oci:DIR or oci-archive:FILE copy of the artifact",
+        )
+    if mirrors and not write:
+        ref = apply_mirrors(ref, mirrors)
     if ref.transport == "oci":
         from stella_oci.targets.layout import OciLayoutTarget
 

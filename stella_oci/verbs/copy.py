@@ -1,13 +1,25 @@
 """copy: a manifest graph from one target to another (registry, oci:, oci-archive:), verbatim.
 
 Digests are unchanged (manifest bytes are never re-serialized), every blob is verified while it
-streams, blobs the destination has are skipped, and referrers (signatures, provenance) come along.
+streams, blobs the destination has are skipped, and referrers (signatures, provenance) come
+along. When the artifact is a StellaOps export, the checks of ``verify`` run first (manifest,
+annotations, export.json, layers), then the air-gap checks; a copy into a registry or an
+``oci:`` directory is an import and is recorded in the ledger.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from stella_oci.export.annotations import ARTIFACT_TYPE
+from stella_oci.oci import mediatypes as mt
+from stella_oci.oci.manifest import parse_manifest
 from stella_oci.oci.reference import Reference
 from stella_oci.results import CopyResult
+from stella_oci.verbs.airgap import AirgapCheck, AirgapOptions
 from stella_oci.verbs.common import (
     RunOptions,
     as_reference,
@@ -16,6 +28,7 @@ from stella_oci.verbs.common import (
     selector_of,
     transfer_stats,
 )
+from stella_oci.verbs.pull import ExtraCheck, fetch_export, run_checks
 
 DEFAULT_COPY_CONCURRENCY = 4
 
@@ -26,20 +39,37 @@ def copy(
     *,
     referrers: bool = True,
     run: RunOptions | None = None,
+    airgap: AirgapOptions | None = None,
+    checks: tuple[ExtraCheck, ...] = (),
 ) -> CopyResult:
     run = run or RunOptions()
     src_ref = as_reference(source)
     dst_ref = as_reference(destination)
-    src = open_target(src_ref, run.transport, write=False)
-    dst = open_target(dst_ref, run.transport, write=True)
+    is_import = dst_ref.transport in ("registry", "oci")
+    dst = open_target(dst_ref, run.transport, write=True)  # first: --offline refuses before reading
+    try:
+        src = open_target(src_ref, run.transport, write=False, mirrors=run.mirrors)
+    except BaseException:
+        dst.abort()
+        dst.close()
+        raise
     engine = engine_for(run, DEFAULT_COPY_CONCURRENCY)
+    workdir = Path(tempfile.mkdtemp(prefix="stella-oci-copy-"))
+    gap: AirgapCheck | None = None
+    fetched = None
+    extra: dict[str, Any] = {}
     try:
         desc = src.resolve(selector_of(src_ref, "copy"))
-        if src_ref.digest is None and src_ref.tag is None and dst_ref.tag is None:
-            tags: list[str] = []
-        else:
-            tags = [t for t in [dst_ref.tag or src_ref.tag] if t]
-        engine.copy_graph(src, dst, desc, tags=tags, referrers=referrers)
+        data = engine.fetch_verified_manifest(src, desc)
+        if desc.media_type == mt.OCI_MANIFEST and parse_manifest(data).artifact_type == ARTIFACT_TYPE:
+            pinned = src_ref.with_digest(desc.digest)
+            fetched, _ = fetch_export(pinned, src, expect_digest=None, workdir=workdir, run=run)
+            gap = (
+                AirgapCheck(airgap or AirgapOptions(), is_import=is_import) if (airgap or is_import) else None
+            )
+            extra = run_checks([*([gap] if gap else []), *checks], fetched)
+        tags = [t for t in [dst_ref.tag or src_ref.tag] if t]
+        engine.copy_graph(src, dst, desc, tags=tags, referrers=referrers, root_data=data)
         dst.commit()
     except BaseException:
         dst.abort()
@@ -47,11 +77,17 @@ def copy(
     finally:
         src.close()
         dst.close()
-    return CopyResult(
+        shutil.rmtree(workdir, ignore_errors=True)
+    result = CopyResult(
         source=str(src_ref),
         destination=f"{dst_ref.base()}@{desc.digest}",
         digest=desc.digest,
         tags=tags,
         referrers=engine.stats.referrers,
         transfer=transfer_stats(engine),
+        staleness=extra.get("staleness"),
+        provenance=extra.get("provenance"),
     )
+    if gap is not None and fetched is not None and is_import:
+        gap.record(fetched, result.provenance, reference=result.destination)
+    return result

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from stella_oci.oci.reference import Reference
 from stella_oci.results import TransferStats, VerifyResult
 from stella_oci.targets.base import Target
 from stella_oci.targets.bundle import BundleSink, DiscardSink
+from stella_oci.verbs.airgap import AirgapCheck, AirgapOptions
 from stella_oci.verbs.common import (
     RunOptions,
     as_reference,
@@ -54,23 +56,30 @@ CHECKS = [
     "every blob's digest and size, while streaming",
 ]
 
-#: Called after the manifest and export.json passed, before the blobs move: the air-gap
-#: (staleness, deltas) and signature checks of later verbs hook in here.
-ExtraCheck = Callable[[Manifest, dict[str, Any], Path], dict[str, Any]]
 
-
+@dataclass
 class FetchedExport:
-    def __init__(
-        self, ref: Reference, desc: Descriptor, manifest: Manifest, doc: dict[str, Any], model: ExportManifest
-    ):
-        self.ref = ref
-        self.desc = desc
-        self.manifest = manifest
-        self.doc = doc
-        self.model = model
+    """What a pull or verify knows once the manifest and export.json passed their checks."""
+
+    ref: Reference
+    desc: Descriptor
+    """The artifact manifest's descriptor (the subject of its referrers)."""
+    manifest: Manifest
+    doc: dict[str, Any]
+    model: ExportManifest
+    src: Target | None = None
+    """Where the artifact is read from (None for a local bundle directory)."""
+    export_json: Path | None = None
+    """The verified export.json on disk."""
 
 
-def _fetch(
+#: Called after the manifest and export.json passed, before the blobs move: the air-gap
+#: (staleness, deltas) and signature checks hook in here. Returns members for the result
+#: (``staleness``, ``provenance``, ``signatures``); raises to stop the pull.
+ExtraCheck = Callable[[FetchedExport], dict[str, Any]]
+
+
+def fetch_export(
     ref: Reference,
     src: Target,
     *,
@@ -112,7 +121,7 @@ def _fetch(
     prov = provenance_layer(manifest)
     check_annotations(manifest.annotations or {}, doc, provenance_digest=prov.digest if prov else None)
     rest = check_layers_against_export(manifest, doc, where)
-    return FetchedExport(ref, desc, manifest, doc, model), rest
+    return FetchedExport(ref, desc, manifest, doc, model, src=src, export_json=export_path), rest
 
 
 def _result(f: FetchedExport, output: str | None, stats: Any, extra: dict[str, Any]) -> VerifyResult:
@@ -133,23 +142,38 @@ def _result(f: FetchedExport, output: str | None, stats: Any, extra: dict[str, A
     )
 
 
+def run_checks(checks: Sequence[ExtraCheck], fetched: FetchedExport) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for check in checks:
+        extra.update(check(fetched))
+    return extra
+
+
 def pull(
     reference: str | Reference,
     output: str | Path,
     *,
     expect_digest: str | None = None,
     run: RunOptions | None = None,
-    extra_check: ExtraCheck | None = None,
+    airgap: AirgapOptions | None = None,
+    checks: Sequence[ExtraCheck] = (),
 ) -> VerifyResult:
-    """Fetch and verify an export into ``output`` (a new or empty directory)."""
+    """Fetch and verify an export into ``output`` (a new or empty directory).
+
+    A pull is an import: it is recorded in the import ledger (``airgap.ledger``), its
+    staleness is checked when ``airgap.staleness_config`` is given, and a ``mirror:delta``
+    export is refused unless its base was imported before. ``checks`` run after the
+    manifest and export.json passed (signatures, for instance).
+    """
     run = run or RunOptions()
     ref = as_reference(reference)
+    gap = AirgapCheck(airgap or AirgapOptions(), is_import=True)
     out = Path(output)
     sink = BundleSink(out)
-    src = open_target(ref, run.transport, write=False)
+    src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
     try:
-        fetched, rest = _fetch(ref, src, expect_digest=expect_digest, workdir=sink.tmp, run=run)
-        extra = extra_check(fetched.manifest, fetched.doc, sink.tmp) if extra_check else {}
+        fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=sink.tmp, run=run)
+        extra = run_checks([gap, *checks], fetched)
         sink.expect(rest)
         engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
         engine.copy_blobs(src, sink, rest)
@@ -159,7 +183,9 @@ def pull(
         raise
     finally:
         src.close()
-    return _result(fetched, str(out), transfer_stats(engine), extra)
+    result = _result(fetched, str(out), transfer_stats(engine), extra)
+    gap.record(fetched, extra.get("provenance"), reference=result.reference)
+    return result
 
 
 def verify(
@@ -167,22 +193,28 @@ def verify(
     *,
     expect_digest: str | None = None,
     run: RunOptions | None = None,
-    extra_check: ExtraCheck | None = None,
+    airgap: AirgapOptions | None = None,
+    checks: Sequence[ExtraCheck] = (),
 ) -> VerifyResult:
-    """The checks of :func:`pull`, writing nothing. A local directory is verified as a bundle."""
+    """The checks of :func:`pull`, writing nothing. A local directory is verified as a bundle.
+
+    With ``airgap`` the export's staleness is checked (and, with an explicit ledger, its
+    delta base); nothing is recorded: a verify is not an import.
+    """
     run = run or RunOptions()
+    all_checks: list[ExtraCheck] = [*([AirgapCheck(airgap, is_import=False)] if airgap else []), *checks]
     if isinstance(reference, Path) or (
         isinstance(reference, str)
         and not reference.startswith(("oci:", "oci-archive:"))
         and Path(reference).is_dir()
     ):
-        return verify_directory(Path(reference), expect_digest=expect_digest)
+        return verify_directory(Path(reference), expect_digest=expect_digest, checks=all_checks)
     ref = as_reference(reference)
-    src = open_target(ref, run.transport, write=False)
+    src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
     workdir = Path(tempfile.mkdtemp(prefix="stella-oci-verify-"))
     try:
-        fetched, rest = _fetch(ref, src, expect_digest=expect_digest, workdir=workdir, run=run)
-        extra = extra_check(fetched.manifest, fetched.doc, workdir) if extra_check else {}
+        fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=workdir, run=run)
+        extra = run_checks(all_checks, fetched)
         engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
         engine.copy_blobs(src, DiscardSink(), rest)
     finally:
@@ -191,18 +223,15 @@ def verify(
     return _result(fetched, None, transfer_stats(engine), extra)
 
 
-def verify_directory(root: Path, *, expect_digest: str | None = None) -> VerifyResult:
+def verify_directory(
+    root: Path, *, expect_digest: str | None = None, checks: Sequence[ExtraCheck] = ()
+) -> VerifyResult:
     """Verify a bundle directory (e.g. one pulled earlier): schema, paths, every file's digest.
 
     With ``expect_digest`` the manifest that pushing this directory would produce (without
     extra ``--annotation`` / ``--provenance-ref``) must have that digest.
     """
-    try:
-        bundle = scan_directory(root)
-    except InvalidInputError as exc:
-        if "hashes to" in exc.message or "bytes, export.json states" in exc.message:
-            raise VerificationError(exc.message, hint=exc.hint, details=exc.details) from None
-        raise
+    bundle = scan_directory(root, mismatch_error=VerificationError)
     artifact = build_manifest(bundle, user_annotations={}, provenance_ref=None)
     if expect_digest:
         require_sha256(expect_digest, "--expect-digest")
@@ -217,7 +246,9 @@ def verify_directory(root: Path, *, expect_digest: str | None = None) -> VerifyR
         artifact.manifest,
         bundle.doc,
         bundle.manifest,
+        export_json=root / EXPORT_JSON,
     )
-    result = _result(fetched, None, None, {})
+    extra = run_checks(checks, fetched)
+    result = _result(fetched, None, None, extra)
     result.reference = str(root)
     return result

@@ -1,0 +1,114 @@
+"""attach and discover: OCI 1.1 referrers (signatures, provenance, SBOMs) of an export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stella_oci.cli.common import EXIT_CODE_HELP, Context, command, common_options
+from stella_oci.output import human_size
+from stella_oci.verbs.referrers import AttachResult, DiscoverResult
+from stella_oci.verbs.referrers import attach as attach_api
+from stella_oci.verbs.referrers import discover as discover_api
+
+_SOURCE_TEXT = {
+    "referrers-api": "the registry's referrers API",
+    "fallback-tag": "the referrers tag schema (registry without the referrers API)",
+    "oci-layout": "the OCI layout's index.json",
+}
+
+
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci attach localhost:5000/stellaops/mirror:v1 export.json.dsse.json \\\n"
+    "      --artifact-type application/vnd.dsse.envelope.v1+json\n"
+    "  stella-oci attach ghcr.io/acme/exports@sha256:4f... sbom.cdx.json \\\n"
+    "      --artifact-type application/vnd.cyclonedx+json --annotation team=ops\n"
+    "  stella-oci attach oci:./layout:v1 provenance.json --artifact-type application/vnd.in-toto+json\n\n"
+    + EXIT_CODE_HELP
+)
+@click.argument("reference")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--artifact-type", required=True, metavar="TYPE", help="artifactType of the referrer manifest (required)."
+)
+@click.option(
+    "--annotation",
+    "-a",
+    "annotations",
+    multiple=True,
+    metavar="K=V",
+    help="Annotation on the referrer manifest (repeatable); io.stellaops.* is reserved.",
+)
+@click.option(
+    "--media-type", metavar="TYPE", help="Media type of the file's layer (default: the artifact type)."
+)
+@common_options
+@command
+def attach(
+    ctx: Context,
+    reference: str,
+    file: Path,
+    artifact_type: str,
+    annotations: tuple[str, ...],
+    media_type: str | None,
+    **_: Any,
+) -> tuple[AttachResult, str]:
+    """Push FILE as an OCI 1.1 referrer of the manifest REFERENCE names.
+
+    Uses the registry's referrers API when it has one (it answers OCI-Subject), else the
+    referrers tag schema: the sha256-<hex> tag holding an index of referrers, updated without
+    dropping the entries other clients added. Prints the referrer's reference with its digest.
+    """
+    r = attach_api(
+        reference,
+        file,
+        artifact_type=artifact_type,
+        annotations=annotations,
+        media_type=media_type,
+        run=ctx.run("attach"),
+    )
+    lines = [r.reference]
+    if not ctx.quiet:
+        lines += [
+            f"  subject:      {r.subject_reference}",
+            f"  artifactType: {r.artifact_type}",
+            f"  file:         {r.layer.path} ({human_size(r.layer.size)}, {r.layer.digest})",
+            f"  listed via:   {_SOURCE_TEXT[r.via]}" + (f" ({r.fallback_tag})" if r.fallback_tag else ""),
+        ]
+        lines += [f"  annotation:   {k}={v}" for k, v in sorted(r.annotations.items())]
+    return r, "\n".join(lines)
+
+
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci discover localhost:5000/stellaops/mirror:v1\n"
+    "  stella-oci discover ghcr.io/acme/exports:v1 --artifact-type application/vnd.dsse.envelope.v1+json\n"
+    "  stella-oci discover oci-archive:./exports.tar:v1 --format json\n\n" + EXIT_CODE_HELP
+)
+@click.argument("reference")
+@click.option("--artifact-type", metavar="TYPE", help="Only referrers of this artifactType.")
+@common_options
+@command
+def discover(ctx: Context, reference: str, artifact_type: str | None, **_: Any) -> tuple[DiscoverResult, str]:
+    """List the referrers (signatures, provenance, ...) of the manifest REFERENCE names.
+
+    Reads the registry's referrers API, or the sha256-<hex> fallback tag where there is none,
+    or an OCI layout's index.json.
+    """
+    r = discover_api(reference, artifact_type=artifact_type, run=ctx.run("discover"))
+    lines = [r.reference]
+    if not ctx.quiet:
+        lines.append(f"  source: {_SOURCE_TEXT[r.source]}")
+    if not r.referrers:
+        lines.append("  (no referrers" + (f" of type {artifact_type})" if artifact_type else ")"))
+    for d in r.referrers:
+        lines.append(f"  {d.digest}  {d.artifact_type or '-'}  {d.size} B")
+        if not ctx.quiet:
+            lines += [f"      {k}: {v}" for k, v in sorted(d.annotations.items())]
+    return r, "\n".join(lines)
+
+
+COMMANDS = [attach, discover]

@@ -1,0 +1,68 @@
+"""Registry mirrors: read ``ghcr.io/org/exports:tag`` from ``mirror.local:5000/org/exports:tag``.
+
+A mapping ``SOURCE=MIRROR`` rewrites every registry reference whose ``registry/repository``
+starts with SOURCE (a host, or a host and a repository prefix, matched on whole path
+components) so that it starts with MIRROR instead. The longest matching SOURCE wins. Only
+reads go to a mirror; what is read is verified exactly as from the source, and a pull by
+digest makes the mirror's answer provably the original.
+
+Mappings come from ``--registry-mirror SOURCE=MIRROR`` (repeatable) and from a JSON file
+(``--mirror-config FILE``) of the form ``{"mirrors": {"ghcr.io": "mirror.local:5000"}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from stella_oci.errors import InvalidInputError
+from stella_oci.oci.reference import Reference, parse_reference
+
+
+def _normalize(side: str, where: str) -> str:
+    side = side.strip().rstrip("/")
+    if not side:
+        raise InvalidInputError(f"{where}: empty side in registry mirror mapping")
+    probe = parse_reference(side + "/x" if "/" not in side else side)
+    if probe.transport != "registry" or probe.tag or probe.digest:
+        raise InvalidInputError(f"{where}: {side!r} is not a registry host or host/repository prefix")
+    return side
+
+
+def parse_mirror_args(items: Iterable[str], where: str = "--registry-mirror") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise InvalidInputError(
+                f"{where} {item!r}: expected SOURCE=MIRROR, e.g. ghcr.io=mirror.local:5000"
+            )
+        src, dst = item.split("=", 1)
+        out[_normalize(src, where)] = _normalize(dst, where)
+    return out
+
+
+def load_mirror_config(path: Path) -> dict[str, str]:
+    from stella_oci.export.schema import load_json_file
+
+    doc = load_json_file(path, "mirror config")
+    mirrors = doc.get("mirrors") if isinstance(doc, dict) else None
+    if not isinstance(mirrors, dict) or not all(isinstance(v, str) for v in mirrors.values()):
+        raise InvalidInputError(
+            f'{path}: expected {{"mirrors": {{"SOURCE": "MIRROR", ...}}}}',
+            hint='e.g. {"mirrors": {"ghcr.io": "mirror.local:5000"}}',
+        )
+    return {_normalize(k, str(path)): _normalize(v, str(path)) for k, v in mirrors.items()}
+
+
+def apply_mirrors(ref: Reference, mirrors: Mapping[str, str]) -> Reference:
+    """The reference to read from: ``ref`` rewritten by the longest matching mapping, if any."""
+    if ref.transport != "registry" or not mirrors:
+        return ref
+    full = f"{ref.registry}/{ref.repository}"
+    for src in sorted(mirrors, key=len, reverse=True):
+        if full == src or full.startswith(src + "/") or (ref.registry == src):
+            rest = full[len(src) :] if full.startswith(src) else "/" + ref.repository
+            target = parse_reference(mirrors[src] + rest)
+            return replace(target, tag=ref.tag, digest=ref.digest)
+    return ref

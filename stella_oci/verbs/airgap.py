@@ -1,0 +1,131 @@
+"""The air-gap checks of pull, verify and copy: staleness, delta order, and the import ledger.
+
+:class:`AirgapCheck` is an :data:`~stella_oci.verbs.pull.ExtraCheck`: it runs once the
+manifest and export.json passed their checks and before any other blob moves. After a
+successful import (pull, or copy into a mirror) :meth:`AirgapCheck.record` writes the
+BundleProvenance record into the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from stella_oci.airgap import (
+    Ledger,
+    StalenessConfig,
+    StalenessOutcome,
+    TimeAnchor,
+    build_provenance,
+    check_delta,
+    evaluate_staleness,
+    export_domain,
+    load_staleness_config,
+    load_time_anchor,
+    parse_rfc3339,
+    system_anchor,
+)
+from stella_oci.errors import StalenessError, StellaOciError
+from stella_oci.export.annotations import ANN_MANIFEST_DIGEST
+
+log = logging.getLogger("stella_oci")
+
+
+@dataclass(frozen=True)
+class AirgapOptions:
+    staleness_config: Path | None = None
+    """A StalenessConfig file; without one, staleness is not evaluated."""
+    time_anchor: Path | None = None
+    """A TimeAnchor file; without one the system clock is the anchor, recorded as unverified."""
+    domain: str | None = None
+    """The export's domain; default: export.json profile.name."""
+    ledger: Path | None = None
+    """The import ledger; default: $STELLA_OCI_LEDGER or the user data dir."""
+    source_environment: str | None = None
+
+
+class AirgapCheck:
+    def __init__(self, opts: AirgapOptions, *, is_import: bool, now: datetime | None = None) -> None:
+        self.opts = opts
+        self.is_import = is_import
+        self.now = now or datetime.now(timezone.utc).replace(microsecond=0)
+        self.config: StalenessConfig | None = (
+            load_staleness_config(opts.staleness_config) if opts.staleness_config else None
+        )
+        self.anchor: TimeAnchor = (
+            load_time_anchor(opts.time_anchor) if opts.time_anchor else system_anchor(self.now)
+        )
+        self.outcome: StalenessOutcome | None = None
+
+    def _ledger(self) -> Ledger:
+        return Ledger(self.opts.ledger)
+
+    def __call__(self, fetched: Any) -> dict[str, Any]:
+        doc: dict[str, Any] = fetched.doc
+        out: dict[str, Any] = {}
+        domain = export_domain(doc, self.opts.domain)
+        if self.config is not None:
+            generated_at = parse_rfc3339(str(doc["generatedAt"]), field="export.json generatedAt")
+            self.outcome = evaluate_staleness(
+                generated_at=generated_at,
+                config=self.config,
+                anchor=self.anchor,
+                domain=domain,
+                now=self.now,
+                export_id=str(doc["exportId"]),
+            )
+            out["staleness"] = self.outcome.result
+            if not self.outcome.passed:
+                try:
+                    self.outcome.raise_if_failed()
+                except StalenessError as exc:
+                    if self.is_import:
+                        exc.details["provenance"] = self.provenance(fetched)
+                    raise
+        if self.is_import or self.opts.ledger is not None:
+            if doc.get("delta") is not None or (doc.get("profile") or {}).get("variant") == "delta":
+                with self._ledger() as ledger:
+                    check_delta(doc, ledger)
+        if self.is_import:
+            out["provenance"] = self.provenance(fetched)
+        return out
+
+    def provenance(self, fetched: Any) -> dict[str, Any]:
+        doc: dict[str, Any] = fetched.doc
+        generated_at = parse_rfc3339(str(doc["generatedAt"]), field="export.json generatedAt")
+        staleness = max(0, int((self.anchor.timestamp - generated_at).total_seconds()))
+        annotations = fetched.manifest.annotations or {}
+        return build_provenance(
+            doc=doc,
+            manifest_digest=fetched.desc.digest,
+            bundle_digest=None,
+            anchor=self.anchor,
+            imported_at=self.now,
+            domain=export_domain(doc, self.opts.domain),
+            staleness_seconds=staleness,
+            source_environment=self.opts.source_environment,
+            export_manifest_digest=annotations.get(ANN_MANIFEST_DIGEST),
+            reference=str(fetched.ref),
+        )
+
+    def record(self, fetched: Any, provenance: dict[str, Any] | None, reference: str) -> None:
+        """Write the import into the ledger. Without an explicit ``--ledger`` a failure to write
+        the default ledger is a warning, not a failed pull."""
+        if provenance is None:
+            provenance = self.provenance(fetched)
+        annotations = fetched.manifest.annotations or {}
+        try:
+            with self._ledger() as ledger:
+                ledger.record_import(
+                    doc=fetched.doc,
+                    provenance=provenance,
+                    export_manifest_digest=annotations.get(ANN_MANIFEST_DIGEST, ""),
+                    reference=reference,
+                )
+        except StellaOciError as exc:
+            if self.opts.ledger is not None:
+                raise
+            log.warning("import not recorded in the default ledger: %s", exc.message)

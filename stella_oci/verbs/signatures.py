@@ -1,0 +1,249 @@
+"""Signature checks for pull and verify (``--trust-root``, ``--require-signature``).
+
+:func:`signature_check` builds the :data:`~stella_oci.verbs.pull.ExtraCheck` that pull and
+verify run once the manifest and export.json passed their own checks, before any other blob
+moves. It gathers everything signature-shaped that travels with the export:
+
+* the manifest's layers: DSSE envelopes (``*.dsse.json``, ``application/vnd.dsse.envelope.v1+json``)
+  and provenance.json (``application/vnd.in-toto+json``);
+* the subject's referrers of artifactType ``application/vnd.dsse.envelope.v1+json`` (envelopes)
+  and ``application/vnd.in-toto+json`` (provenance Statements), from the referrers API, the
+  ``sha256-<hex>`` fallback tag, or the OCI layout / archive;
+* for a bundle directory: the files beside export.json (``*.dsse.json``, ``signatures/**``,
+  provenance.json);
+
+fetches each (at most :data:`~stella_oci.signing.dsse.MAX_ENVELOPE_BYTES`, verified against
+its descriptor's digest and size while it streams) and hands them to
+:func:`~stella_oci.signing.verify.verify_export_signatures`. Keys come only from the trust
+root file or directory: nothing is fetched to find a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stella_oci.errors import InvalidInputError, VerificationError
+from stella_oci.export.annotations import DSSE_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
+from stella_oci.oci import mediatypes as mt
+from stella_oci.oci.digest import VerifyingStream
+from stella_oci.oci.manifest import Descriptor, check_digest_matches, parse_manifest
+from stella_oci.results import to_json_dict
+from stella_oci.signing.dsse import MAX_ENVELOPE_BYTES
+from stella_oci.signing.trust import TrustRoot
+from stella_oci.signing.verify import (
+    ProvenanceResult,
+    SignatureReport,
+    verify_bundle_signatures,
+    verify_export_signatures,
+)
+from stella_oci.targets.base import Target
+from stella_oci.verbs.pull import ExtraCheck, FetchedExport
+
+#: Referrers (of one artifactType) looked at, at most; more is refused as a flood.
+MAX_SIGNATURE_REFERRERS = 256
+PROVENANCE_TITLE = "provenance.json"
+
+
+@dataclass
+class SignatureSource:
+    """Where one checked document came from."""
+
+    name: str
+    """The name used in the report and in error messages."""
+    kind: str
+    """``envelope`` or ``provenance``."""
+    found_as: list[str]
+    """``layer <title>`` and/or ``referrer <digest>``."""
+    digest: str
+
+
+@dataclass
+class SignatureMaterial:
+    """The signature documents of one export, each once (deduplicated by blob digest)."""
+
+    envelopes: list[tuple[str, bytes]] = field(default_factory=list)
+    provenance: list[tuple[str, bytes]] = field(default_factory=list)
+    sources: list[SignatureSource] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    """Referrer entries that were listed but are not about this subject."""
+    _by_digest: dict[str, SignatureSource] = field(default_factory=dict)
+
+    def add(self, kind: str, name: str, digest: str, found_as: str, data: bytes | None) -> None:
+        known = self._by_digest.get(digest)
+        if known is not None:
+            known.found_as.append(found_as)
+            return
+        if data is None:
+            return
+        src = SignatureSource(name=name, kind=kind, found_as=[found_as], digest=digest)
+        self._by_digest[digest] = src
+        self.sources.append(src)
+        (self.envelopes if kind == "envelope" else self.provenance).append((name, data))
+
+
+def read_small_blob(src: Target, desc: Descriptor, what: str, limit: int = MAX_ENVELOPE_BYTES) -> bytes:
+    """A blob of at most ``limit`` bytes, verified against ``desc`` (digest and size) as it streams."""
+    if desc.size > limit:
+        raise VerificationError(
+            f"{what}: {desc.size} bytes, more than the {limit} a signature document may have",
+            hint="signatures and provenance statements are small documents; this one is not one",
+        )
+    buf = bytearray()
+    with src.open_blob(desc, 0) as chunks:
+        for chunk in VerifyingStream(chunks, desc.digest, desc.size, f"{what} ({desc.digest})"):
+            buf += chunk
+    return bytes(buf)
+
+
+def _is_envelope_layer(d: Descriptor) -> bool:
+    title = d.title or ""
+    return d.media_type == DSSE_MEDIA_TYPE or title.endswith(".dsse.json")
+
+
+def _is_provenance_layer(d: Descriptor) -> bool:
+    return d.title == PROVENANCE_TITLE
+
+
+def gather_signature_material(f: FetchedExport) -> SignatureMaterial:
+    """Every DSSE envelope and provenance statement of the export in ``f.src``: layers first,
+    then the subject's referrers (each blob fetched once, bounded and digest-verified)."""
+    if f.src is None:
+        raise InvalidInputError("gather_signature_material needs a source target (not a bundle directory)")
+    src = f.src
+    m = SignatureMaterial()
+    for layer in f.manifest.layers:
+        if _is_provenance_layer(layer):
+            kind = "provenance"
+        elif _is_envelope_layer(layer):
+            kind = "envelope"
+        else:
+            continue
+        title = layer.title or layer.digest
+        data = read_small_blob(src, layer, f"layer {title}")
+        m.add(kind, title, layer.digest, f"layer {title}", data)
+
+    from stella_oci.verbs.referrers import list_referrers
+
+    for artifact_type, kind in ((DSSE_MEDIA_TYPE, "envelope"), (IN_TOTO_MEDIA_TYPE, "provenance")):
+        _, found = list_referrers(src, f.desc, artifact_type)
+        if len(found) > MAX_SIGNATURE_REFERRERS:
+            raise VerificationError(
+                f"{src.name}@{f.desc.digest}: {len(found)} referrers of type {artifact_type}, more than "
+                f"the {MAX_SIGNATURE_REFERRERS} looked at",
+                hint="remove stale referrers from the registry (or the sha256-<hex> fallback tag)",
+            )
+        for ref_desc in found:
+            where = f"referrer {ref_desc.digest}"
+            if ref_desc.size > mt.MAX_MANIFEST_BYTES:
+                raise VerificationError(f"{where}: manifest of {ref_desc.size} bytes, over the 4 MiB limit")
+            data = src.fetch_manifest(ref_desc)
+            check_digest_matches(data, ref_desc.digest, where)
+            manifest = parse_manifest(data, where)
+            if manifest.subject is None or manifest.subject.digest != f.desc.digest:
+                m.ignored.append(
+                    f"{where}: listed as a referrer of {f.desc.digest} but its subject is "
+                    f"{manifest.subject.digest if manifest.subject else 'absent'}"
+                )
+                continue
+            if (manifest.artifact_type or manifest.config.media_type) != artifact_type:
+                m.ignored.append(f"{where}: listed as {artifact_type} but is {manifest.artifact_type}")
+                continue
+            for layer in manifest.layers:
+                title = layer.title or layer.digest
+                name = f"referrer {ref_desc.digest} ({title})"
+                blob = (
+                    None
+                    if layer.digest in m._by_digest
+                    else read_small_blob(src, layer, f"referrer {ref_desc.digest} layer {title}")
+                )
+                m.add(kind, name, layer.digest, f"referrer {ref_desc.digest}", blob)
+    return m
+
+
+def _prefixed(exc: VerificationError, where: str) -> VerificationError:
+    return VerificationError(f"{where}: {exc.message}", hint=exc.hint, details=exc.details)
+
+
+def verify_fetched_signatures(
+    f: FetchedExport, trust_root: TrustRoot | None, require: bool
+) -> dict[str, Any]:
+    """Gather and verify the export's signatures; the JSON-ready report (``signatures`` member)."""
+    if f.export_json is None:
+        raise InvalidInputError("signature check: export.json was not fetched")
+    if f.src is None:
+        local = verify_bundle_signatures(f.export_json.parent, trust_root=trust_root, require=require)
+        out = to_json_dict(local)
+        out["verifiedCount"] = local.verified_count
+        return out
+
+    material = gather_signature_material(f)
+    export_json = f.export_json.read_bytes()  # parsed whole before (at most 64 MiB)
+    first_prov = material.provenance[0] if material.provenance else None
+    try:
+        report: SignatureReport = verify_export_signatures(
+            export_json=export_json,
+            envelopes=material.envelopes,
+            provenance=first_prov[1] if first_prov else None,
+            trust_root=trust_root,
+            require=require,
+        )
+    except VerificationError as exc:
+        # provenance problems are reported as "provenance.json: ...": name a referrer instead
+        if first_prov and first_prov[0] != PROVENANCE_TITLE and exc.message.startswith(PROVENANCE_TITLE):
+            raise _prefixed(exc, first_prov[0]) from None
+        raise
+    extra_prov: list[ProvenanceResult] = []
+    for name, data in material.provenance[1:]:
+        try:
+            more = verify_export_signatures(
+                export_json=export_json, envelopes=[], provenance=data, trust_root=trust_root, require=False
+            )
+        except VerificationError as exc:
+            raise _prefixed(exc, name) from None
+        if more.provenance is not None:
+            extra_prov.append(more.provenance.model_copy(update={"name": name}))
+    out = to_json_dict(report)
+    if report.provenance is not None and first_prov is not None:
+        out["provenance"]["name"] = first_prov[0]
+    out["verifiedCount"] = report.verified_count + sum(
+        1 for p in extra_prov if p.envelope is not None and p.envelope.verified
+    )
+    out["additionalProvenance"] = [to_json_dict(p) for p in extra_prov]
+    out["sources"] = [
+        {"name": s.name, "kind": s.kind, "digest": s.digest, "foundAs": s.found_as} for s in material.sources
+    ]
+    out["ignoredReferrers"] = material.ignored
+    return out
+
+
+def signature_check(trust_root: Path | None, require: bool) -> ExtraCheck:
+    """The pull / verify hook for ``--trust-root`` / ``--require-signature``.
+
+    The trust root (a PEM file or a directory of them) is loaded now, so a bad one fails
+    (exit 2) before anything is fetched. ``require`` without a trust root is exit 2. The
+    returned check raises VerificationError (exit 3) naming the document and the failed check,
+    and otherwise returns ``{"signatures": report}`` for the result.
+    """
+    if require and trust_root is None:
+        raise InvalidInputError(
+            "--require-signature needs --trust-root: without trusted keys no signature can be verified",
+            hint="give --trust-root FILE-or-DIR with the signers' public keys (PEM)",
+        )
+    root = TrustRoot.load(Path(trust_root)) if trust_root is not None else None
+
+    def check(f: FetchedExport) -> dict[str, Any]:
+        return {"signatures": verify_fetched_signatures(f, root, require)}
+
+    return check
+
+
+__all__ = [
+    "SignatureMaterial",
+    "SignatureSource",
+    "gather_signature_material",
+    "read_small_blob",
+    "signature_check",
+    "verify_fetched_signatures",
+]
