@@ -34,6 +34,8 @@ class Progress(Protocol):
 
     def blob_done(self, desc: Descriptor, how: str) -> None: ...
 
+    def add_total(self, nbytes: int) -> None: ...
+
 
 class NoProgress:
     def blob_started(self, desc: Descriptor) -> None:
@@ -43,6 +45,9 @@ class NoProgress:
         pass
 
     def blob_done(self, desc: Descriptor, how: str) -> None:
+        pass
+
+    def add_total(self, nbytes: int) -> None:
         pass
 
 
@@ -103,6 +108,7 @@ class CopyEngine:
             unique.setdefault(d.digest, d)
         if not unique:
             return
+        self.progress.add_total(sum(d.size for d in unique.values()))
         if self.concurrency == 1 or len(unique) == 1:
             for d in unique.values():
                 self.copy_blob(src, dst, d)

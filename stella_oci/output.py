@@ -74,12 +74,15 @@ class RichProgress:
             transient=True,
         )
         self._lock = threading.Lock()
+        self._total = 0
         self._overall = self._progress.add_task(description, total=total_bytes)
         self._tasks: dict[str, Any] = {}
         self._progress.start()
 
-    def set_total(self, total: int) -> None:
-        self._progress.update(self._overall, total=total)
+    def add_total(self, nbytes: int) -> None:
+        with self._lock:
+            self._total += nbytes
+            self._progress.update(self._overall, total=self._total)
 
     def blob_started(self, desc: Descriptor) -> None:
         if desc.size >= self.LARGE:
