@@ -84,6 +84,8 @@ def _oras_push_bundle(registry, repo: str, bundle: Path, tamper: dict[str, str] 
     if prov.exists():
         layers.append(desc(prov, "application/vnd.in-toto+json", "provenance.json"))
         prov_digest = layers[-1]["digest"]
+    for env in sorted(bundle.glob("*.dsse.json")):
+        layers.append(desc(env, "application/vnd.dsse.envelope.v1+json", env.name))
     for layer in layers:
         reg.upload_blob(
             str(bundle / layer["annotations"]["org.opencontainers.image.title"]), container, layer
