@@ -15,5 +15,6 @@ from stella_oci.verbs.copy import copy
 from stella_oci.verbs.inspect import inspect
 from stella_oci.verbs.pull import pull, verify
 from stella_oci.verbs.push import push
+from stella_oci.verbs.referrers import attach, discover
 
-__all__ = ["RunOptions", "copy", "inspect", "pull", "push", "verify"]
+__all__ = ["RunOptions", "attach", "copy", "discover", "inspect", "pull", "push", "verify"]

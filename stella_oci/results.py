@@ -36,6 +36,8 @@ class PushResult(BaseModel):
     layers: list[LayerInfo]
     ignored: list[str] = Field(default_factory=list)
     transfer: TransferStats = Field(default_factory=TransferStats)
+    referrers: list[str] = Field(default_factory=list)
+    """Digests of the referrer manifests attached with ``--attach-signatures``."""
 
 
 class VerifyResult(BaseModel):

@@ -17,6 +17,7 @@ from stella_oci.output import RichProgress, emit_error, emit_result, progress_wa
 from stella_oci.transport.options import TransportOptions
 from stella_oci.verbs.airgap import AirgapOptions
 from stella_oci.verbs.common import RunOptions
+from stella_oci.verbs.pull import ExtraCheck
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,6 +158,36 @@ def airgap_options(func: F) -> F:
     for opt in reversed(opts):
         func = opt(func)
     return func
+
+
+def signature_options(func: F) -> F:
+    """--trust-root / --require-signature (pull, verify)."""
+    opts = [
+        click.option(
+            "--trust-root",
+            type=click.Path(exists=True, path_type=Path),
+            help="PEM public key(s) (file or directory) that signatures must verify with; never fetched.",
+        ),
+        click.option(
+            "--require-signature",
+            is_flag=True,
+            help="Fail (exit 3) unless a DSSE signature over export.json verifies with --trust-root.",
+        ),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def checks_from(kw: dict[str, Any]) -> list[ExtraCheck]:
+    """Pop the signature options; the checks they ask for."""
+    trust_root = kw.pop("trust_root", None)
+    require = kw.pop("require_signature", False)
+    if trust_root is None and not require:
+        return []
+    from stella_oci.verbs.signatures import signature_check
+
+    return [signature_check(trust_root, require)]
 
 
 def airgap_from(kw: dict[str, Any]) -> AirgapOptions | None:

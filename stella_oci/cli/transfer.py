@@ -13,8 +13,10 @@ from stella_oci.cli.common import (
     Context,
     airgap_from,
     airgap_options,
+    checks_from,
     command,
     common_options,
+    signature_options,
 )
 from stella_oci.output import human_size
 from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult
@@ -45,6 +47,11 @@ from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResu
 @click.option(
     "--allow-unlisted", is_flag=True, help="Leave files export.json does not list behind instead of refusing."
 )
+@click.option(
+    "--attach-signatures",
+    is_flag=True,
+    help="Also attach the DSSE envelopes and provenance.json as OCI 1.1 referrers of the manifest.",
+)
 @common_options
 @command
 def push(
@@ -55,6 +62,7 @@ def push(
     annotations: tuple[str, ...],
     provenance_ref: str | None,
     allow_unlisted: bool,
+    attach_signatures: bool,
     **_: Any,
 ) -> tuple[PushResult, str]:
     """Validate BUNDLE (a directory or .tar/.tar.gz/.tar.zst) and push it to REFERENCE.
@@ -69,6 +77,7 @@ def push(
         annotations=annotations,
         provenance_ref=provenance_ref,
         allow_unlisted=allow_unlisted,
+        attach_signatures=attach_signatures,
         run=ctx.run("push"),
     )
     t = result.transfer
@@ -81,6 +90,8 @@ def push(
             f"  layers:          {len(result.layers)} ({human_size(sum(layer.size for layer in result.layers))}); "
             f"sent {t.uploaded}, already there {t.skipped}, mounted {t.mounted}",
         ]
+        if result.referrers:
+            lines.append(f"  referrers:       {len(result.referrers)} attached (signatures, provenance)")
         if result.ignored:
             lines.append(f"  left behind:     {', '.join(result.ignored)}")
     return result, "\n".join(lines)
@@ -110,8 +121,13 @@ def _verify_text(result: VerifyResult, quiet: bool, verb: str) -> str:
         f"  export:          {result.export_id} ({result.profile}, tenant {result.tenant}, generated {result.generated_at})",
         f"  manifest-digest: {result.manifest_digest}",
         f"  layers:          {len(result.layers)} ({human_size(sum(layer.size for layer in result.layers))})",
-        "  checked:         " + "; ".join(result.checks),
+        "  checked:",
+        *[f"    - {c}" for c in result.checks],
     ]
+    if result.signatures:
+        for env in result.signatures.get("envelopes") or []:
+            state = "verified" if env.get("verified") else "NOT verified (no trust root)"
+            lines.append(f"  signature:       {env.get('name')}: {state}, key {env.get('key_id') or '-'}")
     return "\n".join(lines) + _staleness_text(result.staleness)
 
 
@@ -130,6 +146,7 @@ def _verify_text(result: VerifyResult, quiet: bool, verb: str) -> str:
     help="New (or empty) directory to write the bundle into.",
 )
 @click.option("--expect-digest", help="Fail (exit 3) unless the manifest has this sha256 digest.")
+@signature_options
 @airgap_options
 @common_options
 @command
@@ -141,7 +158,12 @@ def pull(
     A failed check leaves nothing at --output. The pull is recorded in the import ledger.
     """
     result = api.pull(
-        reference, output, expect_digest=expect_digest, run=ctx.run("pull"), airgap=airgap_from(kw)
+        reference,
+        output,
+        expect_digest=expect_digest,
+        run=ctx.run("pull"),
+        airgap=airgap_from(kw),
+        checks=checks_from(kw),
     )
     return result, _verify_text(result, ctx.quiet, "pulled")
 
@@ -153,12 +175,19 @@ def pull(
 )
 @click.argument("target")
 @click.option("--expect-digest", help="Fail (exit 3) unless the manifest has this sha256 digest.")
+@signature_options
 @airgap_options
 @common_options
 @command
 def verify(ctx: Context, target: str, expect_digest: str | None, **kw: Any) -> tuple[VerifyResult, str]:
     """Run every check of pull on TARGET (a reference or bundle dir), writing nothing."""
-    result = api.verify(target, expect_digest=expect_digest, run=ctx.run("verify"), airgap=airgap_from(kw))
+    result = api.verify(
+        target,
+        expect_digest=expect_digest,
+        run=ctx.run("verify"),
+        airgap=airgap_from(kw),
+        checks=checks_from(kw),
+    )
     return result, _verify_text(result, ctx.quiet, "verified")
 
 

@@ -17,6 +17,7 @@ from stella_oci.oci.reference import Reference, check_tag, parse_reference
 from stella_oci.results import PushResult
 from stella_oci.targets.bundle import BundleSource
 from stella_oci.verbs.common import RunOptions, engine_for, layer_infos, open_target, transfer_stats
+from stella_oci.verbs.referrers import attach_bundle_signatures
 
 DEFAULT_PUSH_CONCURRENCY = 5
 
@@ -52,12 +53,15 @@ def push(
     annotations: Sequence[str] = (),
     provenance_ref: str | None = None,
     allow_unlisted: bool = False,
+    attach_signatures: bool = False,
     run: RunOptions | None = None,
 ) -> PushResult:
     """Push an export bundle (directory or archive) and return where it went.
 
     ``tags`` are added to the reference's own tag; with neither, the tag is the exportId.
     ``annotations`` are ``K=V`` strings (the ``io.stellaops.`` prefix is reserved).
+    ``attach_signatures`` also attaches the bundle's DSSE envelopes and provenance.json as
+    OCI 1.1 referrers of the pushed manifest (they are layers either way).
     """
     run = run or RunOptions()
     user = parse_user_annotations(annotations)
@@ -80,6 +84,7 @@ def push(
             engine.copy_graph(
                 BundleSource(b, artifact), dst, artifact.descriptor, tags=all_tags, root_data=artifact.data
             )
+            attached = attach_bundle_signatures(dst, artifact.descriptor, b) if attach_signatures else []
             dst.commit()
         except BaseException:
             dst.abort()
@@ -98,4 +103,5 @@ def push(
             layers=layer_infos(artifact.manifest.layers),
             ignored=b.ignored,
             transfer=transfer_stats(engine),
+            referrers=[d.digest for d in attached],
         )

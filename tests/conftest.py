@@ -1,0 +1,216 @@
+"""Shared fixtures: real registries, unique repositories, the CLI and skopeo as subprocesses.
+
+How a test finds a registry (docs/testing.md):
+
+* ``registry`` -- ``STELLA_OCI_TEST_REGISTRY=host:port`` when set (its storage root is
+  ``STELLA_OCI_TEST_REGISTRY_ROOT`` or unknown); otherwise the distribution registry binary
+  (``/usr/bin/docker-registry``) started on a free loopback port for the session.
+* ``container_registry`` -- a ``registry:2`` container through testcontainers; skips when no
+  engine answers, fails instead when ``STELLA_OCI_REQUIRE_CONTAINERS=1``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from tests.support.containers import (
+    REQUIRE_ENV,
+    ContainerRegistry,
+    containers_required,
+    engine_problem,
+    registry_image,
+    start_container_registry,
+)
+from tests.support.registry import RegistryHandle, external_registry, start_registry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CLI_TIMEOUT = float(os.environ.get("STELLA_OCI_TEST_CLI_TIMEOUT", "300"))
+SKOPEO_TIMEOUT = 300.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Also declared in pyproject.toml; repeated so that the markers exist whatever the rootdir.
+    config.addinivalue_line(
+        "markers", "container: needs a container engine (podman or docker) with a registry:2 image"
+    )
+    config.addinivalue_line("markers", "slow: large transfers (hundreds of MB)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that use ``container_registry`` carry the ``container`` marker (``-m 'not container'``)."""
+    for item in items:
+        if "container_registry" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.container)
+
+
+# --------------------------------------------------------------------------- registries
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryHandle]:
+    """A plain-HTTP registry for the session: ``.host``, ``.url``, ``.root``, ``.blob_path(digest)``."""
+    spec = os.environ.get("STELLA_OCI_TEST_REGISTRY", "").strip()
+    if spec:
+        yield external_registry(spec, os.environ.get("STELLA_OCI_TEST_REGISTRY_ROOT") or None)
+        return
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="session")
+def container_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerRegistry]:
+    """``registry:2`` in a container (``REGISTRY_IMAGE``, default ``localhost/registry:2``),
+    its storage a host directory (``.root``)."""
+    problem = engine_problem()
+    if problem:
+        if containers_required():
+            pytest.fail(
+                f"{REQUIRE_ENV}=1 but the containerized registry cannot run: {problem}", pytrace=False
+            )
+        pytest.skip(f"containerized registry unavailable: {problem}")
+    try:
+        reg = start_container_registry(tmp_path_factory.mktemp("container-registry"))
+    except Exception as exc:
+        message = f"could not start {registry_image()} through testcontainers: {exc}"
+        if containers_required():
+            pytest.fail(f"{REQUIRE_ENV}=1 and {message}", pytrace=False)
+        pytest.skip(message)
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+_repo_counter = itertools.count(1)
+_SESSION_TOKEN = secrets.token_hex(3)
+
+
+def repo_slug(name: str, limit: int = 40) -> str:
+    """A repository path component (``[a-z0-9]+([._-][a-z0-9]+)*``) made from a test name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:limit].strip("-")
+    return slug or "test"
+
+
+@pytest.fixture
+def fresh_repo(request: pytest.FixtureRequest) -> str:
+    """A repository name no other test (in this or an earlier session) uses: ``t/<test>-<session>-<n>``."""
+    return f"t/{repo_slug(request.node.name)}-{_SESSION_TOKEN}-{next(_repo_counter)}"
+
+
+# --------------------------------------------------------------------------- subprocess helpers
+
+
+class CliResult(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+RunCli = Callable[..., CliResult]
+
+
+def _cli_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    # Deterministic, undecorated output; the tests' own registry credentials never leak in.
+    env.update({"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200", "PYTHONUTF8": "1"})
+    for key in ("STELLA_OCI_USERNAME", "STELLA_OCI_PASSWORD"):
+        env.pop(key, None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_module(
+    module: str,
+    *args: str | os.PathLike[str],
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = CLI_TIMEOUT,
+) -> CliResult:
+    """``python -m MODULE ARGS`` with stdin closed (or fed ``input``); ``env`` adds to the environment."""
+    cmd = [sys.executable, "-m", module, *(os.fspath(a) for a in args)]
+    proc = subprocess.run(
+        cmd,
+        input=input,
+        stdin=subprocess.DEVNULL if input is None else None,
+        capture_output=True,
+        text=True,
+        env=_cli_env(env),
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> RunCli:
+    """``run_cli(*args, input=None, env=None, cwd=None, timeout=...) -> CliResult``.
+
+    Runs ``python -m stella_oci ARGS`` in ``tmp_path`` (unless ``cwd`` is given) with stdin
+    closed; the result unpacks as ``code, out, err = run_cli(...)`` (returncode, stdout, stderr).
+    """
+
+    def run(
+        *args: str | os.PathLike[str],
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = CLI_TIMEOUT,
+    ) -> CliResult:
+        return run_module("stella_oci", *args, input=input, env=env, cwd=cwd or tmp_path, timeout=timeout)
+
+    return run
+
+
+Skopeo = Callable[..., str]
+
+_SKOPEO_TLS_FLAGS = {
+    "copy": ("--src-tls-verify=false", "--dest-tls-verify=false"),
+    "sync": ("--src-tls-verify=false", "--dest-tls-verify=false"),
+    "inspect": ("--tls-verify=false",),
+    "delete": ("--tls-verify=false",),
+    "list-tags": ("--tls-verify=false",),
+    "manifest-digest": (),
+}
+
+
+@pytest.fixture(scope="session")
+def skopeo() -> Skopeo:
+    """``skopeo(subcommand, *args, timeout=...) -> stdout``.
+
+    TLS verification is off and the signature policy is not consulted; a failure fails the
+    test with skopeo's stderr."""
+    exe = shutil.which("skopeo")
+    if exe is None:
+        pytest.skip("skopeo is not installed (apt-get install skopeo)")
+
+    def run(subcommand: str, *args: str | os.PathLike[str], timeout: float = SKOPEO_TIMEOUT) -> str:
+        flags = _SKOPEO_TLS_FLAGS.get(subcommand, ("--tls-verify=false",))
+        cmd = [exe, "--insecure-policy", subcommand, *flags, *(os.fspath(a) for a in args)]
+        proc = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if proc.returncode != 0:
+            pytest.fail(
+                f"skopeo failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stderr.strip()}",
+                pytrace=False,
+            )
+        return proc.stdout
+
+    return run
