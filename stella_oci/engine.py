@@ -201,29 +201,21 @@ class VerifyingStreamState:
         what = f"{blob_name(desc)} from {src.name}"
         if offset == 0 or self.stream_obj is None or self.stream_obj.count != offset:
             verifier = VerifyingStream(iter(()), desc.digest, desc.size, what)
-            if offset:
+            if offset:  # resumed where we have not hashed: hash the prefix again, without sending it
                 with src.open_blob(desc, 0) as prefix:
-                    remaining = offset
                     for chunk in prefix:
-                        piece = chunk[:remaining]
-                        verifier.hasher.update(piece)
-                        verifier.count += len(piece)
-                        remaining -= len(piece)
-                        if remaining <= 0:
+                        verifier.feed(chunk[: offset - verifier.count])
+                        if verifier.count >= offset:
                             break
             self.stream_obj = verifier
         verifier = self.stream_obj
         for chunk in chunks:
             if self.cancel.is_set():
                 raise CancelledTransfer(f"{what}: cancelled because another transfer failed")
-            if not chunk:
-                continue
-            verifier.count += len(chunk)
-            if verifier.count > desc.size:
-                raise VerificationError(f"{what}: more bytes than the {desc.size} the descriptor states")
-            verifier.hasher.update(chunk)
-            progress.blob_advanced(desc, len(chunk))
-            yield chunk
+            if chunk:
+                verifier.feed(chunk)
+                progress.blob_advanced(desc, len(chunk))
+                yield chunk
         verifier.finish()
         self.finished = True
 

@@ -62,15 +62,18 @@ class VerifyingStream:
         self.hasher = hashlib.sha256()
         self.count = offset
 
+    def feed(self, chunk: bytes) -> None:
+        """Count and hash one chunk; refuse more bytes than the descriptor states."""
+        self.count += len(chunk)
+        if self.count > self.size:
+            raise VerificationError(f"{self.what}: more bytes than the {self.size} the descriptor states")
+        self.hasher.update(chunk)
+
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._chunks:
-            if not chunk:
-                continue
-            self.count += len(chunk)
-            if self.count > self.size:
-                raise VerificationError(f"{self.what}: more bytes than the {self.size} the descriptor states")
-            self.hasher.update(chunk)
-            yield chunk
+            if chunk:
+                self.feed(chunk)
+                yield chunk
         self.finish()
 
     def finish(self) -> None:

@@ -6,7 +6,7 @@ import json
 
 from stella_oci.engine import CopyEngine
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.manifest import parse_index, parse_manifest
+from stella_oci.oci.manifest import Index, Manifest, parse_index, parse_manifest
 from stella_oci.oci.reference import Reference
 from stella_oci.results import InspectResult
 from stella_oci.verbs.common import RunOptions, as_reference, layer_infos, open_target, selector_of
@@ -23,26 +23,19 @@ def inspect(reference: str | Reference, *, run: RunOptions | None = None) -> Ins
         src.close()
     where = f"{ref.base()}@{desc.digest}"
     doc = json.loads(data)
-    if desc.media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST):
-        index = parse_index(data, where)
-        return InspectResult(
-            reference=where,
-            digest=desc.digest,
-            media_type=desc.media_type,
-            artifact_type=index.artifact_type,
-            size=desc.size,
-            annotations=dict(index.annotations or {}),
-            layers=layer_infos(index.manifests),
-            manifest=doc,
-        )
-    manifest = parse_manifest(data, where)
+    parsed: Index | Manifest = (
+        parse_index(data, where)
+        if desc.media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST)
+        else parse_manifest(data, where)
+    )
+    children = parsed.manifests if isinstance(parsed, Index) else parsed.layers
     return InspectResult(
         reference=where,
         digest=desc.digest,
         media_type=desc.media_type,
-        artifact_type=manifest.artifact_type,
+        artifact_type=parsed.artifact_type,
         size=desc.size,
-        annotations=dict(manifest.annotations or {}),
-        layers=layer_infos(manifest.layers),
+        annotations=dict(parsed.annotations or {}),
+        layers=layer_infos(children),
         manifest=doc,
     )
