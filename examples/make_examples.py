@@ -13,15 +13,19 @@ the ``io.stellaops.export.manifest-digest`` (RFC 8785 form of export.json withou
 ``integrity``), the ``Digest`` HTTP header derived from it, and provenance.json's subjects
 (which include the final export.json's sha256, so provenance.json is written last).
 
-To add signatures (``*.dsse.json``), extend :func:`build_mirror_full` /
-:func:`build_trivy_db` after export.json is written; ``X-Stella-Signature`` is a
-placeholder until then (:data:`SIGNATURE_PLACEHOLDER`).
+Signatures are real, made with the EXAMPLE-ONLY Ed25519 key (:data:`SIGNING_KEY`; its private
+half is published, so they prove nothing outside these examples): ``X-Stella-Signature`` in
+export.json ``integrity.httpHeaders`` (an envelope over a Statement naming the manifest digest,
+:func:`stella_oci.signing.sign.x_stella_signature`), and, once export.json and provenance.json
+are final, ``export.json.dsse.json`` and ``provenance.dsse.json``
+(:func:`stella_oci.signing.sign.sign_example_bundle`). Ed25519 signatures are deterministic,
+so the output stays byte-stable. Verify with
+``stella-oci verify examples/mirror-full --trust-root examples/keys --require-signature``.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import io
 import json
@@ -45,11 +49,13 @@ from stella_oci.export.annotations import (  # noqa: E402
 )
 from stella_oci.export.canonical import digest_to_http, manifest_digest, rerun_hash  # noqa: E402
 from stella_oci.export.models import SCHEMA_URI, ExportManifest  # noqa: E402
+from stella_oci.signing.sign import sign_example_bundle, x_stella_signature  # noqa: E402
+from stella_oci.signing.trust import TrustRoot  # noqa: E402
+from stella_oci.signing.verify import verify_bundle_signatures  # noqa: E402
 
 GENERATED_AT = "2026-11-20T08:00:00Z"
-SIGNATURE_PLACEHOLDER = "dsse-b64=" + base64.b64encode(
-    b"placeholder: no DSSE signature yet (examples/make_examples.py)"
-).decode("ascii")
+#: The key the examples are signed with (EXAMPLE ONLY: its private half is public).
+SIGNING_KEY = Path(__file__).resolve().parent / "keys" / "EXAMPLE-ONLY-ed25519.key"
 BUNDLES = ("mirror-full", "trivy-db")
 
 
@@ -125,10 +131,11 @@ def finish_integrity(doc: dict[str, Any], provenance_ref: str, extra: dict[str, 
         "httpHeaders": {
             "Digest": digest_to_http(anns["io.stellaops.export.manifest-digest"]),
             "X-Stella-Immutability": "true",
-            "X-Stella-Signature": SIGNATURE_PLACEHOLDER,
         },
         "oci": {"annotations": dict(sorted(oci_anns.items()))},
     }
+    # integrity is outside the manifest digest, so the signature over it can go in last
+    doc["integrity"]["httpHeaders"]["X-Stella-Signature"] = x_stella_signature(doc, SIGNING_KEY.read_bytes())
     assert manifest_digest(doc) == anns["io.stellaops.export.manifest-digest"]
     return doc
 
@@ -323,6 +330,10 @@ def check_bundle(root: Path) -> None:
     anns = compute_annotations(doc, provenance_digest=prov_digest, provenance_ref=None, user={})
     check_annotations(anns, doc, provenance_digest=prov_digest)
     assert anns[ANN_PROVENANCE_REF]
+    # the signatures verify with the public half of the example key, and bind to this export.json
+    trust = TrustRoot.load(SIGNING_KEY.with_suffix(".pub"))
+    report = verify_bundle_signatures(root, trust_root=trust, require=True)
+    assert report.envelopes and all(e.verified and e.binds_to_export for e in report.envelopes), report
 
 
 def generate(output: Path) -> None:
@@ -333,6 +344,7 @@ def generate(output: Path) -> None:
             shutil.rmtree(target)
         target.mkdir(parents=True)
         builders[name](target)
+        sign_example_bundle(target, SIGNING_KEY)  # after export.json and provenance.json are final
         check_bundle(target)
 
 

@@ -96,7 +96,11 @@ class CopyEngine:
         self.progress.blob_started(desc)
         how = dst.push_blob(desc, opener)
         if how == "uploaded" and not state.finished:
-            raise VerificationError(f"{blob_name(desc)}: the destination stored it before it was verified")
+            # The destination stopped reading at the stated size without exhausting the stream:
+            # every byte it took was hashed, so finish the check now.
+            if state.stream_obj is None or state.stream_obj.count != desc.size:
+                raise VerificationError(f"{blob_name(desc)}: the destination stored it before it was verified")
+            state.stream_obj.finish()
         self.stats.count(how, desc.size)
         self.progress.blob_done(desc, how)
         return how

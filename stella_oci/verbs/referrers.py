@@ -343,7 +343,7 @@ def discover(
     if artifact_type is not None:
         check_artifact_type(artifact_type)
     ref = as_reference(reference)
-    src = open_target(ref, run.transport, write=False)
+    src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
     try:
         subject = _resolve_subject(src, ref, "discover")
         source, found = list_referrers(src, subject, artifact_type)

@@ -126,8 +126,9 @@ def gather_signature_material(f: FetchedExport) -> SignatureMaterial:
 
     from stella_oci.verbs.referrers import list_referrers
 
+    _, listed = list_referrers(src, f.desc)  # one listing (API or fallback tag), filtered here
     for artifact_type, kind in ((DSSE_MEDIA_TYPE, "envelope"), (IN_TOTO_MEDIA_TYPE, "provenance")):
-        _, found = list_referrers(src, f.desc, artifact_type)
+        found = [d for d in listed if d.artifact_type == artifact_type]
         if len(found) > MAX_SIGNATURE_REFERRERS:
             raise VerificationError(
                 f"{src.name}@{f.desc.digest}: {len(found)} referrers of type {artifact_type}, more than "
