@@ -1,4 +1,5 @@
-"""Streaming, bounded memory: a 1 GiB push and pull each stay under 100 MB peak RSS.
+"""Streaming, bounded memory: a 2 GiB push and pull each stay under 100 MB peak RSS
+(issue 2 asks it of 1 GiB, issue 3 of 2 GiB: one test covers both).
 
 The CLI runs as a child process; its peak RSS is read from the kernel (``wait4`` rusage
 ``ru_maxrss``, KiB on Linux) for that child alone.
@@ -39,8 +40,8 @@ def run_with_rss(*args: str | os.PathLike[str]) -> tuple[int, str, str, int]:
 
 
 @pytest.mark.slow
-def test_one_gib_push_and_pull_stay_under_100_mb(registry, fresh_repo, tmp_path):
-    bundle = make_bundle(tmp_path / "bundle", {"db/trivy.db": GIB, "metadata.json": b'{"v":2}'})
+def test_two_gib_push_and_pull_stay_under_100_mb(registry, fresh_repo, tmp_path):
+    bundle = make_bundle(tmp_path / "bundle", {"db/trivy.db": 2 * GIB, "metadata.json": b'{"v":2}'})
     ref = f"{registry.host}/{fresh_repo}:big"
     code, out, err, push_rss = run_with_rss("push", bundle, ref, "--format", "json")
     assert code == 0, err
