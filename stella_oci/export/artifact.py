@@ -137,14 +137,16 @@ def check_layers_against_export(manifest: Manifest, doc: dict[str, Any], where: 
                 f"export.json contents expects {entry['path']!r} {entry['digest']} ({entry['bytes']} bytes, "
                 f"{expected_type})"
             )
+    titles = [layer.title or "" for layer in manifest.layers]
+    if len(set(titles)) != len(titles):
+        dup = sorted({t for t in titles if titles.count(t) > 1})
+        raise VerificationError(f"{where}: layer titles appear more than once: {dup}")
     extras = layers[len(contents) :]
-    seen_provenance = False
     last_sig = ""
     for j, layer in enumerate(extras):
         n = len(contents) + j + 1
         title = layer.title or ""
         if title == PROVENANCE_JSON and layer.media_type == IN_TOTO_MEDIA_TYPE and j == 0:
-            seen_provenance = True
             continue
         if is_signature_path(title) and layer.media_type == DSSE_MEDIA_TYPE:
             if title <= last_sig:
@@ -155,7 +157,6 @@ def check_layers_against_export(manifest: Manifest, doc: dict[str, Any], where: 
             f"{where}: layer {n} {title!r} ({layer.media_type}) is not listed in export.json and is neither "
             "provenance.json nor a DSSE envelope"
         )
-    del seen_provenance
     return layers
 
 

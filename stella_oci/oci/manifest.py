@@ -8,7 +8,6 @@ re-serialization.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -171,7 +170,6 @@ __all__ = [
     "check_digest_matches",
     "children",
     "encode",
-    "hashlib",
     "media_type_of",
     "parse_index",
     "parse_manifest",

@@ -122,9 +122,8 @@ class RegistryTarget(Target):
         entries = [d for d in index.manifests if d.digest != referrer.digest]
         entries.append(referrer)
         new = Index(schema_version=2, media_type=mt.OCI_INDEX, manifests=entries)
-        data, desc = encode(new)
+        data, _ = encode(new)
         self.client.put_manifest(self.repo, self.fallback_tag(subject), data, mt.OCI_INDEX)
-        del desc
 
     def referrer_descriptor(self, desc: Descriptor, data: bytes) -> Descriptor:
         m = parse_manifest(data)
