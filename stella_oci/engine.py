@@ -151,7 +151,16 @@ class CopyEngine:
     ) -> Descriptor:
         """Copy the manifest (or index) ``root`` and everything below it; tag the root."""
         data = root_data if root_data is not None else self.fetch_verified_manifest(src, root)
-        self._copy_node(src, dst, root, data, tags, seen=set())
+        if dst.has_manifest(root):
+            # The whole graph is already there (a re-push, a repeated copy): only the tags move.
+            blobs = children(data, media_type_of(data, root.media_type))
+            self.progress.add_total(sum(child.size for child in blobs))
+            for child in blobs:
+                self.stats.count("exists", child.size)
+                self.progress.blob_done(child, "exists")
+            dst.push_manifest(root, data, tags)
+        else:
+            self._copy_node(src, dst, root, data, tags, seen=set())
         if referrers:
             self.copy_referrers(src, dst, root)
         return root

@@ -62,6 +62,16 @@ def test_round_trip_is_byte_identical_and_deterministic(registry, fresh_repo, ru
     assert code == 0, err
 
 
+def test_repush_sends_nothing_and_moves_only_the_tag(registry, fresh_repo, run_cli, tmp_path):
+    bundle = copy_example("mirror-full", tmp_path / "bundle")
+    first = push_json(run_cli, bundle, f"{registry.host}/{fresh_repo}:v1")
+    assert first["transfer"]["uploaded"] == len(first["layers"]) + 1  # layers and the empty config
+    again = push_json(run_cli, bundle, f"{registry.host}/{fresh_repo}:v2")
+    assert again["digest"] == first["digest"]
+    assert again["transfer"] == {"uploaded": 0, "skipped": len(first["layers"]) + 1, "mounted": 0, "bytes": 0}
+    assert sorted(tags_of(registry, fresh_repo)) == ["v1", "v2"]
+
+
 def test_push_archives_tar_and_tar_gz(registry, fresh_repo, run_cli, tmp_path):
     bundle = copy_example("mirror-full", tmp_path / "bundle")
     direct = push_json(run_cli, bundle, f"{registry.host}/{fresh_repo}:dir")

@@ -49,6 +49,11 @@ class Target(ABC):
     def has_blob(self, desc: Descriptor) -> bool:
         """True when the blob is already stored (used to skip transfers)."""
 
+    def has_manifest(self, desc: Descriptor) -> bool:
+        """True when the manifest is stored. Targets store a manifest only after everything it
+        points at, so a stored manifest means its whole graph is there. Default: as a blob."""
+        return self.has_blob(desc)
+
     def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
         """Manifests whose ``subject`` is ``subject`` (OCI 1.1 referrers). Default: none."""
         return []

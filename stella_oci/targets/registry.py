@@ -67,6 +67,14 @@ class RegistryTarget(Target):
     def has_blob(self, desc: Descriptor) -> bool:
         return self.client.blob_size(self.repo, desc.digest) is not None
 
+    def has_manifest(self, desc: Descriptor) -> bool:
+        """HEAD by digest. A registry accepts a manifest only once its blobs are there."""
+        try:
+            self.client.head_manifest(self.repo, desc.digest, ACCEPT)
+        except NotFoundError:
+            return False
+        return True
+
     # --- writing ------------------------------------------------------------------
     def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> str:
         return self.client.upload_blob(
