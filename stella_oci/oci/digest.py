@@ -1,6 +1,7 @@
 """Digests computed while bytes flow.
 
-Nothing here reads a blob whole into memory: files are hashed in 1 MiB reads, streams are
+Nothing here reads a blob whole into memory: files are hashed and streamed in 4 MiB reads
+(:data:`FILE_CHUNK`: fewer system calls and less per-chunk Python work on large blobs), streams are
 wrapped by :class:`VerifyingStream`, which hashes each chunk as it passes and raises
 :class:`VerificationError` at the end of the stream, *before* the consumer sees the end,
 if the size or digest differ from the descriptor. A consumer that commits only after the
@@ -19,6 +20,8 @@ from stella_oci.errors import VerificationError
 
 DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 CHUNK = 1024 * 1024
+FILE_CHUNK = 4 * 1024 * 1024
+"""Read size for local files (``file_digest``, ``iter_file``)."""
 
 
 def sha256_digest(data: bytes) -> str:
@@ -26,17 +29,17 @@ def sha256_digest(data: bytes) -> str:
 
 
 def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """sha256 digest and size of a file, read in 1 MiB chunks."""
+    """sha256 digest and size of a file, read in 4 MiB chunks."""
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
+        while chunk := fh.read(FILE_CHUNK):
             h.update(chunk)
             size += len(chunk)
     return "sha256:" + h.hexdigest(), size
 
 
-def iter_file(path: str | os.PathLike[str], offset: int = 0, chunk_size: int = CHUNK) -> Iterator[bytes]:
+def iter_file(path: str | os.PathLike[str], offset: int = 0, chunk_size: int = FILE_CHUNK) -> Iterator[bytes]:
     with open(path, "rb") as fh:
         if offset:
             fh.seek(offset)

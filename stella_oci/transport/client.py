@@ -25,6 +25,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -153,27 +154,44 @@ class _BodyStream:
     Having ``__len__`` makes requests send ``Content-Length`` instead of chunked encoding.
     """
 
-    def __init__(self, chunks: Iterator[bytes], length: int, progress: Callable[[int], None], what: str):
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        length: int,
+        progress: Callable[[int], None],
+        what: str,
+        *,
+        final: bool = True,
+    ):
         self._chunks = chunks
         self._length = length
         self._progress = progress
         self._what = what
+        self._final = final
 
     def __len__(self) -> int:
         return self._length
 
     def __iter__(self) -> Iterator[bytes]:
         remaining = self._length
+        if remaining <= 0:
+            return
         for chunk in self._chunks:
-            if remaining <= 0:
-                break
-            if not chunk:
-                continue
+            if not chunk or remaining <= 0:
+                continue  # (past the end: a verifying source raises on the excess itself)
             if len(chunk) > remaining:
                 chunk = bytes(chunk[:remaining])
             remaining -= len(chunk)
             self._progress(len(chunk))
             yield chunk
+            if remaining <= 0 and not self._final:
+                # A part that is not the blob's last: stop without pulling another chunk, so
+                # the source (and the engine's running hash) stands exactly at the end of this
+                # part and the next part goes on from there, instead of re-reading and
+                # re-hashing the blob from byte 0 for every part (quadratic in the size).
+                return
+        # The blob's last part: the source was read to its end (a verifying source checks
+        # size and digest there and raises before the request completes).
         if remaining > 0:
             raise InvalidInputError(
                 f"{self._what}: the source ended {remaining} bytes short of the size the descriptor states"
@@ -197,6 +215,13 @@ class RegistryClient:
         else:
             self.scheme = "https"
         self._session = requests.Session()
+        # requests would re-read the whole environment (proxies, no_proxy, netrc, CA bundle
+        # variables) on every request: a large share of the CPU time of a small request, and
+        # a netrc entry would even replace the Authorization header this client chose. The
+        # environment is read once instead: proxies per host (``_proxies_for``), the CA
+        # bundle variables below; credentials come only from ``resolve_credentials``.
+        self._session.trust_env = False
+        self._proxy_cache: dict[str, dict[str, str]] = {}
         self._session.headers["User-Agent"] = options.user_agent
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=options.pool_size, pool_maxsize=options.pool_size, max_retries=0
@@ -204,6 +229,10 @@ class RegistryClient:
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._verify: bool | str = options.ca_file if options.ca_file else not options.insecure
+        if self._verify is True:
+            env_ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if env_ca:
+                self._verify = env_ca
         self._cert: tuple[str, str] | str | None = None
         if options.client_cert:
             self._cert = (
@@ -219,6 +248,8 @@ class RegistryClient:
         self._creds: Credentials | None = None
         self._creds_loaded = False
         self._closed = False
+        self._self_mount: bool | None = None
+        """Whether the registry takes ``?mount=D&from=<same repo>`` (None: not tried yet)."""
 
     # ------------------------------------------------------------------ plumbing
 
@@ -238,6 +269,17 @@ class RegistryClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """The proxies the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) names for ``url``'s
+        host, read once per scheme and host."""
+        parts = urllib.parse.urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"
+        found = self._proxy_cache.get(key)
+        if found is None:
+            found = dict(requests.utils.get_environ_proxies(key + "/"))
+            self._proxy_cache[key] = found
+        return found
 
     def _check_offline(self, url: str) -> None:
         if self.options.offline:
@@ -304,8 +346,10 @@ class RegistryClient:
                         data=body,
                         stream=stream,
                         allow_redirects=allow_redirects,
+                        proxies=self._proxies_for(url),
                         timeout=(self.options.connect_timeout, self.options.read_timeout),
-                        verify=self._verify,
+                        # (plain HTTP: skip requests' per-request CA path checks)
+                        verify=self._verify if url.startswith("https:") else True,
                         cert=self._cert,
                     )
             except requests.exceptions.SSLError as exc:
@@ -809,17 +853,29 @@ class RegistryClient:
         mount_from: Sequence[str] = (),
         on_bytes: Callable[[int], None] | None = None,
     ) -> str:
-        """Upload a blob unless present. Tries a cross-repository mount from each of
-        ``mount_from`` first, then a streamed monolithic PUT (size <= chunk_size) or chunked
+        """Upload a blob unless present. Without ``mount_from``, one POST asks the registry to
+        mount the blob from ``repo`` itself (201: present, "exists"; 202: the upload starts on
+        that answer), which saves the HEAD round trip per blob; a registry that refuses such a
+        request gets HEAD + POST from then on. With ``mount_from``: HEAD, then a
+        cross-repository mount from each of ``mount_from``, then a streamed monolithic PUT (size <= chunk_size) or chunked
         PATCH uploads; resumes an interrupted upload from the registry's reported offset.
         ``on_bytes(n)`` is called as bytes are sent (for progress). Returns how the blob got
         there: "exists", "mounted" or "uploaded"."""
         what = f"blob {self.host}/{repo}@{digest}"
-        if self.blob_size(repo, digest) is not None:
-            return "exists"
         location: str | None = None
         min_chunk = 0
         sources = [s for s in dict.fromkeys(mount_from) if s and s != repo]
+        if not sources and self._self_mount is not False:
+            # One request instead of HEAD + POST: "mount" the blob from this repository itself.
+            # 201: the repository has it; 202: it does not, and the answer opens the upload.
+            started = self._start_self_mount(repo, digest, what)
+            if started == "exists":
+                return "exists"
+            if isinstance(started, tuple):
+                location, min_chunk = started
+                return self._upload(repo, digest, size, opener, location, min_chunk, on_bytes, what)
+        if self.blob_size(repo, digest) is not None:
+            return "exists"
         for i, src in enumerate(sources):
             query = urllib.parse.urlencode({"mount": digest, "from": src})
             try:
@@ -847,6 +903,37 @@ class RegistryClient:
         if location is None:
             location, min_chunk = self._start_upload(repo, what)
         return self._upload(repo, digest, size, opener, location, min_chunk, on_bytes, what)
+
+    def _start_self_mount(self, repo: str, digest: str, what: str) -> str | tuple[str, int] | None:
+        """``POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>``: "exists" (201), the
+        upload location and minimum chunk (202), or None when the registry refuses such a
+        request (then this client goes back to HEAD + POST for every later blob)."""
+        query = urllib.parse.urlencode({"mount": digest, "from": repo})
+        try:
+            resp = self._send(
+                "POST",
+                f"/v2/{repo}/blobs/uploads/?{query}",
+                scopes=[repository_scope(repo, "pull,push")],
+                headers={"Content-Length": "0"},
+                retry=False,
+                what=what,
+            )
+        except (_Interrupted, InvalidInputError, NotFoundError) as exc:
+            log.info("%s: mount from the repository itself not accepted (%s)", what, exc)
+            self._self_mount = False
+            return None
+        try:
+            if resp.status_code == 201:
+                self._self_mount = True
+                return "exists"
+            if resp.status_code == 202 and resp.headers.get("Location"):
+                self._self_mount = True
+                return self._location(resp, what), _min_chunk(resp)
+            log.info("%s: mount from the repository itself answered HTTP %d", what, resp.status_code)
+            self._self_mount = False
+            return None
+        finally:
+            resp.close()
 
     def _cancel_upload(self, repo: str, location: str, what: str) -> None:
         try:
@@ -888,7 +975,9 @@ class RegistryClient:
 
                 if length == 0:
                     return b""
-                return _BodyStream(stack.enter_context(opener(start)), length, progress, what)
+                return _BodyStream(
+                    stack.enter_context(opener(start)), length, progress, what, final=start + length >= size
+                )
 
             return make
 
