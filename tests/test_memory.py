@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,23 +20,29 @@ GIB = 1024 * 1024 * 1024
 LIMIT_BYTES = 100 * 1000 * 1000
 
 
+# The CLI runs under a small launcher process, which reports its child's peak RSS. Measuring
+# a child forked straight from pytest would over-report: the kernel keeps the pre-exec
+# high-water mark of the forking process (pytest's) in the child's ru_maxrss.
+LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "r = subprocess.run(sys.argv[1:])\n"
+    "sys.stderr.write('\\nMAXRSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(r.returncode)\n"
+)
+
+
 def run_with_rss(*args: str | os.PathLike[str]) -> tuple[int, str, str, int]:
-    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"stella-oci-rss-{os.getpid()}.out"
-    err_path = out_path.with_suffix(".err")
-    with open(out_path, "w") as out_f, open(err_path, "w") as err_f:
-        pid = os.fork()
-        if pid == 0:  # child: exec the CLI with stdout/stderr redirected, stdin closed
-            os.dup2(out_f.fileno(), 1)
-            os.dup2(err_f.fileno(), 2)
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.execv(sys.executable, [sys.executable, "-m", "stella_oci", *map(os.fspath, args)])
-        _, status, usage = os.wait4(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    out, err = out_path.read_text(), err_path.read_text()
-    out_path.unlink()
-    err_path.unlink()
-    return code, out, err, usage.ru_maxrss * 1024
+    """Run the CLI; return (exit code, stdout, stderr, peak RSS of the CLI process in bytes)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, sys.executable, "-m", "stella_oci", *map(os.fspath, args)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    err, _, tail = proc.stderr.rpartition("MAXRSS_KB=")
+    return proc.returncode, proc.stdout, err, int(tail.strip()) * 1024
 
 
 @pytest.mark.slow
