@@ -1,0 +1,429 @@
+"""Sending one request to one registry host: :class:`RegistrySession`.
+
+Holds the HTTP plumbing under :class:`~stella_oci.transport.client.RegistryClient`: the
+``requests`` session (pool, proxies read once per host, CA bundle, client certificate),
+the offline refusal before any socket, retries on connection errors and 408/429/5xx, the
+HTTP -> HTTPS switch for loopback registries, and the auth flow (401 challenge -> token ->
+retry, Basic credentials, token refresh, the AuthError naming where credentials were looked
+for). Status mapping lives in :mod:`stella_oci.transport.http_errors`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+import requests
+import requests.adapters
+import urllib3.exceptions
+
+from stella_oci.errors import AuthError, InternalError, OfflineError, StellaOciError, TransientError
+from stella_oci.transport.auth import (
+    Challenge,
+    TokenCache,
+    merge_scopes,
+    parse_www_authenticate,
+)
+from stella_oci.transport.credentials import Credentials, lookup_places, resolve_credentials
+from stella_oci.transport.http_errors import (
+    Interrupted,
+    error_detail,
+    short_reason,
+    status_error,
+    tls_error,
+)
+from stella_oci.transport.options import TransportOptions
+from stella_oci.transport.redact import install_log_filter, redact, register_secret
+from stella_oci.transport.retry import RETRY_STATUSES, RetryBudget, parse_retry_after
+
+log = logging.getLogger("stella_oci.transport")
+
+_HTTPS_ONLY_MARKER = b"HTTP request to an HTTPS server"
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``127.0.0.0/8`` and ``::1``, with or without a port."""
+    name = host
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    name = name.lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class RegistrySession:
+    """Authenticated, retried requests to one registry host (``host`` without a scheme)."""
+
+    def __init__(self, host: str, options: TransportOptions) -> None:
+        self.host = host
+        self.options = options
+        self._auto_http = False
+        if options.plain_http:
+            self.scheme = "http"
+        elif is_loopback(self.host) and not options.ca_file and not options.client_cert:
+            self.scheme = "http"
+            self._auto_http = True
+        else:
+            self.scheme = "https"
+        self._session = requests.Session()
+        # requests would re-read the whole environment (proxies, no_proxy, netrc, CA bundle
+        # variables) on every request: a large share of the CPU time of a small request, and
+        # a netrc entry would even replace the Authorization header this client chose. The
+        # environment is read once instead: proxies per host (``_proxies_for``), the CA
+        # bundle variables below; credentials come only from ``resolve_credentials``.
+        self._session.trust_env = False
+        self._proxy_cache: dict[str, dict[str, str]] = {}
+        self._session.headers["User-Agent"] = options.user_agent
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=options.pool_size, pool_maxsize=options.pool_size, max_retries=0
+        )
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._verify: bool | str = options.ca_file if options.ca_file else not options.insecure
+        if self._verify is True:
+            env_ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if env_ca:
+                self._verify = env_ca
+        self._cert: tuple[str, str] | str | None = None
+        if options.client_cert:
+            self._cert = (
+                (options.client_cert, options.client_key) if options.client_key else options.client_cert
+            )
+        if options.insecure:
+            with contextlib.suppress(Exception):
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        install_log_filter()
+        self._lock = threading.Lock()
+        self._tokens = TokenCache()
+        self._challenge: Challenge | None = None
+        self._creds: Credentials | None = None
+        self._creds_loaded = False
+        self._closed = False
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def close(self) -> None:
+        self._closed = True
+        self._session.close()
+
+    def raise_status(self, resp: requests.Response, what: str) -> StellaOciError:
+        """The exception for an unexpected answer (call sites ``raise`` it)."""
+        return status_error(resp, what, self.host)
+
+    def location(self, resp: requests.Response, what: str) -> str:
+        """The absolute URL of the answer's ``Location`` header (InternalError without one)."""
+        loc = resp.headers.get("Location")
+        if not loc:
+            raise InternalError(
+                f"{what}: registry {self.host} answered {resp.status_code} without a Location"
+            )
+        return urllib.parse.urljoin(resp.url or self.base_url + "/", loc)
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """The proxies the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) names for ``url``'s
+        host, read once per scheme and host."""
+        parts = urllib.parse.urlsplit(url)
+        key = f"{parts.scheme}://{parts.netloc}"
+        found = self._proxy_cache.get(key)
+        if found is None:
+            found = dict(requests.utils.get_environ_proxies(key + "/"))
+            self._proxy_cache[key] = found
+        return found
+
+    def _check_offline(self, url: str) -> None:
+        if self.options.offline:
+            where = urllib.parse.urlsplit(url).netloc or self.host
+            raise OfflineError(
+                f"offline mode: refusing to contact registry {where}",
+                hint="drop --offline, or use an OCI layout (oci:DIR) or archive as the source/target",
+            )
+
+    def _credentials(self) -> Credentials | None:
+        with self._lock:
+            if not self._creds_loaded:
+                self._creds = resolve_credentials(self.host, self.options)
+                self._creds_loaded = True
+            return self._creds
+
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        *,
+        data: bytes | None = None,
+        body_factory: Callable[[ExitStack], Any] | None = None,
+        stream: bool = False,
+        allow_redirects: bool = True,
+        retry: bool = True,
+        what: str,
+    ) -> requests.Response:
+        """One request, retried on connection errors and 408/429/5xx (when ``retry``).
+
+        Without ``retry`` a retryable failure raises :class:`Interrupted` for the caller.
+        """
+        self._check_offline(url)
+        budget = RetryBudget(self.options.retry)
+        while True:
+            try:
+                with ExitStack() as stack:
+                    body = body_factory(stack) if body_factory is not None else data
+                    resp = self._session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        data=body,
+                        stream=stream,
+                        allow_redirects=allow_redirects,
+                        proxies=self._proxies_for(url),
+                        timeout=(self.options.connect_timeout, self.options.read_timeout),
+                        # (plain HTTP: skip requests' per-request CA path checks)
+                        verify=self._verify if url.startswith("https:") else True,
+                        cert=self._cert,
+                    )
+            except requests.exceptions.SSLError as exc:
+                raise tls_error(url, exc) from None
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                reason = short_reason(exc)
+                if not retry:
+                    raise Interrupted(reason) from None
+                delay = budget.next_delay()
+                if delay is None:
+                    raise TransientError(
+                        f"{what}: cannot reach registry {self.host} ({reason}); gave up after "
+                        f"{budget.tries} tries in {time.monotonic() - budget.started:.1f} s",
+                        hint="check the registry address and that it is running and reachable; "
+                        "retry later for a network outage",
+                    ) from None
+                log.info(
+                    "%s: %s %s failed (%s); retrying in %.2f s", what, method, redact(url), reason, delay
+                )
+                budget.sleep(delay)
+                continue
+            status = resp.status_code
+            if status in RETRY_STATUSES:
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                if not retry:
+                    resp.close()
+                    raise Interrupted(f"HTTP {status}", retry_after)
+                delay = budget.next_delay(retry_after)
+                if delay is None:
+                    detail = error_detail(resp)
+                    resp.close()
+                    raise TransientError(
+                        f"{what}: registry {self.host} answered HTTP {status}{detail}; gave up after "
+                        f"{budget.tries} tries in {time.monotonic() - budget.started:.1f} s",
+                        hint="the registry is overloaded or rate-limiting: retry later",
+                    )
+                resp.close()
+                log.info(
+                    "%s: %s %s answered %d; retrying in %.2f s", what, method, redact(url), status, delay
+                )
+                budget.sleep(delay)
+                continue
+            if status == 400 and self._auto_http and url.startswith("http://"):
+                if _HTTPS_ONLY_MARKER in resp.content[:4096]:
+                    resp.close()
+                    log.info("registry %s speaks HTTPS only: switching from HTTP", self.host)
+                    self.scheme = "https"
+                    self._auto_http = False
+                    url = "https://" + url[len("http://") :]
+                    continue
+            return resp
+
+    def _auth_header(
+        self, scopes: list[str]
+    ) -> tuple[dict[str, str], tuple[str, str, tuple[str, ...]] | None]:
+        """The Authorization header we already know to send for ``scopes`` (no network)."""
+        challenge = self._challenge
+        if challenge is None:
+            return {}, None
+        if challenge.scheme == "basic":
+            creds = self._credentials()
+            if creds and creds.username is not None and creds.password is not None:
+                return {"Authorization": _basic(creds.username, creds.password)}, None
+            return {}, None
+        key = (challenge.realm or "", challenge.service or "", tuple(merge_scopes(scopes)))
+        token = self._tokens.get(key)
+        if token is None:
+            return {}, key
+        return {"Authorization": f"Bearer {token}"}, key
+
+    def send(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        scopes: list[str],
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+        body_factory: Callable[[ExitStack], Any] | None = None,
+        stream: bool = False,
+        allow_redirects: bool = True,
+        retry: bool = True,
+        what: str,
+    ) -> requests.Response:
+        """An authenticated exchange: answers 401 challenges, raises AuthError on refusal."""
+        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        fresh = False
+        rounds = 0
+        wanted = list(scopes)
+        while True:
+            if self.scheme == "https" and url.startswith(f"http://{self.host}/"):
+                url = "https://" + url[len("http://") :]  # switched to HTTPS meanwhile
+            auth, key = self._auth_header(wanted)
+            if key is not None and not auth and self._challenge is not None:
+                # We know the realm: fetch the token before sending (saves a 401 round trip).
+                self._fetch_token(self._challenge, wanted, what)
+                fresh = True
+                auth, key = self._auth_header(wanted)
+            sent_auth = bool(auth)
+            hdrs = dict(headers or {})
+            hdrs.update(auth)
+            resp = self.exchange(
+                method,
+                url,
+                hdrs,
+                data=data,
+                body_factory=body_factory,
+                stream=stream,
+                allow_redirects=allow_redirects,
+                retry=retry,
+                what=what,
+            )
+            if resp.status_code == 401:
+                challenges = parse_www_authenticate(resp.headers.get("WWW-Authenticate"))
+                detail = error_detail(resp)
+                resp.close()
+                usable = [c for c in challenges if c.scheme in ("bearer", "basic")]
+                if (sent_auth and fresh) or rounds >= 2 or not usable:
+                    raise self._auth_error(401, wanted, what, detail)
+                rounds += 1
+                chosen = next((c for c in usable if c.scheme == "bearer"), usable[0])
+                with self._lock:
+                    self._challenge = chosen
+                if key is not None:
+                    self._tokens.drop(key)
+                if chosen.scheme == "bearer":
+                    if chosen.scope:
+                        wanted = merge_scopes([*wanted, chosen.scope])
+                    self._fetch_token(chosen, wanted, what)
+                else:
+                    creds = self._credentials()
+                    if creds is None or creds.username is None or creds.password is None:
+                        raise self._auth_error(401, wanted, what, detail)
+                fresh = True
+                continue
+            if resp.status_code == 403:
+                detail = error_detail(resp)
+                resp.close()
+                raise self._auth_error(403, wanted, what, detail)
+            return resp
+
+    def _auth_error(self, status: int, scopes: list[str], what: str, detail: str) -> AuthError:
+        creds = self._credentials() if status != 0 else None
+        scope_text = " ".join(merge_scopes(scopes)) or "(registry login)"
+        if creds is None:
+            used = "no credentials were found"
+        else:
+            user = f" for user {creds.username!r}" if creds.username else " (identity token)"
+            used = f"credentials from {creds.source}{user} were refused"
+        verb = "denied access to" if status == 403 else "requires authentication for"
+        return AuthError(
+            f"{what}: registry {self.host} {verb} {scope_text} (HTTP {status}{detail}); {used}",
+            hint="credentials are looked for in: " + "; ".join(lookup_places(self.host, self.options)),
+            details={"registry": self.host, "scope": scope_text, "status": status},
+        )
+
+    def _fetch_token(self, challenge: Challenge, scopes: list[str], what: str) -> str:
+        realm = challenge.realm
+        if not realm:
+            raise AuthError(f"{what}: registry {self.host} sent a Bearer challenge without a realm")
+        scope_list = merge_scopes(scopes)
+        creds = self._credentials()
+        headers = {"Accept": "application/json"}
+        params: list[tuple[str, str]] = []
+        if challenge.service:
+            params.append(("service", challenge.service))
+        if creds is not None and creds.identity_token:
+            form = dict(params)
+            form.update(
+                {
+                    "grant_type": "refresh_token",
+                    "refresh_token": creds.identity_token,
+                    "client_id": "stella-oci",
+                    "scope": " ".join(scope_list),
+                }
+            )
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            body = urllib.parse.urlencode(form).encode()
+            resp = self.exchange("POST", realm, headers, data=body, what=what)
+        else:
+            params.extend(("scope", s) for s in scope_list)
+            if creds is not None and creds.username is not None and creds.password is not None:
+                headers["Authorization"] = _basic(creds.username, creds.password)
+                params.append(("account", creds.username))
+            sep = "&" if "?" in realm else "?"
+            url = realm + (sep + urllib.parse.urlencode(params) if params else "")
+            resp = self.exchange("GET", url, headers, what=what)
+        realm_name = redact(realm)
+        try:
+            if resp.status_code in (401, 403):
+                raise self._auth_error(
+                    resp.status_code, scope_list, f"{what} (token endpoint {realm_name})", error_detail(resp)
+                )
+            if resp.status_code != 200:
+                raise AuthError(
+                    f"{what}: token endpoint {realm_name} of registry {self.host} answered HTTP "
+                    f"{resp.status_code}{error_detail(resp)}"
+                )
+            try:
+                doc = json.loads(resp.content[: 1024 * 1024])
+            except ValueError:
+                ctype = resp.headers.get("Content-Type", "?")
+                raise AuthError(
+                    f"{what}: token endpoint {realm_name} of registry {self.host} answered {ctype}, not JSON",
+                    hint="the registry's token service (realm) is misconfigured: check its OIDC/auth setup",
+                ) from None
+        finally:
+            resp.close()
+        token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
+        if not isinstance(token, str) or not token:
+            raise AuthError(f"{what}: token endpoint {realm_name} answered JSON without a token")
+        register_secret(token)
+        expires_in = doc.get("expires_in", 60)
+        if not isinstance(expires_in, (int, float)) or expires_in <= 0:
+            expires_in = 60
+        self._tokens.put((realm, challenge.service or "", tuple(scope_list)), token, float(expires_in))
+        return token
+
+
+def _basic(username: str, password: str) -> str:
+    raw = f"{username}:{password}".encode()
+    register_secret(base64.b64encode(raw).decode())
+    return "Basic " + base64.b64encode(raw).decode()

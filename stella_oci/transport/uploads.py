@@ -1,0 +1,375 @@
+"""Blob uploads: :class:`BlobUploader` and the request body it streams.
+
+Holds the upload strategy of :meth:`RegistryClient.upload_blob
+<stella_oci.transport.client.RegistryClient.upload_blob>`: the self-mount probe (one POST
+instead of HEAD + POST), cross-repository mounts, a streamed monolithic PUT or chunked PATCH
+uploads, and resuming an interrupted upload from the offset the registry reports. Requests
+go through :class:`~stella_oci.transport.http.RegistrySession`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack
+from typing import Any
+
+import requests
+
+from stella_oci.errors import (
+    AuthError,
+    InvalidInputError,
+    NotFoundError,
+    StellaOciError,
+    TransientError,
+)
+from stella_oci.transport.auth import repository_scope
+from stella_oci.transport.http import RegistrySession
+from stella_oci.transport.http_errors import Interrupted
+from stella_oci.transport.retry import RetryBudget
+
+log = logging.getLogger("stella_oci.transport")
+
+BlobOpener = Callable[[int], AbstractContextManager[Iterator[bytes]]]
+"""Open a blob's bytes starting at the given offset, as an iterator of chunks."""
+
+
+class _BodyStream:
+    """A request body of exactly ``length`` bytes from an iterator, with a length for requests.
+
+    Having ``__len__`` makes requests send ``Content-Length`` instead of chunked encoding.
+    """
+
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        length: int,
+        progress: Callable[[int], None],
+        what: str,
+        *,
+        final: bool = True,
+    ):
+        self._chunks = chunks
+        self._length = length
+        self._progress = progress
+        self._what = what
+        self._final = final
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[bytes]:
+        remaining = self._length
+        if remaining <= 0:
+            return
+        for chunk in self._chunks:
+            if not chunk or remaining <= 0:
+                continue  # (past the end: a verifying source raises on the excess itself)
+            if len(chunk) > remaining:
+                chunk = bytes(chunk[:remaining])
+            remaining -= len(chunk)
+            self._progress(len(chunk))
+            yield chunk
+            if remaining <= 0 and not self._final:
+                # A part that is not the blob's last: stop without pulling another chunk, so
+                # the source (and the engine's running hash) stands exactly at the end of this
+                # part and the next part goes on from there, instead of re-reading and
+                # re-hashing the blob from byte 0 for every part (quadratic in the size).
+                return
+        # The blob's last part: the source was read to its end (a verifying source checks
+        # size and digest there and raises before the request completes).
+        if remaining > 0:
+            raise InvalidInputError(
+                f"{self._what}: the source ended {remaining} bytes short of the size the descriptor states"
+            )
+
+
+class BlobUploader:
+    """Uploads blobs to one registry host through ``http``; ``blob_size(repo, digest)`` is
+    the HEAD that tells whether a blob is already there (None: it is not)."""
+
+    def __init__(self, http: RegistrySession, blob_size: Callable[[str, str], int | None]) -> None:
+        self._http = http
+        self._blob_size = blob_size
+        self._self_mount: bool | None = None
+        """Whether the registry takes ``?mount=D&from=<same repo>`` (None: not tried yet)."""
+
+    def upload_blob(
+        self,
+        repo: str,
+        digest: str,
+        size: int,
+        opener: BlobOpener,
+        *,
+        mount_from: Sequence[str] = (),
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> str:
+        """Upload a blob unless present. Without ``mount_from``, one POST asks the registry to
+        mount the blob from ``repo`` itself (201: present, "exists"; 202: the upload starts on
+        that answer), which saves the HEAD round trip per blob; a registry that refuses such a
+        request gets HEAD + POST from then on. With ``mount_from``: HEAD, then a
+        cross-repository mount from each of ``mount_from``, then a streamed monolithic PUT (size <= chunk_size) or chunked
+        PATCH uploads; resumes an interrupted upload from the registry's reported offset.
+        ``on_bytes(n)`` is called as bytes are sent (for progress). Returns how the blob got
+        there: "exists", "mounted" or "uploaded"."""
+        what = f"blob {self._http.host}/{repo}@{digest}"
+        location: str | None = None
+        min_chunk = 0
+        sources = [s for s in dict.fromkeys(mount_from) if s and s != repo]
+        if not sources and self._self_mount is not False:
+            # One request instead of HEAD + POST: "mount" the blob from this repository itself.
+            # 201: the repository has it; 202: it does not, and the answer opens the upload.
+            started = self._start_self_mount(repo, digest, what)
+            if started == "exists":
+                return "exists"
+            if isinstance(started, tuple):
+                location, min_chunk = started
+                return self._upload(repo, digest, size, opener, location, min_chunk, on_bytes, what)
+        if self._blob_size(repo, digest) is not None:
+            return "exists"
+        for i, src in enumerate(sources):
+            query = urllib.parse.urlencode({"mount": digest, "from": src})
+            try:
+                resp = self._http.send(
+                    "POST",
+                    f"/v2/{repo}/blobs/uploads/?{query}",
+                    scopes=[repository_scope(repo, "pull,push"), repository_scope(src, "pull")],
+                    headers={"Content-Length": "0"},
+                    what=f"{what} (mount from {src})",
+                )
+            except (AuthError, NotFoundError) as exc:
+                log.info("%s: mount from %s refused (%s)", what, src, exc.message)
+                continue
+            try:
+                if resp.status_code == 201:
+                    return "mounted"
+                if resp.status_code == 202:
+                    loc = self._http.location(resp, what)
+                    if i == len(sources) - 1:
+                        location, min_chunk = loc, _min_chunk(resp)
+                    else:
+                        self._cancel_upload(repo, loc, what)
+            finally:
+                resp.close()
+        if location is None:
+            location, min_chunk = self._start_upload(repo, what)
+        return self._upload(repo, digest, size, opener, location, min_chunk, on_bytes, what)
+
+    def _start_upload(self, repo: str, what: str) -> tuple[str, int]:
+        resp = self._http.send(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/",
+            scopes=[repository_scope(repo, "pull,push")],
+            headers={"Content-Length": "0"},
+            what=what,
+        )
+        try:
+            if resp.status_code != 202:
+                raise self._http.raise_status(resp, what)
+            return self._http.location(resp, what), _min_chunk(resp)
+        finally:
+            resp.close()
+
+    def _upload_status(self, repo: str, location: str, what: str) -> tuple[int, str] | None:
+        """GET the upload URL: (next offset, location), or None when the session is gone."""
+        resp = self._http.send("GET", location, scopes=[repository_scope(repo, "pull,push")], what=what)
+        try:
+            if resp.status_code != 204 and resp.status_code != 200:
+                log.info("%s: upload session not resumable (HTTP %d)", what, resp.status_code)
+                return None
+            offset = _range_end(resp.headers.get("Range"))
+            loc = self._http.location(resp, what) if resp.headers.get("Location") else location
+            return offset, loc
+        finally:
+            resp.close()
+
+    def _start_self_mount(self, repo: str, digest: str, what: str) -> str | tuple[str, int] | None:
+        """``POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>``: "exists" (201), the
+        upload location and minimum chunk (202), or None when the registry refuses such a
+        request (then this client goes back to HEAD + POST for every later blob)."""
+        query = urllib.parse.urlencode({"mount": digest, "from": repo})
+        try:
+            resp = self._http.send(
+                "POST",
+                f"/v2/{repo}/blobs/uploads/?{query}",
+                scopes=[repository_scope(repo, "pull,push")],
+                headers={"Content-Length": "0"},
+                retry=False,
+                what=what,
+            )
+        except (Interrupted, InvalidInputError, NotFoundError) as exc:
+            log.info("%s: mount from the repository itself not accepted (%s)", what, exc)
+            self._self_mount = False
+            return None
+        try:
+            if resp.status_code == 201:
+                self._self_mount = True
+                return "exists"
+            if resp.status_code == 202 and resp.headers.get("Location"):
+                self._self_mount = True
+                return self._http.location(resp, what), _min_chunk(resp)
+            log.info("%s: mount from the repository itself answered HTTP %d", what, resp.status_code)
+            self._self_mount = False
+            return None
+        finally:
+            resp.close()
+
+    def _cancel_upload(self, repo: str, location: str, what: str) -> None:
+        try:
+            resp = self._http.send(
+                "DELETE", location, scopes=[repository_scope(repo, "pull,push")], what=what
+            )
+            resp.close()
+        except StellaOciError:
+            pass
+
+    def _upload(
+        self,
+        repo: str,
+        digest: str,
+        size: int,
+        opener: BlobOpener,
+        location: str,
+        min_chunk: int,
+        on_bytes: Callable[[int], None] | None,
+        what: str,
+    ) -> str:
+        scopes = [repository_scope(repo, "pull,push")]
+        chunk = max(self._http.options.chunk_size, min_chunk, 1)
+        monolithic = size <= chunk
+        offset = 0
+        high_water = 0
+        budget = RetryBudget(self._http.options.retry)
+        octet = "application/octet-stream"
+
+        def body(start: int, length: int) -> Callable[[ExitStack], Any]:
+            def make(stack: ExitStack) -> Any:
+                pos = [start]
+
+                def progress(n: int) -> None:
+                    nonlocal high_water
+                    pos[0] += n
+                    if pos[0] > high_water:
+                        if on_bytes is not None:
+                            on_bytes(pos[0] - high_water)
+                        high_water = pos[0]
+
+                if length == 0:
+                    return b""
+                return _BodyStream(
+                    stack.enter_context(opener(start)), length, progress, what, final=start + length >= size
+                )
+
+            return make
+
+        while True:
+            try:
+                if monolithic:
+                    resp = self._http.send(
+                        "PUT",
+                        _with_query(location, digest=digest),
+                        scopes=scopes,
+                        headers={"Content-Type": octet, "Content-Length": str(size)},
+                        body_factory=body(0, size),
+                        retry=False,
+                        what=what,
+                    )
+                    if resp.status_code in (201, 204):
+                        resp.close()
+                        return "uploaded"
+                    raise self._http.raise_status(resp, what)
+                if offset < size:
+                    end = min(size, offset + chunk)
+                    resp = self._http.send(
+                        "PATCH",
+                        location,
+                        scopes=scopes,
+                        headers={
+                            "Content-Type": octet,
+                            "Content-Length": str(end - offset),
+                            "Content-Range": f"{offset}-{end - 1}",
+                        },
+                        body_factory=body(offset, end - offset),
+                        retry=False,
+                        what=what,
+                    )
+                    if resp.status_code != 202:
+                        if resp.status_code == 416:
+                            resp.close()
+                            raise Interrupted("HTTP 416 (offset mismatch)")
+                        raise self._http.raise_status(resp, what)
+                    location = self._http.location(resp, what)
+                    reported = resp.headers.get("Range")
+                    resp.close()
+                    offset = _range_end(reported) if reported else end
+                    if offset != end:
+                        log.info("%s: registry reports %d bytes after a PATCH up to %d", what, offset, end)
+                    budget = RetryBudget(self._http.options.retry)  # progress made: fresh budget
+                    continue
+                resp = self._http.send(
+                    "PUT",
+                    _with_query(location, digest=digest),
+                    scopes=scopes,
+                    headers={"Content-Type": octet, "Content-Length": "0"},
+                    data=b"",
+                    retry=False,
+                    what=what,
+                )
+                if resp.status_code in (201, 204):
+                    resp.close()
+                    return "uploaded"
+                raise self._http.raise_status(resp, what)
+            except Interrupted as exc:
+                delay = budget.next_delay(exc.retry_after)
+                if delay is None:
+                    raise TransientError(
+                        f"{what}: upload interrupted at byte {offset} of {size} ({exc.reason}); "
+                        f"gave up after {budget.tries} tries",
+                        hint="retry later: blobs already in the registry are skipped",
+                    ) from None
+                log.info(
+                    "%s: upload interrupted (%s); checking the session in %.2f s", what, exc.reason, delay
+                )
+                budget.sleep(delay)
+                if self._blob_size(repo, digest) is not None:
+                    return "uploaded"
+                status = None
+                with contextlib.suppress(NotFoundError, InvalidInputError):
+                    status = self._upload_status(repo, location, what)
+                if status is None:
+                    location, min_chunk = self._start_upload(repo, what)
+                    chunk = max(self._http.options.chunk_size, min_chunk, 1)
+                    offset = 0
+                else:
+                    offset, location = status
+                    monolithic = False
+                    log.info("%s: resuming upload at byte %d", what, offset)
+                if offset == 0 and size <= chunk:
+                    monolithic = True
+
+
+def _min_chunk(resp: requests.Response) -> int:
+    value = resp.headers.get("OCI-Chunk-Min-Length", "")
+    return int(value) if value.isdigit() else 0
+
+
+def _range_end(value: str | None) -> int:
+    """``Range: 0-1023`` -> 1024 bytes received (``0-0`` is read as nothing received)."""
+    if not value:
+        return 0
+    m = re.match(r"(?:bytes=)?(\d+)-(\d+)", value.strip())
+    if not m:
+        return 0
+    end = int(m.group(2))
+    return 0 if end == 0 else end + 1
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = parts.query
+    extra = urllib.parse.urlencode(params)
+    query = f"{query}&{extra}" if query else extra
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
