@@ -335,14 +335,8 @@ class RegistryClient:
         mount_from: Sequence[str] = (),
         on_bytes: Callable[[int], None] | None = None,
     ) -> str:
-        """Upload a blob unless present. Without ``mount_from``, one POST asks the registry to
-        mount the blob from ``repo`` itself (201: present, "exists"; 202: the upload starts on
-        that answer), which saves the HEAD round trip per blob; a registry that refuses such a
-        request gets HEAD + POST from then on. With ``mount_from``: HEAD, then a
-        cross-repository mount from each of ``mount_from``, then a streamed monolithic PUT (size <= chunk_size) or chunked
-        PATCH uploads; resumes an interrupted upload from the registry's reported offset.
-        ``on_bytes(n)`` is called as bytes are sent (for progress). Returns how the blob got
-        there: "exists", "mounted" or "uploaded"."""
+        """Upload a blob unless present: "exists", "mounted" or "uploaded" (the strategy: mount
+        probe, mounts, streamed PUT or chunked PATCH with resume, is :class:`BlobUploader`'s)."""
         return self._uploader.upload_blob(
             repo, digest, size, opener, mount_from=mount_from, on_bytes=on_bytes
         )
