@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from stella_oci.errors import InvalidInputError, VerificationError
+from stella_oci.export.bundle import is_signature_path
 from stella_oci.export.canonical import manifest_digest
 from stella_oci.signing.dsse import (
     MAX_ENVELOPE_BYTES,
@@ -581,10 +582,10 @@ def verify_bundle_signatures(
     if not export_path.is_file():
         raise InvalidInputError(f"{export_path} does not exist", hint="give a bundle directory")
     export_json = export_path.read_bytes()
-    found: list[Path] = [p for p in bundle_dir.glob("*.dsse.json")]
-    sig_dir = bundle_dir / "signatures"
-    if sig_dir.is_dir() and not sig_dir.is_symlink():
-        found.extend(sig_dir.rglob("*.dsse.json"))
+    # The same rule as the bundle scan that decides what a push sends as DSSE layers.
+    found = [
+        p for p in bundle_dir.rglob("*.dsse.json") if is_signature_path(p.relative_to(bundle_dir).as_posix())
+    ]
     envelopes: list[tuple[str, bytes]] = []
     for path in sorted(found):
         name = path.relative_to(bundle_dir).as_posix()
