@@ -14,7 +14,7 @@ import click
 from stella_oci.errors import EXIT_CODES, InternalError, InvalidInputError, StellaOciError
 from stella_oci.oci.mirrors import load_mirror_config, parse_mirror_args
 from stella_oci.output import RichProgress, emit_error, emit_result, progress_wanted
-from stella_oci.transport.options import TransportOptions
+from stella_oci.transport.options import RetryPolicy, TransportOptions
 from stella_oci.verbs.airgap import AirgapOptions
 from stella_oci.verbs.common import RunOptions
 from stella_oci.verbs.pull import ExtraCheck
@@ -74,6 +74,23 @@ def common_options(func: F) -> F:
         click.option(
             "--offline", is_flag=True, help="Refuse (exit 5) anything that would contact a registry."
         ),
+        click.option(
+            "--retries",
+            type=click.IntRange(0, 1000),
+            envvar="STELLA_OCI_RETRIES",
+            show_envvar=True,
+            help=f"Retries of one failed request (connection cut, 408/429/5xx) before exit 10 "
+            f"[default: {RetryPolicy().attempts - 1}].",
+        ),
+        click.option(
+            "--retry-max-time",
+            type=click.FloatRange(0, 86400),
+            envvar="STELLA_OCI_RETRY_MAX_TIME",
+            show_envvar=True,
+            metavar="SECONDS",
+            help=f"Longest time one request may spend retrying before exit 10 "
+            f"[default: {RetryPolicy().total_seconds:g}]; raise it for a registry that restarts slowly.",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress, only the result."),
         click.option(
             "--verbose", "-v", is_flag=True, help="Log HTTP exchanges (secrets redacted) to stderr."
@@ -82,6 +99,23 @@ def common_options(func: F) -> F:
     for opt in reversed(opts):
         func = opt(func)
     return func
+
+
+def retry_policy(retries: int | None, max_time: float | None) -> RetryPolicy:
+    """The RetryPolicy for ``--retries`` / ``--retry-max-time`` (None: the default)."""
+    default = RetryPolicy()
+    attempts = default.attempts if retries is None else retries + 1
+    total = default.total_seconds if max_time is None else max_time
+    if retries is not None and max_time is None:
+        # more retries than the default need more time than the default: the backoff waits
+        # grow to max_delay, so allow for that many waits
+        total = max(total, retries * default.max_delay)
+    return RetryPolicy(
+        attempts=attempts,
+        base_delay=default.base_delay,
+        max_delay=min(default.max_delay, total) if total > 0 else 0.0,
+        total_seconds=total,
+    )
 
 
 class Context:
@@ -106,6 +140,7 @@ class Context:
             password=password,
             registry_config=kw.pop("registry_config"),
             offline=kw.pop("offline"),
+            retry=retry_policy(kw.pop("retries"), kw.pop("retry_max_time")),
         )
         self.concurrency: int | None = kw.pop("concurrency")
         self.mirrors: dict[str, str] = {}
