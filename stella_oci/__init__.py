@@ -10,16 +10,56 @@ The package reads like a table of contents:
 - ``export/``: the StellaOps meaning (models, schema, annotations, bundles), no HTTP;
 - ``airgap/``: staleness and the import ledger; ``signing/``: offline DSSE verification;
 - ``cli``, ``output``: the command line; ``plugin``: the Export Center entry point.
+
+The names below are imported on first use (PEP 562), so that ``import stella_oci`` (and
+``stella-oci --version`` / ``--help``) does not load pydantic, jsonschema or requests.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from stella_oci.api import RunOptions, copy, inspect, pull, push, verify
-from stella_oci.errors import StellaOciError
-from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult
-from stella_oci.transport.options import RetryPolicy, TransportOptions
+#: Public name -> the module that defines it (imported on first attribute access).
+_LAZY: dict[str, str] = {
+    "RunOptions": "stella_oci.api",
+    "attach": "stella_oci.api",
+    "copy": "stella_oci.api",
+    "discover": "stella_oci.api",
+    "inspect": "stella_oci.api",
+    "pull": "stella_oci.api",
+    "push": "stella_oci.api",
+    "verify": "stella_oci.api",
+    "StellaOciError": "stella_oci.errors",
+    "CopyResult": "stella_oci.results",
+    "InspectResult": "stella_oci.results",
+    "PushResult": "stella_oci.results",
+    "VerifyResult": "stella_oci.results",
+    "RetryPolicy": "stella_oci.transport.options",
+    "TransportOptions": "stella_oci.transport.options",
+}
+
+if TYPE_CHECKING:
+    from stella_oci.api import RunOptions, attach, copy, discover, inspect, pull, push, verify
+    from stella_oci.errors import StellaOciError
+    from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult
+    from stella_oci.transport.options import RetryPolicy, TransportOptions
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stella_oci' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "CopyResult",
@@ -31,7 +71,9 @@ __all__ = [
     "TransportOptions",
     "VerifyResult",
     "__version__",
+    "attach",
     "copy",
+    "discover",
     "inspect",
     "pull",
     "push",

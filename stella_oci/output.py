@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from typing import Any, TextIO
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any, TextIO
 
 from stella_oci.errors import StellaOciError
-from stella_oci.oci.manifest import Descriptor
-from stella_oci.results import to_json_dict
+
+if TYPE_CHECKING:  # pydantic models: imported by the commands that make them, not by --help
+    from pydantic import BaseModel
+
+    from stella_oci.oci.manifest import Descriptor
 
 
 def emit_json(doc: dict[str, Any], stream: TextIO | None = None) -> None:
@@ -26,6 +27,8 @@ def emit_json(doc: dict[str, Any], stream: TextIO | None = None) -> None:
 
 def emit_result(result: BaseModel, fmt: str, text: str) -> None:
     if fmt == "json":
+        from stella_oci.results import to_json_dict
+
         emit_json(to_json_dict(result))
     else:
         sys.stdout.write(text.rstrip("\n") + "\n")

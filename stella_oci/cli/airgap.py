@@ -9,13 +9,6 @@ from typing import Any
 
 import click
 
-from stella_oci.airgap import (
-    Ledger,
-    StalenessConfig,
-    load_staleness_config,
-    load_time_anchor,
-    render_prometheus,
-)
 from stella_oci.cli.common import EXIT_CODE_HELP
 from stella_oci.errors import StalenessError, StellaOciError
 from stella_oci.output import emit_error, emit_json
@@ -54,6 +47,14 @@ def status(
     fmt: str,
 ) -> None:
     """Print StalenessMetrics for every domain in the import ledger (or check one domain)."""
+    from stella_oci.airgap import (
+        Ledger,
+        StalenessConfig,
+        load_staleness_config,
+        load_time_anchor,
+        render_prometheus,
+    )
+
     try:
         config = load_staleness_config(staleness_config) if staleness_config else StalenessConfig()
         anchor = load_time_anchor(time_anchor) if time_anchor else None

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -15,9 +15,11 @@ from stella_oci.errors import EXIT_CODES, InternalError, InvalidInputError, Stel
 from stella_oci.oci.mirrors import load_mirror_config, parse_mirror_args
 from stella_oci.output import RichProgress, emit_error, emit_result, progress_wanted
 from stella_oci.transport.options import RetryPolicy, TransportOptions
-from stella_oci.verbs.airgap import AirgapOptions
-from stella_oci.verbs.common import RunOptions
-from stella_oci.verbs.pull import ExtraCheck
+
+if TYPE_CHECKING:  # the verbs import pydantic models: imported when a command runs, not for --help
+    from stella_oci.verbs.airgap import AirgapOptions
+    from stella_oci.verbs.common import RunOptions
+    from stella_oci.verbs.pull import ExtraCheck
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -156,6 +158,8 @@ class Context:
         )
 
     def run(self, description: str) -> RunOptions:
+        from stella_oci.verbs.common import RunOptions
+
         if progress_wanted(self.fmt, self.quiet):
             self.progress = RichProgress(description)
         return RunOptions(
@@ -227,6 +231,8 @@ def checks_from(kw: dict[str, Any]) -> list[ExtraCheck]:
 
 def airgap_from(kw: dict[str, Any]) -> AirgapOptions | None:
     """Pop the air-gap options; None when none was given."""
+    from stella_oci.verbs.airgap import AirgapOptions
+
     opts = AirgapOptions(
         staleness_config=kw.pop("staleness_config", None),
         time_anchor=kw.pop("time_anchor", None),

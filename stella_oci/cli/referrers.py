@@ -7,16 +7,16 @@ checked (``--trust-root``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stella_oci.cli.common import EXIT_CODE_HELP, Context, command, common_options
 from stella_oci.output import human_size
-from stella_oci.results import VerifyResult
-from stella_oci.verbs.referrers import AttachResult, DiscoverResult
-from stella_oci.verbs.referrers import attach as attach_api
-from stella_oci.verbs.referrers import discover as discover_api
+
+if TYPE_CHECKING:
+    from stella_oci.results import VerifyResult
+    from stella_oci.verbs.referrers import AttachResult, DiscoverResult
 
 
 # ----------------------------------------------------------------------------- text for pull / verify
@@ -90,6 +90,8 @@ def attach(
     referrers tag schema: the sha256-<hex> tag holding an index of referrers, updated without
     dropping the entries other clients added. Prints the referrer's reference with its digest.
     """
+    from stella_oci.verbs.referrers import attach as attach_api
+
     r = attach_api(
         reference,
         file,
@@ -126,6 +128,8 @@ def discover(ctx: Context, reference: str, artifact_type: str | None, **_: Any) 
     Reads the registry's referrers API, or the sha256-<hex> fallback tag where there is none,
     or an OCI layout's index.json.
     """
+    from stella_oci.verbs.referrers import discover as discover_api
+
     r = discover_api(reference, artifact_type=artifact_type, run=ctx.run("discover"))
     lines = [r.reference]
     if not ctx.quiet:

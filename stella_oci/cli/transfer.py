@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from stella_oci import api
 from stella_oci.cli.common import (
     EXIT_CODE_HELP,
     Context,
@@ -19,7 +18,9 @@ from stella_oci.cli.common import (
     signature_options,
 )
 from stella_oci.output import human_size
-from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult
+
+if TYPE_CHECKING:
+    from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult
 
 
 # ----------------------------------------------------------------------------- push
@@ -70,6 +71,8 @@ def push(
     Prints the reference with its digest. Nothing is sent unless export.json validates, every
     listed file has the stated digest and size, every path is safe and no file is unlisted.
     """
+    from stella_oci import api
+
     result = api.push(
         bundle,
         reference,
@@ -157,6 +160,8 @@ def pull(
 
     A failed check leaves nothing at --output. The pull is recorded in the import ledger.
     """
+    from stella_oci import api
+
     result = api.pull(
         reference,
         output,
@@ -181,6 +186,8 @@ def pull(
 @command
 def verify(ctx: Context, target: str, expect_digest: str | None, **kw: Any) -> tuple[VerifyResult, str]:
     """Run every check of pull on TARGET (a reference or bundle dir), writing nothing."""
+    from stella_oci import api
+
     result = api.verify(
         target,
         expect_digest=expect_digest,
@@ -201,6 +208,8 @@ def verify(ctx: Context, target: str, expect_digest: str | None, **kw: Any) -> t
 @command
 def inspect(ctx: Context, reference: str, **_: Any) -> tuple[InspectResult, str]:
     """Show the manifest, annotations and layers of REFERENCE without downloading layers."""
+    from stella_oci import api
+
     r = api.inspect(reference, run=ctx.run("inspect"))
     lines = [
         r.reference,
@@ -236,6 +245,8 @@ def copy(
     A StellaOps export is verified as by `verify` first; a copy into a registry or oci:DIR is an
     import (staleness checked with --staleness-config, recorded in the ledger).
     """
+    from stella_oci import api
+
     r = api.copy(source, destination, referrers=not no_referrers, run=ctx.run("copy"), airgap=airgap_from(kw))
     t = r.transfer
     text = (
