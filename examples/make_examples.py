@@ -16,9 +16,9 @@ the ``io.stellaops.export.manifest-digest`` (RFC 8785 form of export.json withou
 Signatures are real, made with the EXAMPLE-ONLY Ed25519 key (:data:`SIGNING_KEY`; its private
 half is published, so they prove nothing outside these examples): ``X-Stella-Signature`` in
 export.json ``integrity.httpHeaders`` (an envelope over a Statement naming the manifest digest,
-:func:`stella_oci.signing.sign.x_stella_signature`), and, once export.json and provenance.json
+:func:`tests.support.signing.x_stella_signature`), and, once export.json and provenance.json
 are final, ``export.json.dsse.json`` and ``provenance.dsse.json``
-(:func:`stella_oci.signing.sign.sign_example_bundle`). Ed25519 signatures are deterministic,
+(:func:`tests.support.signing.sign_example_bundle`). Ed25519 signatures are deterministic,
 so the output stays byte-stable. Verify with
 ``stella-oci verify examples/mirror-full --trust-root examples/keys --require-signature``.
 """
@@ -49,9 +49,9 @@ from stella_oci.export.annotations import (  # noqa: E402
 )
 from stella_oci.export.canonical import digest_to_http, manifest_digest, rerun_hash  # noqa: E402
 from stella_oci.export.models import SCHEMA_URI, ExportManifest  # noqa: E402
-from stella_oci.signing.sign import sign_example_bundle, x_stella_signature  # noqa: E402
 from stella_oci.signing.trust import TrustRoot  # noqa: E402
 from stella_oci.signing.verify import verify_bundle_signatures  # noqa: E402
+from tests.support.signing import sign_example_bundle, x_stella_signature  # noqa: E402
 
 GENERATED_AT = "2026-11-20T08:00:00Z"
 #: The key the examples are signed with (EXAMPLE ONLY: its private half is public).

@@ -54,6 +54,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.container)
 
 
+# --------------------------------------------------------------------------- the import ledger
+
+LEDGER_ENV = "STELLA_OCI_LEDGER"  # stella_oci.airgap.ledger.LEDGER_ENV (asserted in test_airgap_ledger)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test, session fixture or CLI subprocess writes the user's real import ledger
+    (``~/.local/share/stella-oci/ledger.sqlite3``): ``$STELLA_OCI_LEDGER`` points into the
+    session's temporary directory before the first fixture runs, and ``XDG_DATA_HOME`` too,
+    so that even code that ignores the variable lands there."""
+    root = tmp_path_factory.mktemp("ledger")
+    saved = {key: os.environ.get(key) for key in (LEDGER_ENV, "XDG_DATA_HOME")}
+    os.environ[LEDGER_ENV] = str(root / "session-ledger.sqlite3")
+    os.environ["XDG_DATA_HOME"] = str(root / "xdg-data")
+    try:
+        yield root
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def ledger_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _session_ledger: Path) -> Path:
+    """The import ledger of this test: ``$STELLA_OCI_LEDGER``, a file in ``tmp_path`` that
+    every CLI subprocess the test starts inherits (``run_cli`` copies ``os.environ``)."""
+    path = tmp_path / "test-ledger.sqlite3"
+    monkeypatch.setenv(LEDGER_ENV, str(path))
+    return path
+
+
 # --------------------------------------------------------------------------- registries
 
 
@@ -131,6 +165,9 @@ def _cli_env(extra: Mapping[str, str] | None) -> dict[str, str]:
         env.pop(key, None)
     if extra:
         env.update(extra)
+    # the autouse ledger fixtures set it; a subprocess without it would write the real ledger
+    if not env.get(LEDGER_ENV):
+        raise AssertionError(f"{LEDGER_ENV} is not set for a CLI subprocess: the user's ledger would be written")
     return env
 
 

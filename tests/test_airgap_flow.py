@@ -338,3 +338,22 @@ def test_two_concurrent_imports_into_one_ledger(run_cli, tmp_path):
     assert code == 0 and 'stella_oci_airgap_staleness_seconds{domain="trivy-db"}' in out
     code, out, err = run_cli("airgap", "status", "--ledger", ledger, "--domain", "vex-advisories", "--format", "json")
     assert code == 7 and json.loads(out)["staleness"]["error"]["code"] == "ERR_AIRGAP_NO_BUNDLE"
+
+
+def test_default_ledger_is_the_tests_own_file(run_cli, tmp_path, ledger_path):
+    """A pull without --ledger records into $STELLA_OCI_LEDGER, which the autouse fixture points
+    at this test's temporary file: the suite never writes the user's real ledger."""
+    import sqlite3
+
+    from stella_oci.airgap.ledger import LEDGER_ENV, default_ledger_path
+    from tests.conftest import LEDGER_ENV as CONFTEST_LEDGER_ENV
+
+    assert CONFTEST_LEDGER_ENV == LEDGER_ENV
+    assert default_ledger_path() == ledger_path
+    assert not ledger_path.exists()
+    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    cli_json(run_cli, "push", bundle, f"oci-archive:{tmp_path / 'a.tar'}:v1")
+    cli_json(run_cli, "pull", f"oci-archive:{tmp_path / 'a.tar'}:v1", "-o", tmp_path / "got", "--offline")
+    with sqlite3.connect(ledger_path) as db:
+        rows = db.execute("SELECT export_id FROM imports").fetchall()
+    assert rows == [(read_export_json(bundle)["exportId"],)]

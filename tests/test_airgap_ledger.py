@@ -266,8 +266,11 @@ def test_empty_tombstones_list_is_accepted(tmp_path: Path) -> None:
     )
     validate_export_manifest(delta)
     with Ledger(tmp_path / "l.db") as ledger:
+        with pytest.raises(VerificationError) as missing:
+            check_delta(delta, ledger)  # the tombstones pass; the base is what is missing
+        assert missing.value.details["code"] == ERR_EXPORT_BASE_MISSING
         record(ledger, base)
-        check_delta(delta, ledger)
+        assert check_delta(delta, ledger) is None
 
 
 # --------------------------------------------------------------------------- concurrency

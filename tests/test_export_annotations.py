@@ -237,7 +237,10 @@ def test_check_accepts_what_compute_produced(name: str) -> None:
     doc = example(name)
     prov = MIRROR_PROV_DIGEST if name == "mirror-full" else None
     anns = compute_annotations(doc, provenance_digest=prov, provenance_ref=None, user={"x.y": "1"})
-    check_annotations(anns, doc, provenance_digest=prov)
+    assert anns[ANN_ID] == doc["exportId"] and anns["x.y"] == "1"
+    assert check_annotations(anns, doc, provenance_digest=prov) is None
+    with pytest.raises(VerificationError):
+        check_annotations({**anns, ANN_ID: anns[ANN_ID] + "x"}, doc, provenance_digest=prov)
 
 
 def _mirror_annotations() -> tuple[dict[str, Any], dict[str, str]]:

@@ -72,7 +72,11 @@ def test_unknown_schema_and_definition_are_refused() -> None:
 
 @pytest.mark.parametrize("name", BUNDLES)
 def test_examples_validate(name: str) -> None:
-    validate_export_manifest(example(name))
+    doc = example(name)
+    assert validate_export_manifest(doc) is None
+    del doc["exportId"]
+    with pytest.raises(InvalidInputError, match="exportId"):
+        validate_export_manifest(doc)
 
 
 # ---------------------------------------------------------------- violation messages

@@ -364,7 +364,6 @@ def test_entry_point_is_registered():
     assert "oci" in eps.names
     plugin_cls = eps["oci"].load()
     assert plugin_cls().name == "oci"
-    assert hasattr(plugin_cls, "push") and hasattr(plugin_cls, "pull") and hasattr(plugin_cls, "verify")
 
 
 def test_plugin_round_trip(registry, fresh_repo, tmp_path):
@@ -374,6 +373,10 @@ def test_plugin_round_trip(registry, fresh_repo, tmp_path):
     got = plugin.pull(f"{registry.host}/{fresh_repo}@{res.digest}", tmp_path / "got")
     assert got.digest == res.digest
     assert tree(tmp_path / "got") == tree(bundle)
+    checked = plugin.verify(f"{registry.host}/{fresh_repo}:p", expect_digest=res.digest)
+    assert checked.digest == res.digest
+    with pytest.raises(VerificationError):
+        plugin.verify(f"{registry.host}/{fresh_repo}:p", expect_digest="sha256:" + "0" * 64)
 
 
 # ---------------------------------------------------------------------------- annotations on pull

@@ -21,12 +21,6 @@ from stella_oci import api
 from stella_oci.errors import InvalidInputError, OfflineError, VerificationError
 from stella_oci.export.annotations import compute_annotations
 from stella_oci.export.canonical import digest_to_http, manifest_digest
-from stella_oci.signing.sign import (
-    SLSA_PROVENANCE_V1,
-    in_toto_statement,
-    sign_example_bundle,
-    x_stella_signature,
-)
 from stella_oci.transport.options import TransportOptions
 from stella_oci.verbs.common import RunOptions
 from stella_oci.verbs.pull import verify_directory
@@ -34,6 +28,12 @@ from stella_oci.verbs.referrers import attach, discover
 from stella_oci.verbs.signatures import signature_check
 from tests.support.bundles import EXAMPLES, make_bundle, read_export_json, tree, write_export_json
 from tests.support.referrers_server import start_referrers_proxy
+from tests.support.signing import (
+    SLSA_PROVENANCE_V1,
+    in_toto_statement,
+    sign_example_bundle,
+    x_stella_signature,
+)
 
 KEYS = EXAMPLES / "keys"
 ED_KEY = KEYS / "EXAMPLE-ONLY-ed25519.key"

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from stella_oci.errors import VerificationError
 from stella_oci.signing import TrustRoot, key_id_of, pae, parse_envelope, verify_envelope
 from stella_oci.signing.dsse import b64decode_any
-from stella_oci.signing.sign import public_key_pem, sign_envelope
+from tests.support.signing import public_key_pem, sign_envelope
 
 KEYS = Path(__file__).resolve().parent.parent / "examples" / "keys"
 ECDSA_KEY = KEYS / "EXAMPLE-ONLY-ecdsa-p256.key"

@@ -14,7 +14,7 @@ from cryptography.x509.oid import NameOID
 
 from stella_oci.errors import InvalidInputError
 from stella_oci.signing import TrustRoot, verify_envelope
-from stella_oci.signing.sign import sign_envelope
+from tests.support.signing import sign_envelope
 
 KEYS = Path(__file__).resolve().parent.parent / "examples" / "keys"
 PTYPE = "application/vnd.stellaops.export.manifest.v1+json"

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import platformdirs
@@ -219,9 +218,7 @@ class Ledger:
             self.cur.execute("BEGIN IMMEDIATE")
             return self.cur
 
-        def __exit__(
-            self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-        ) -> None:
+        def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
             if exc_type is None:
                 self.cur.execute("COMMIT")
             else:
@@ -243,9 +240,7 @@ class Ledger:
     def __enter__(self) -> Ledger:
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()
 
     # -- writing --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -154,10 +154,6 @@ class TimeAnchor(BaseModel):
         if self.verified is not None:
             out["verified"] = self.verified
         return out
-
-    @property
-    def uncertainty_delta(self) -> timedelta:
-        return timedelta(milliseconds=self.uncertainty or 0)
 
 
 def _pydantic_problem(exc: ValidationError, source: str, what: str) -> InvalidInputError:

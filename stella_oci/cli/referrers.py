@@ -1,8 +1,4 @@
-"""attach and discover: OCI 1.1 referrers (signatures, provenance, SBOMs) of an export.
-
-Also :func:`signatures_text`, the text lines pull / verify can print for the signatures they
-checked (``--trust-root``).
-"""
+"""attach and discover: OCI 1.1 referrers (signatures, provenance, SBOMs) of an export."""
 
 from __future__ import annotations
 
@@ -15,31 +11,7 @@ from stella_oci.cli.common import EXIT_CODE_HELP, Context, command, common_optio
 from stella_oci.output import human_size
 
 if TYPE_CHECKING:
-    from stella_oci.results import VerifyResult
     from stella_oci.verbs.referrers import AttachResult, DiscoverResult
-
-
-# ----------------------------------------------------------------------------- text for pull / verify
-def signatures_text(result: VerifyResult) -> list[str]:
-    """Lines for the text output of pull / verify when signatures were checked."""
-    sig = result.signatures
-    if not sig:
-        return []
-    lines = []
-    for e in sig.get("envelopes", []):
-        who = f"key {e['key_name']}" if e.get("verified") else "not verified (no trust root)"
-        lines.append(f"  signature:       {e['name']}: {who}; {e['binding']}")
-    stella = sig.get("stella_signature")
-    if stella:
-        who = f"key {stella['key_name']}" if stella.get("verified") else "not verified"
-        lines.append(f"  X-Stella-Signature: {who}")
-    prov = sig.get("provenance")
-    if prov:
-        lines.append(f"  provenance:      {prov['name']} names export.json with its sha256")
-    if not lines:
-        lines.append("  signatures:      none found")
-    return lines
-
 
 _SOURCE_TEXT = {
     "referrers-api": "the registry's referrers API",

@@ -17,7 +17,6 @@ EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61
 EMPTY_SIZE = 2
 
 ANNOTATION_TITLE = "org.opencontainers.image.title"
-ANNOTATION_CREATED = "org.opencontainers.image.created"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 
 # Registries must accept manifests up to 4 MiB; we refuse to read more than that.

@@ -47,10 +47,6 @@ class Reference:
     digest: str | None = None
 
     @property
-    def is_registry(self) -> bool:
-        return self.transport == "registry"
-
-    @property
     def api_host(self) -> str:
         """The host the distribution API is reached at (docker.io is served elsewhere)."""
         return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
@@ -65,11 +61,6 @@ class Reference:
 
     def with_digest(self, digest: str | None) -> Reference:
         return replace(self, digest=digest)
-
-    def with_default_tag(self, tag: str) -> Reference:
-        if self.tag or self.digest:
-            return self
-        return self.with_tag(tag)
 
     def base(self) -> str:
         """The reference without tag or digest."""

@@ -3,7 +3,6 @@
 * :mod:`~stella_oci.signing.dsse`: the envelope format and the v1 PAE.
 * :mod:`~stella_oci.signing.trust`: :class:`TrustRoot`, public keys from PEM files / directories.
 * :mod:`~stella_oci.signing.verify`: :func:`verify_envelope`, :func:`verify_export_signatures`.
-* :mod:`~stella_oci.signing.sign`: signing helpers for tests and examples only.
 """
 
 from stella_oci.signing.dsse import (

@@ -49,8 +49,6 @@ DIGEST_HEADER_PREFIX = "sha-256="
 SIGNATURE_HEADER_PREFIX = "dsse-b64="
 IN_TOTO_STATEMENT_TYPE_PREFIX = "https://in-toto.io/Statement/"
 
-UNDERSTOOD_PAYLOAD_TYPES = (PAYLOAD_TYPE_IN_TOTO, PAYLOAD_TYPE_EXPORT_MANIFEST)
-
 
 class VerifiedEnvelope(BaseModel):
     """An envelope whose signature verified with a trusted key."""

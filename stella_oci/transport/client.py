@@ -120,15 +120,6 @@ class RegistryClient:
 
     # ------------------------------------------------------------------ API
 
-    def ping(self) -> None:
-        """GET /v2/ (authenticating if challenged)."""
-        resp = self._http.send("GET", "/v2/", scopes=[], what=f"ping {self.host}")
-        try:
-            if resp.status_code != 200:
-                raise self._http.raise_status(resp, f"GET {self.host}/v2/")
-        finally:
-            resp.close()
-
     def get_manifest(self, repo: str, reference: str, accept: Sequence[str]) -> ManifestResponse:
         """GET a manifest by tag or digest; refuses bodies over 4 MiB (VerificationError)."""
         what = (
@@ -204,20 +195,6 @@ class RegistryClient:
             return PutManifestResult(
                 resp.headers.get("Docker-Content-Digest"), resp.headers.get("OCI-Subject")
             )
-        finally:
-            resp.close()
-
-    def delete_manifest(self, repo: str, digest: str) -> None:
-        what = f"manifest {self.host}/{repo}@{digest}"
-        resp = self._http.send(
-            "DELETE",
-            f"/v2/{repo}/manifests/{digest}",
-            scopes=[repository_scope(repo, "delete")],
-            what=what,
-        )
-        try:
-            if resp.status_code not in (200, 202, 204):
-                raise self._http.raise_status(resp, what)
         finally:
             resp.close()
 
@@ -340,33 +317,6 @@ class RegistryClient:
         return self._uploader.upload_blob(
             repo, digest, size, opener, mount_from=mount_from, on_bytes=on_bytes
         )
-
-    # ------------------------------------------------------------------ listing
-
-    def list_tags(self, repo: str) -> list[str]:
-        what = f"tags of {self.host}/{repo}"
-        tags: list[str] = []
-        url = self._http.url(f"/v2/{repo}/tags/list")
-        seen: set[str] = set()
-        while url and url not in seen:
-            seen.add(url)
-            resp = self._http.send("GET", url, scopes=[repository_scope(repo, "pull")], what=what)
-            try:
-                if resp.status_code != 200:
-                    raise self._http.raise_status(resp, what)
-                try:
-                    doc = resp.json()
-                except ValueError:
-                    raise InvalidInputError(
-                        f"{what}: registry {self.host} answered a tag list that is not JSON"
-                    ) from None
-                page = doc.get("tags") if isinstance(doc, dict) else None
-                tags.extend(t for t in (page or []) if isinstance(t, str))
-                nxt = resp.links.get("next", {}).get("url")
-                url = urllib.parse.urljoin(resp.url or url, nxt) if nxt else ""
-            finally:
-                resp.close()
-        return tags
 
     def get_referrers(self, repo: str, digest: str, artifact_type: str | None = None) -> bytes | None:
         """GET /v2/<repo>/referrers/<digest>: the OCI index bytes, or None when the registry

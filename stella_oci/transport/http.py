@@ -114,7 +114,6 @@ class RegistrySession:
         self._challenge: Challenge | None = None
         self._creds: Credentials | None = None
         self._creds_loaded = False
-        self._closed = False
 
     @property
     def base_url(self) -> str:
@@ -124,7 +123,6 @@ class RegistrySession:
         return self.base_url + path
 
     def close(self) -> None:
-        self._closed = True
         self._session.close()
 
     def raise_status(self, resp: requests.Response, what: str) -> StellaOciError:

@@ -51,7 +51,6 @@ class RetryBudget:
     policy: RetryPolicy
     started: float = field(default_factory=time.monotonic)
     tries: int = 0
-    waited: float = 0.0
 
     def next_delay(self, retry_after: float | None = None) -> float | None:
         """Record a failed try; the time to sleep before the next one, or None when exhausted."""
@@ -68,4 +67,3 @@ class RetryBudget:
 
     def sleep(self, delay: float) -> None:
         time.sleep(delay)
-        self.waited += delay

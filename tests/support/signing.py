@@ -1,4 +1,4 @@
-"""Signing, FOR TESTS AND EXAMPLES ONLY.
+"""Signing, FOR TESTS AND EXAMPLES ONLY (not part of the stella_oci package).
 
 stella-oci verifies signatures; it does not sign exports in production (the Export Center's
 signer, or cosign, does). These helpers exist so that the test suite can make real envelopes
