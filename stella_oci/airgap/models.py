@@ -44,7 +44,7 @@ def export_uuid(export_id: str) -> str:
     any other id becomes the UUIDv5 of that id in :data:`EXPORT_CENTER_NAMESPACE`, so the
     same export always gets the same UUID, on every machine.
     """
-    if _CANONICAL_UUID.match(export_id):
+    if _CANONICAL_UUID.fullmatch(export_id):
         return export_id.lower()
     return str(uuid.uuid5(EXPORT_CENTER_NAMESPACE, export_id))
 

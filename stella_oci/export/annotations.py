@@ -52,8 +52,8 @@ STELLAOPS_KEYS: tuple[str, ...] = (
 )
 """Every io.stellaops.* annotation the artifact carries (sorted)."""
 
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:+-]*$")
-_HEX64_RE = re.compile(r"^(sha256:)?([a-f0-9]{64})$")
+_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:+-]*")  # fullmatch: "$" lets a newline through
+_HEX64_RE = re.compile(r"(sha256:)?([a-f0-9]{64})")
 
 
 def parse_user_annotations(items: Sequence[str]) -> dict[str, str]:
@@ -70,7 +70,7 @@ def parse_user_annotations(items: Sequence[str]) -> dict[str, str]:
                 f"--annotation {item!r}: expected KEY=VALUE",
                 hint="write e.g. --annotation org.opencontainers.image.source=https://example.com/repo",
             )
-        if not _KEY_RE.match(key):
+        if not _KEY_RE.fullmatch(key):
             raise InvalidInputError(
                 f"--annotation {item!r}: key {key!r} must start with a letter or digit and contain only "
                 "letters, digits and . _ / : + -",
@@ -90,7 +90,7 @@ def parse_user_annotations(items: Sequence[str]) -> dict[str, str]:
 
 
 def _normalize_digest(digest: str) -> str:
-    m = _HEX64_RE.match(digest)
+    m = _HEX64_RE.fullmatch(digest)
     if not m:
         raise InvalidInputError(f"provenance.json digest {digest!r} is not a sha256 digest")
     return "sha256:" + m.group(2)

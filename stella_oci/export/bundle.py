@@ -24,7 +24,7 @@ from stella_oci.errors import InvalidInputError, StellaOciError
 from stella_oci.export.annotations import DSSE_MEDIA_TYPE, EXPORT_MANIFEST_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
 from stella_oci.export.models import ExportManifest
 from stella_oci.export.paths import check_relative_path, resolve_inside
-from stella_oci.export.schema import parse_json_bytes, validate_export_manifest
+from stella_oci.export.schema import parse_json_bytes
 from stella_oci.oci.digest import file_digest
 
 EXPORT_JSON = "export.json"
@@ -82,11 +82,11 @@ def load_export_json(path: Path, source: str = EXPORT_JSON) -> tuple[dict[str, A
     if size > MAX_EXPORT_JSON_BYTES:
         raise InvalidInputError(f"{source}: {size} bytes, more than the {MAX_EXPORT_JSON_BYTES} allowed")
     with open(path, "rb") as fh:
-        doc = parse_json_bytes(fh.read(), source)  # export.json is parsed whole: bounded above
+        # parsed whole: bounded in size (above, and again while reading) and in nesting depth
+        doc = parse_json_bytes(fh.read(MAX_EXPORT_JSON_BYTES + 1), source, max_bytes=MAX_EXPORT_JSON_BYTES)
     if not isinstance(doc, dict):
         raise InvalidInputError(f"{source}: not a JSON object")
-    validate_export_manifest(doc, source=source)
-    return doc, ExportManifest.model_validate(doc)
+    return doc, ExportManifest.from_json_obj(doc, source=source)
 
 
 def _walk_files(root: Path) -> Iterator[str]:

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from stella_oci.errors import InvalidInputError
-from stella_oci.export.schema import validate_export_manifest
+from stella_oci.export.schema import MAX_REPORTED_VIOLATIONS, validate_export_manifest
+from stella_oci.oci.digest import is_digest
 
 SCHEMA_URI = "https://stellaops.io/export-center/manifest/v1alpha2"
 
@@ -115,7 +116,7 @@ class OciIntegrity(_Model):
         if missing:
             raise ValueError(f"missing required annotation(s): {', '.join(missing)}")
         md = v["io.stellaops.export.manifest-digest"]
-        if not (md.startswith("sha256:") and len(md) == 71 and all(c in "0123456789abcdef" for c in md[7:])):
+        if not is_digest(md):
             raise ValueError(f"io.stellaops.export.manifest-digest {md!r} is not sha256:<64 lowercase hex>")
         return v
 
@@ -218,12 +219,18 @@ class ExportManifest(_Model):
         try:
             return cls.model_validate(obj)
         except ValidationError as exc:
+            errors = exc.errors()
             lines = [
-                f"{source}: /{'/'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+                f"{source}: /{'/'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                for err in errors[:MAX_REPORTED_VIOLATIONS]
             ]
+            if len(errors) > MAX_REPORTED_VIOLATIONS:
+                lines.append(f"... and {len(errors) - MAX_REPORTED_VIOLATIONS} more not listed")
             raise InvalidInputError(
-                f"{source} is not a valid export manifest:\n" + "\n".join("  " + ln for ln in lines)
-            ) from exc
+                f"{source} is not a valid export manifest ({len(errors)} problem(s)):\n"
+                + "\n".join("  " + ln for ln in lines),
+                hint="a value may end in a line break or other character the schema's pattern does not allow",
+            ) from None
 
     @property
     def profile_label(self) -> str:

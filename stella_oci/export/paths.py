@@ -14,7 +14,7 @@ from pathlib import Path
 
 from stella_oci.errors import InvalidInputError, StellaOciError
 
-_PATH_CHARS = re.compile(r"^[A-Za-z0-9._/-]+$")
+_PATH_CHARS = re.compile(r"[A-Za-z0-9._/-]+")  # fullmatch: "$" would accept a trailing newline
 
 
 def check_relative_path(path: str, *, where: str, error: type[StellaOciError] = InvalidInputError) -> str:
@@ -25,7 +25,7 @@ def check_relative_path(path: str, *, where: str, error: type[StellaOciError] = 
     problem = None
     if not path:
         problem = "it is empty"
-    elif not _PATH_CHARS.match(path):
+    elif not _PATH_CHARS.fullmatch(path):
         problem = "it has characters outside [A-Za-z0-9._/-]"
     elif path.startswith("/"):
         problem = "it is absolute"

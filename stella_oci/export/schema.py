@@ -5,7 +5,8 @@ Center manifest (``export-manifest``, v1alpha2) and the air-gap staleness record
 (``ledger-airgap-staleness``). Validation uses Draft 2020-12 with format checking switched
 on, so ``"generatedAt": "yesterday"`` is a violation, not a silently accepted string.
 
-Every violation is reported, not only the first, one per line::
+Violations are reported one per line, the most relevant first (at most 20, then a count of
+the rest; validation stops after 1,000, and the count then says "at least")::
 
     export.json: /contents/0/digest: does not match the pattern ^sha256:[a-f0-9]{64}$
       (rule: pattern, value: "sha256:XYZ")
@@ -16,6 +17,7 @@ and the same facts travel in ``InvalidInputError.details["violations"]`` as
 
 from __future__ import annotations
 
+import itertools
 import json
 from functools import cache
 from importlib import resources
@@ -28,9 +30,14 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from stella_oci.errors import InvalidInputError
+from stella_oci.jsonio import DEFAULT_MAX_BYTES, load_json
 
 SCHEMA_NAMES = ("export-manifest", "ledger-airgap-staleness")
 VALUE_LIMIT = 80
+MAX_REPORTED_VIOLATIONS = 20
+"""Violations listed in a report; the rest are counted."""
+MAX_COUNTED_VIOLATIONS = 1000
+"""Validation stops after this many violations (the report then says "at least")."""
 _FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
 
 
@@ -156,29 +163,57 @@ def validate_against(
 ) -> None:
     """Validate ``obj`` against schema ``schema`` (or its ``#/$defs/<definition>``).
 
-    Raises :class:`InvalidInputError` (exit 2) listing every violation as
-    ``<source>: <pointer>: <message> (rule: <keyword>, value: <value>)``.
+    Raises :class:`InvalidInputError` (exit 2) listing the violations as
+    ``<source>: <pointer>: <message> (rule: <keyword>, value: <value>)``: the most relevant
+    one first, then the others sorted by pointer, at most :data:`MAX_REPORTED_VIOLATIONS` of
+    them plus a count of the rest. Validation stops after :data:`MAX_COUNTED_VIOLATIONS`
+    (the count then reads "at least"), so a document with a million violations costs no
+    more time or memory than one with a thousand.
     """
     validator = _validator(schema, definition)
-    errors = list(validator.iter_errors(obj))
-    if not errors:
+    # iter_errors is lazy: stop pulling once the count is capped
+    found = list(itertools.islice(validator.iter_errors(obj), MAX_COUNTED_VIOLATIONS + 1))
+    if not found:
         return
-    best = jsonschema.exceptions.best_match(errors)
-    unique = {json.dumps(v, sort_keys=True): v for v in (_violation(e) for e in errors)}
-    violations = sorted(unique.values(), key=lambda v: (v["pointer"], v["keyword"], v["message"]))
-    first = _violation(best) if best is not None else violations[0]
-    ordered = [first] + [v for v in violations if v != first]
+    capped = len(found) > MAX_COUNTED_VIOLATIONS
+    found = found[:MAX_COUNTED_VIOLATIONS]
+    best = jsonschema.exceptions.best_match(found)
+
+    def key(e: jsonschema.ValidationError) -> tuple[str, str, str]:
+        return (json_pointer(e.absolute_path), str(e.validator), _readable(e))
+
+    unique: dict[tuple[str, str, str], jsonschema.ValidationError] = {}
+    for e in found:
+        unique.setdefault(key(e), e)
+    first_key = min(unique)
+    if best is not None:  # best_match may pick a sub-error of an anyOf/oneOf
+        first_key = key(best)
+        unique.setdefault(first_key, best)
+    keys = [first_key, *sorted(k for k in unique if k != first_key)]
+    n = len(keys)
+    shown = [_violation(unique[k]) for k in keys[:MAX_REPORTED_VIOLATIONS]]
+    rest = n - len(shown)
     target = f"{schema}#/$defs/{definition}" if definition else schema
     lines = [
         f"{source}: {v['pointer']}: {v['message']} (rule: {v['keyword']}, value: {v['value']})"
-        for v in ordered
+        for v in shown
     ]
-    n = len(ordered)
-    header = f"{source} does not validate against the {target} schema ({n} violation{'s' if n != 1 else ''}):"
+    count = f"at least {n} violations" if capped else f"{n} violation{'s' if n != 1 else ''}"
+    if rest:
+        more = f"at least {rest}" if capped else str(rest)
+        lines.append(f"... and {more} more violation{'s' if rest != 1 or capped else ''} not listed")
+        count += f", the first {len(shown)} listed"
+    header = f"{source} does not validate against the {target} schema ({count}):"
     raise InvalidInputError(
         header + "\n" + "\n".join("  " + line for line in lines),
         hint=f"fix the listed members of {source}; the schema is stella_oci/data/{schema}.schema.json",
-        details={"source": source, "schema": target, "violations": ordered},
+        details={
+            "source": source,
+            "schema": target,
+            "violations": shown,
+            "violationCount": n,
+            "violationCountIsMinimum": capped,
+        },
     )
 
 
@@ -187,51 +222,28 @@ def validate_export_manifest(obj: Any, source: str = "export.json") -> None:
     validate_against(obj, "export-manifest", source=source)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate member {key!r}")
-        out[key] = value
-    return out
-
-
-def parse_json_bytes(data: bytes, what: str) -> Any:
-    """Parse strict JSON (UTF-8, no duplicate members, no NaN/Infinity) from ``data``.
+def parse_json_bytes(data: bytes, what: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Parse strict JSON (UTF-8, no duplicate members, no NaN/Infinity, bounded size and
+    nesting: :func:`stella_oci.jsonio.load_json`) from ``data``; exit 2 on any problem.
 
     ``what`` names the document in errors (a path, or ``export.json layer sha256:..``).
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{what}: not UTF-8 text (byte {exc.start}): {exc.reason}") from exc
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(
-            f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-            details={"file": what, "line": exc.lineno, "column": exc.colno},
-        ) from exc
-    except ValueError as exc:
-        raise InvalidInputError(f"{what}: invalid JSON: {exc}", details={"file": what}) from exc
+    return load_json(data, what, max_bytes=max_bytes)
 
 
-def load_json_file(path: Path, what: str) -> Any:
+def load_json_file(path: Path, what: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
     """Read and parse a JSON file; ``what`` says what the file is (``"export manifest"``).
 
-    A missing or unreadable file, or a parse error, raises :class:`InvalidInputError`
-    naming the path (and the line and column of a parse error).
+    A missing or unreadable file, one larger than ``max_bytes``, or a parse error, raises
+    :class:`InvalidInputError` naming the path (and the line and column of a parse error).
     """
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
     except FileNotFoundError as exc:
         raise InvalidInputError(f"{what} {path}: no such file", details={"file": str(path)}) from exc
     except IsADirectoryError as exc:
         raise InvalidInputError(f"{what} {path}: is a directory, expected a JSON file") from exc
     except OSError as exc:
         raise InvalidInputError(f"{what} {path}: cannot be read: {exc.strerror}") from exc
-    return parse_json_bytes(data, f"{what} {path}")
+    return parse_json_bytes(data, f"{what} {path}", max_bytes=max_bytes)

@@ -16,12 +16,40 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from stella_oci.errors import VerificationError
+from stella_oci.errors import InvalidInputError, StellaOciError, VerificationError
 
-DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
+"""The only digest form stella-oci accepts. Use it with ``fullmatch`` (or :func:`is_digest`):
+``match`` with ``$`` would let a trailing newline through."""
 CHUNK = 1024 * 1024
 FILE_CHUNK = 4 * 1024 * 1024
 """Read size for local files (``file_digest``, ``iter_file``)."""
+
+
+def is_digest(value: object) -> bool:
+    """True for ``sha256:`` and 64 lowercase hex digits, nothing before or after (not even a newline)."""
+    return isinstance(value, str) and DIGEST_RE.fullmatch(value) is not None
+
+
+def check_digest(
+    digest: object,
+    where: str,
+    *,
+    error: type[StellaOciError] = InvalidInputError,
+    hint: str | None = None,
+) -> str:
+    """Return ``digest`` if :func:`is_digest`, else raise ``error`` naming ``where``.
+
+    The one digest validator: references, --expect-digest, layout index entries and blob
+    names, descriptors (through :class:`stella_oci.oci.manifest.Descriptor`) all use it.
+    """
+    if not is_digest(digest):
+        raise error(
+            f"{where}: digest {digest!r} is not of the form sha256:<64 lowercase hex>",
+            hint=hint,
+        )
+    assert isinstance(digest, str)
+    return digest
 
 
 def sha256_digest(data: bytes) -> str:

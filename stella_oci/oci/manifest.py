@@ -13,9 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stella_oci.errors import InvalidInputError, VerificationError
+from stella_oci.errors import VerificationError
+from stella_oci.jsonio import load_json
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.digest import DIGEST_RE, sha256_digest
+from stella_oci.oci.digest import check_digest, is_digest, sha256_digest
 
 
 class Descriptor(BaseModel):
@@ -35,7 +36,7 @@ class Descriptor(BaseModel):
     @field_validator("digest")
     @classmethod
     def _digest_form(cls, v: str) -> str:
-        if not DIGEST_RE.match(v):
+        if not is_digest(v):
             raise ValueError(f"digest {v!r} is not of the form sha256:<64 lowercase hex>")
         return v
 
@@ -100,10 +101,7 @@ def encode(doc: Manifest | Index) -> tuple[bytes, Descriptor]:
 def _load_json(data: bytes, where: str) -> dict[str, Any]:
     if len(data) > mt.MAX_MANIFEST_BYTES:
         raise VerificationError(f"{where}: manifest is {len(data)} bytes, more than the 4 MiB limit")
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"{where}: manifest is not valid JSON: {exc}") from None
+    obj = load_json(data, f"{where}: manifest", max_bytes=mt.MAX_MANIFEST_BYTES, error=VerificationError)
     if not isinstance(obj, dict):
         raise VerificationError(f"{where}: manifest is not a JSON object")
     return obj
@@ -157,9 +155,8 @@ def check_digest_matches(data: bytes, expected: str, what: str) -> None:
 
 
 def require_sha256(digest: str, what: str = "digest") -> str:
-    if not DIGEST_RE.match(digest):
-        raise InvalidInputError(f"{what} {digest!r} is not of the form sha256:<64 lowercase hex>")
-    return digest
+    """Kept for callers: :func:`stella_oci.oci.digest.check_digest` with exit 2."""
+    return check_digest(digest, what)
 
 
 __all__ = [

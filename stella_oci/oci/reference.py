@@ -11,12 +11,13 @@ import re
 from dataclasses import dataclass, replace
 
 from stella_oci.errors import InvalidInputError
+from stella_oci.oci.digest import is_digest
 
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
-_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
+# Every pattern here is used with fullmatch: with match() and "$", "v2\n" would pass as a tag.
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 _HOST_RE = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?$"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 )
 
 DOCKER_HUB = "docker.io"
@@ -24,7 +25,7 @@ DOCKER_HUB_API = "registry-1.docker.io"
 
 
 def check_tag(tag: str) -> str:
-    if not TAG_RE.match(tag):
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
         raise InvalidInputError(
             f"invalid tag {tag!r}: a tag is 1-128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'"
         )
@@ -95,7 +96,7 @@ def _parse_layout(transport: str, rest: str, original: str) -> Reference:
     digest = None
     if "@" in rest:
         rest, digest = rest.rsplit("@", 1)
-        if not DIGEST_RE.match(digest):
+        if not is_digest(digest):
             raise InvalidInputError(f"invalid reference {original!r}: {digest!r} is not a sha256 digest")
     path, tag = rest, None
     # The tag is what follows the last ':' provided it is not part of the path (no '/').
@@ -111,7 +112,7 @@ def _parse_registry(text: str) -> Reference:
     digest = None
     if "@" in rest:
         rest, digest = rest.split("@", 1)
-        if not DIGEST_RE.match(digest):
+        if not is_digest(digest):
             raise InvalidInputError(
                 f"invalid reference {text!r}: {digest!r} is not a digest of the form sha256:<64 lowercase hex>"
             )
@@ -120,7 +121,7 @@ def _parse_registry(text: str) -> Reference:
     colon = rest.rfind(":")
     if colon > last_slash:
         rest, tag = rest[:colon], rest[colon + 1 :]
-        if not TAG_RE.match(tag):
+        if not TAG_RE.fullmatch(tag):
             raise InvalidInputError(
                 f"invalid reference {text!r}: tag {tag!r} must match [A-Za-z0-9_][A-Za-z0-9._-]{{0,127}}"
             )
@@ -129,7 +130,7 @@ def _parse_registry(text: str) -> Reference:
         "." in parts[0] or ":" in parts[0] or parts[0] == "localhost" or parts[0].startswith("[")
     ):
         registry, repo_parts = parts[0], parts[1:]
-        if not _HOST_RE.match(registry):
+        if not _HOST_RE.fullmatch(registry):
             raise InvalidInputError(f"invalid reference {text!r}: {registry!r} is not a registry host[:port]")
     else:
         registry, repo_parts = DOCKER_HUB, parts
@@ -138,7 +139,7 @@ def _parse_registry(text: str) -> Reference:
     if registry == "index.docker.io":
         registry = DOCKER_HUB
     for comp in repo_parts:
-        if not _COMPONENT_RE.match(comp):
+        if not _COMPONENT_RE.fullmatch(comp):
             raise InvalidInputError(
                 f"invalid reference {text!r}: repository component {comp!r} must be lowercase "
                 "letters and digits, separated by '.', '_', '__' or '-'"

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stella_oci.errors import VerificationError
+from stella_oci.jsonio import load_json
 
 #: payloadType of an in-toto Statement (v0.1 or v1).
 PAYLOAD_TYPE_IN_TOTO = "application/vnd.in-toto+json"
@@ -42,7 +43,7 @@ MAX_SIGNATURES = 64
 #: Longer keyid hints are refused (they are unauthenticated and end up in messages).
 MAX_KEYID_CHARS = 512
 
-_B64_RE = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
+_B64_RE = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")  # fullmatch
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -54,7 +55,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 def b64decode_any(value: str, *, what: str) -> bytes:
     """Decode standard or URL-safe base64, padded or not; raise VerificationError naming ``what``."""
     text = value.strip()
-    if not _B64_RE.match(text) or (("+" in text or "/" in text) and ("-" in text or "_" in text)):
+    if not _B64_RE.fullmatch(text) or (("+" in text or "/" in text) and ("-" in text or "_" in text)):
         raise VerificationError(f"{what} is not valid base64 (characters outside the base64 alphabets)")
     text = text.rstrip("=")
     if len(text) % 4 == 1:
@@ -109,9 +110,9 @@ def parse_envelope(data: bytes, *, source: str) -> Envelope:
             source, f"not a DSSE envelope: {len(data)} bytes, more than the {MAX_ENVELOPE_BYTES} allowed"
         )
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(source, f"not a DSSE envelope: not valid JSON ({exc})") from exc
+        doc = load_json(data, source, max_bytes=MAX_ENVELOPE_BYTES, error=VerificationError)
+    except VerificationError as exc:
+        raise _fail(source, f"not a DSSE envelope: not valid JSON ({exc.message})") from None
     return envelope_from_json(doc, source=source)
 
 

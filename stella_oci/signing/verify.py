@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stella_oci.errors import InvalidInputError, VerificationError
 from stella_oci.export.bundle import is_signature_path
 from stella_oci.export.canonical import manifest_digest
+from stella_oci.jsonio import load_json
 from stella_oci.signing.dsse import (
     MAX_ENVELOPE_BYTES,
     PAYLOAD_TYPE_EXPORT_MANIFEST,
@@ -190,9 +190,9 @@ def _manifest_digest_hex(doc: dict[str, Any]) -> str:
 def parse_statement(payload: bytes, *, source: str) -> dict[str, Any]:
     """Parse an in-toto Statement (v0.1 or v1) far enough to read its subjects."""
     try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"{source}: in-toto Statement is not valid JSON ({exc})") from exc
+        doc = load_json(payload, f"{source}: in-toto Statement", error=VerificationError)
+    except VerificationError as exc:
+        raise VerificationError(f"{source}: in-toto Statement is not valid JSON ({exc.message})") from None
     if not isinstance(doc, dict):
         raise VerificationError(f"{source}: in-toto Statement must be a JSON object")
     stype = doc.get("_type")
@@ -292,10 +292,10 @@ def _binding(
             return "payload is export.json"
         if canonical_hex is not None:
             try:
-                other = json.loads(env.payload)
+                other = load_json(env.payload, "DSSE payload", error=VerificationError)
                 if isinstance(other, dict) and _manifest_digest_hex(other) == canonical_hex:
                     return "payload has export.json's manifest digest"
-            except (UnicodeDecodeError, json.JSONDecodeError):
+            except VerificationError:
                 pass
         raise VerificationError(
             f"{source}: payload ({PAYLOAD_TYPE_EXPORT_MANIFEST}) is not export.json: it hashes to sha256 "
@@ -384,9 +384,9 @@ def _check_provenance(
 ) -> ProvenanceResult:
     source = PROVENANCE_JSON
     try:
-        doc = json.loads(provenance)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerificationError(f"{source}: not valid JSON ({exc})") from exc
+        doc = load_json(provenance, source, error=VerificationError)
+    except VerificationError as exc:
+        raise VerificationError(f"{source}: not valid JSON ({exc.message})") from None
     envelope_result: EnvelopeResult | None = None
     if looks_like_envelope(doc):
         env = envelope_from_json(doc, source=source)
@@ -503,9 +503,9 @@ def verify_export_signatures(
     only and reported as ``unverified``.
     """
     try:
-        doc = json.loads(export_json)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{EXPORT_JSON} is not valid JSON ({exc})") from exc
+        doc = load_json(export_json, EXPORT_JSON)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{EXPORT_JSON} is not valid JSON ({exc.message})") from None
     if not isinstance(doc, dict):
         raise InvalidInputError(f"{EXPORT_JSON} must be a JSON object")
     if require and trust_root is None:

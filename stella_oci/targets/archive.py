@@ -38,7 +38,7 @@ from typing import BinaryIO
 
 from stella_oci.errors import InvalidInputError, NotFoundError
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.digest import CHUNK, DIGEST_RE, write_verified
+from stella_oci.oci.digest import CHUNK, is_digest, write_verified
 from stella_oci.oci.manifest import Descriptor
 from stella_oci.targets.base import BlobOpener, ProgressFn, Target
 from stella_oci.targets.layout import (
@@ -52,7 +52,7 @@ from stella_oci.targets.layout import (
     check_layout_file,
 )
 
-_BLOB_NAME_RE = re.compile(r"^blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*/[a-zA-Z0-9=_-]+$")
+_BLOB_NAME_RE = re.compile(r"blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*/[a-zA-Z0-9=_-]+")  # fullmatch
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _BZIP2_MAGIC = b"BZh"
@@ -275,12 +275,12 @@ class OciArchiveTarget(Target):
                 data = old._read_member(name, limit) or b""
                 (stage / name).write_bytes(data)
                 continue
-            if not _BLOB_NAME_RE.match(name):
+            if not _BLOB_NAME_RE.fullmatch(name):
                 continue  # not part of an OCI layout: not carried over
             dest = stage / name
             _, algo, encoded = name.split("/")
             digest = f"{algo}:{encoded}"
-            if DIGEST_RE.match(digest):
+            if is_digest(digest):
                 with old._stream_blob(digest, 0) as chunks:
                     write_verified(chunks, dest, digest, info.size, f"{self.name}: existing blob {digest}")
             else:  # another algorithm: copied as is

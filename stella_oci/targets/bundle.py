@@ -22,9 +22,8 @@ from stella_oci.export.artifact import BuiltArtifact
 from stella_oci.export.bundle import Bundle
 from stella_oci.export.paths import check_relative_path
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.digest import iter_file
+from stella_oci.oci.digest import is_digest, iter_file
 from stella_oci.oci.manifest import Descriptor
-from stella_oci.oci.reference import DIGEST_RE
 from stella_oci.targets.base import BlobOpener, ProgressFn, Target
 
 
@@ -111,7 +110,7 @@ class BundleSink(Target):
         return False
 
     def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> str:
-        if not DIGEST_RE.match(desc.digest):
+        if not is_digest(desc.digest):
             raise VerificationError(f"invalid digest {desc.digest!r}")
         titles = self._titles.get(desc.digest)
         if not titles:

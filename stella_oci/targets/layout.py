@@ -38,8 +38,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from stella_oci.errors import InvalidInputError, NotFoundError, VerificationError
+from stella_oci.jsonio import load_json
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.digest import CHUNK, DIGEST_RE, sha256_digest, write_verified
+from stella_oci.oci.digest import CHUNK, is_digest, sha256_digest, write_verified
+from stella_oci.oci.digest import check_digest as _check_digest
 from stella_oci.oci.manifest import Descriptor, canonical_json, media_type_of
 from stella_oci.oci.reference import check_tag
 from stella_oci.targets.base import BlobOpener, ProgressFn, Target
@@ -57,12 +59,9 @@ _EMPTY_INDEX: dict[str, Any] = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "
 
 def check_digest(digest: str, where: str) -> str:
     """Validate a digest before it becomes a file name (no path tricks, sha256 only)."""
-    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
-        raise InvalidInputError(
-            f"{where}: digest {digest!r} is not of the form sha256:<64 lowercase hex>",
-            hint="only sha256 digests are supported; the digest names a file under blobs/sha256/",
-        )
-    return digest
+    return _check_digest(
+        digest, where, hint="only sha256 digests are supported; the digest names a file under blobs/sha256/"
+    )
 
 
 def blob_relpath(digest: str, where: str) -> str:
@@ -77,10 +76,7 @@ def layout_file_bytes() -> bytes:
 
 def check_layout_file(data: bytes, where: str) -> None:
     """Refuse an ``oci-layout`` file that is not JSON or names a version we do not know."""
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{where}: not valid JSON ({exc})") from None
+    obj = load_json(data, where, max_bytes=MAX_LAYOUT_FILE_BYTES)
     version = obj.get("imageLayoutVersion") if isinstance(obj, dict) else None
     if version not in SUPPORTED_LAYOUT_VERSIONS:
         raise InvalidInputError(
@@ -90,10 +86,7 @@ def check_layout_file(data: bytes, where: str) -> None:
 
 def parse_index_json(data: bytes, where: str) -> dict[str, Any]:
     """index.json as a raw dict (unknown members are kept so that a rewrite preserves them)."""
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{where}: not valid JSON ({exc})", hint="the layout is damaged") from None
+    obj = load_json(data, where, max_bytes=MAX_INDEX_BYTES)
     if not isinstance(obj, dict):
         raise InvalidInputError(f"{where}: not a JSON object", hint="the layout is damaged")
     manifests = obj.get("manifests", [])
@@ -126,8 +119,8 @@ def untagged(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _artifact_type_member(data: bytes) -> str | None:
     try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        obj = load_json(data, "manifest", max_bytes=mt.MAX_MANIFEST_BYTES)
+    except InvalidInputError:
         return None
     art = obj.get("artifactType") if isinstance(obj, dict) else None
     return art if isinstance(art, str) else None
@@ -204,7 +197,7 @@ class LayoutReader(Target):
     # --- Target: reading --------------------------------------------------------------
     def resolve(self, selector: str) -> Descriptor:
         entries = self._load_index()["manifests"]
-        if selector and DIGEST_RE.match(selector):
+        if selector and is_digest(selector):
             for entry in entries:
                 if entry.get("digest") == selector:
                     return self._entry_descriptor(entry)
@@ -259,8 +252,8 @@ class LayoutReader(Target):
             return cached
         data = self._read_blob_small(digest)
         try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            doc = load_json(data, f"{self.name}: manifest {digest}", max_bytes=mt.MAX_MANIFEST_BYTES)
+        except InvalidInputError:
             doc = None
         if not isinstance(doc, dict):
             summary: tuple[str | None, str | None, dict[str, str] | None, str] = (None, None, None, "")
@@ -295,7 +288,7 @@ class LayoutReader(Target):
         out: dict[str, Descriptor] = {}
         for entry in self._load_index()["manifests"]:
             digest = entry.get("digest")
-            if not isinstance(digest, str) or not DIGEST_RE.match(digest) or digest in out:
+            if not isinstance(digest, str) or not is_digest(digest) or digest in out:
                 continue
             if entry.get("mediaType") not in (None, *MANIFEST_TYPES):
                 continue

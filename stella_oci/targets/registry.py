@@ -7,8 +7,9 @@ from contextlib import AbstractContextManager
 
 from stella_oci.errors import NotFoundError, VerificationError
 from stella_oci.oci import mediatypes as mt
+from stella_oci.oci.digest import is_digest
 from stella_oci.oci.manifest import Descriptor, Index, encode, parse_index, parse_manifest
-from stella_oci.oci.reference import DIGEST_RE, Reference
+from stella_oci.oci.reference import Reference
 from stella_oci.targets.base import BlobOpener, ProgressFn, Target
 from stella_oci.transport.client import ManifestResponse, RegistryClient
 
@@ -37,7 +38,7 @@ class RegistryTarget(Target):
         from stella_oci.oci.digest import sha256_digest
 
         digest = sha256_digest(resp.data)
-        if DIGEST_RE.match(selector) and digest != selector:
+        if is_digest(selector) and digest != selector:
             raise VerificationError(
                 f"{self.name}@{selector}: the registry sent a manifest that hashes to {digest}"
             )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from stella_oci.errors import AuthError
+from stella_oci.jsonio import load_json
 from stella_oci.transport.options import TransportOptions
 from stella_oci.transport.redact import redact, register_secret
 
@@ -103,8 +103,8 @@ def run_helper(name: str, host: str) -> Credentials | None:
             return None
         raise AuthError(f"{where} failed for {host} (exit {proc.returncode}): {redact(err)[:300]}")
     try:
-        doc = json.loads(out)
-    except ValueError:
+        doc = load_json(proc.stdout, where, max_bytes=1024 * 1024, error=AuthError)
+    except AuthError:
         raise AuthError(f"{where} answered something that is not JSON for {host}") from None
     if not isinstance(doc, dict):
         raise AuthError(f"{where} answered a JSON {type(doc).__name__}, not an object, for {host}")
@@ -152,11 +152,9 @@ def from_docker_config(host: str, options: TransportOptions) -> Credentials | No
     except OSError as exc:
         raise AuthError(f"cannot read the Docker config {path}: {exc.strerror}") from None
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AuthError(
-            f"the Docker config {path} is not valid JSON ({exc.msg}, line {exc.lineno})"
-        ) from None
+        doc = load_json(text.encode("utf-8"), f"the Docker config {path}", error=AuthError)
+    except AuthError as exc:
+        raise AuthError(f"{exc.message}", hint="fix or move the file; it is read for credentials") from None
     if not isinstance(doc, dict):
         raise AuthError(f"the Docker config {path} is not a JSON object")
     want = _normalize_key(host)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from stella_oci.engine import CopyEngine
+from stella_oci.errors import VerificationError
+from stella_oci.jsonio import load_json
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Index, Manifest, parse_index, parse_manifest
 from stella_oci.oci.reference import Reference
@@ -22,7 +22,7 @@ def inspect(reference: str | Reference, *, run: RunOptions | None = None) -> Ins
     finally:
         src.close()
     where = f"{ref.base()}@{desc.digest}"
-    doc = json.loads(data)
+    doc = load_json(data, f"{where}: manifest", max_bytes=mt.MAX_MANIFEST_BYTES, error=VerificationError)
     parsed: Index | Manifest = (
         parse_index(data, where)
         if desc.media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST)

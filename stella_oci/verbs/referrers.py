@@ -24,7 +24,6 @@ same subject gives the same referrer digest.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -42,6 +41,7 @@ from stella_oci.export.annotations import (
 )
 from stella_oci.export.artifact import EMPTY_CONFIG
 from stella_oci.export.bundle import Bundle, BundleFile
+from stella_oci.jsonio import load_json
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import file_digest, iter_file
 from stella_oci.oci.manifest import Descriptor, Manifest, encode, parse_index
@@ -119,7 +119,7 @@ class DiscoverResult(BaseModel):
 
 
 def check_artifact_type(value: str, what: str = "--artifact-type") -> str:
-    if not value or not _MEDIA_TYPE_RE.match(value):
+    if not value or not _MEDIA_TYPE_RE.fullmatch(value):
         raise InvalidInputError(
             f"{what} {value!r} is not a media type",
             hint="give TYPE/SUBTYPE, e.g. application/vnd.dsse.envelope.v1+json",
@@ -260,8 +260,8 @@ def _provenance_artifact_type(f: BundleFile) -> str:
     if f.size > _PROVENANCE_PEEK_LIMIT:
         return IN_TOTO_MEDIA_TYPE
     try:
-        doc = json.loads(f.file.read_bytes())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        doc = load_json(f.file.read_bytes(), f.path, max_bytes=_PROVENANCE_PEEK_LIMIT)
+    except (OSError, InvalidInputError):
         return IN_TOTO_MEDIA_TYPE
     from stella_oci.signing.dsse import looks_like_envelope
 

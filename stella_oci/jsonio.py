@@ -1,0 +1,104 @@
+"""The one JSON reader for data stella-oci did not write itself.
+
+Every JSON document that comes from outside (export.json, a manifest or index from a
+registry or a layout, a layout's index.json, a DSSE envelope and its payload, a config
+file) goes through :func:`load_json`, which refuses, with the caller's error class (exit 2
+for a bundle or user input, exit 3 for a pulled artifact) and a message naming the
+document:
+
+* more than ``max_bytes`` bytes (checked before decoding),
+* text that is not UTF-8,
+* syntax errors (with line and column), ``NaN``/``Infinity``, a member given twice in one
+  object (two readers could otherwise see two different documents),
+* nesting deeper than ``max_depth`` (default :data:`MAX_JSON_DEPTH`) objects and arrays:
+  the parse itself cannot exhaust the stack (a RecursionError is turned into this error), and
+  nothing downstream (pydantic, jsonschema) ever walks a deeper tree.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stella_oci.errors import InvalidInputError, StellaOciError
+
+MAX_JSON_DEPTH = 64
+"""Objects and arrays nested deeper than this are refused (real documents use under 10)."""
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate member {key!r}")
+        out[key] = value
+    return out
+
+
+def json_depth_exceeds(obj: Any, limit: int) -> bool:
+    """True when ``obj`` nests objects/arrays more than ``limit`` levels deep (iterative walk)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            kids: Any = node.values()
+        elif isinstance(node, list):
+            kids = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((kid, depth + 1) for kid in kids if isinstance(kid, (dict, list)))
+    return False
+
+
+def load_json(
+    data: bytes,
+    what: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+    error: type[StellaOciError] = InvalidInputError,
+) -> Any:
+    """Parse ``data`` as strict JSON within the size and depth limits, or raise ``error``.
+
+    ``what`` names the document in messages (a path, or ``REF@DIGEST export.json``).
+    """
+    if len(data) > max_bytes:
+        raise error(
+            f"{what}: {len(data)} bytes, more than the {max_bytes} allowed for this document",
+            details={"file": what, "bytes": len(data), "limit": max_bytes},
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what}: not UTF-8 text (byte {exc.start}): {exc.reason}", details={"file": what}) from None
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except RecursionError:
+        obj = None
+        deep = True
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            details={"file": what, "line": exc.lineno, "column": exc.colno},
+        ) from None
+    except ValueError as exc:
+        raise error(f"{what}: invalid JSON: {exc}", details={"file": what}) from None
+    else:
+        deep = json_depth_exceeds(obj, max_depth)
+    if deep:
+        raise error(
+            f"{what}: JSON nested more than {max_depth} levels deep (objects and arrays)",
+            hint="no valid document nests this deep; the file is damaged or hostile",
+            details={"file": what, "max_depth": max_depth},
+        )
+    return obj
+
+
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_JSON_DEPTH", "json_depth_exceeds", "load_json"]

@@ -1,0 +1,227 @@
+"""Issue 10 items 4, 5, 9-12: hostile bundles, archives, manifests and arguments.
+
+Each test crafts the attack (a bundle, an archive, a manifest stored in the real registry,
+an argument) and asserts the named exit code, a message naming the cause, and that nothing
+is left behind: no new entry in $TMPDIR (each CLI run gets a private, empty one), no
+partial output, nothing pushed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from stella_oci.errors import InvalidInputError, VerificationError
+from stella_oci.jsonio import MAX_JSON_DEPTH, load_json
+from stella_oci.oci.digest import check_digest, is_digest
+from stella_oci.oci.reference import check_tag, parse_reference
+from tests.support.bundles import copy_example, make_bundle, read_export_json, write_export_json
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DIGEST = "sha256:" + "ab" * 32
+
+
+# ---------------------------------------------------------------------------- helpers
+def tags_of(registry: Any, repo: str) -> list[str] | None:
+    r = requests.get(f"{registry.url}/v2/{repo}/tags/list", timeout=10)
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    return r.json().get("tags") or []
+
+
+class Cli:
+    """run_cli with a private, initially empty $TMPDIR whose emptiness is checked after each run."""
+
+    def __init__(self, run_cli: Any, tmp_path: Path) -> None:
+        self.run_cli = run_cli
+        self.tmpdir = tmp_path / "tmpdir"
+        self.tmpdir.mkdir()
+
+    def __call__(self, *args: Any) -> tuple[int, str, str]:
+        code, out, err = self.run_cli(*args, env={"TMPDIR": str(self.tmpdir)})
+        left = sorted(p.name for p in self.tmpdir.iterdir())
+        assert left == [], f"leftovers in $TMPDIR: {left}"
+        assert "Traceback" not in err and "internal error" not in err, err
+        return code, out, err
+
+
+@pytest.fixture
+def cli(run_cli: Any, tmp_path: Path) -> Cli:
+    return Cli(run_cli, tmp_path)
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def push_example(cli: Cli, tmp_path: Path, ref: str) -> dict[str, Any]:
+    bundle = copy_example("trivy-db", tmp_path / "src-bundle")
+    code, out, err = cli("push", bundle, ref, "--format", "json")
+    assert code == 0, err
+    doc: dict[str, Any] = json.loads(out)
+    return doc
+
+
+def get_manifest(registry: Any, repo: str, ref: str) -> dict[str, Any]:
+    r = requests.get(
+        f"{registry.url}/v2/{repo}/manifests/{ref}", headers={"Accept": OCI_MANIFEST}, timeout=10
+    )
+    r.raise_for_status()
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def put_manifest(registry: Any, repo: str, tag: str, body: bytes, media_type: str = OCI_MANIFEST) -> str:
+    r = requests.put(
+        f"{registry.url}/v2/{repo}/manifests/{tag}",
+        data=body,
+        headers={"Content-Type": media_type},
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    return str(r.headers["Docker-Content-Digest"])
+
+
+# ---------------------------------------------------------------------------- item 9: bounded JSON
+def test_load_json_refuses_depth_size_duplicates_with_the_callers_error() -> None:
+    ok = load_json(nested(MAX_JSON_DEPTH).encode(), "x")
+    assert isinstance(ok, list)
+    with pytest.raises(VerificationError, match=rf"doc: JSON nested more than {MAX_JSON_DEPTH} levels"):
+        load_json(nested(MAX_JSON_DEPTH + 1).encode(), "doc", error=VerificationError)
+    # deep enough to exhaust the parser's recursion: still the same named error
+    with pytest.raises(InvalidInputError, match="nested more than"):
+        load_json(nested(100_000).encode(), "doc")
+    with pytest.raises(InvalidInputError, match=r"doc: 12 bytes, more than the 10 allowed"):
+        load_json(b'{"a":"1234"}', "doc", max_bytes=10)
+    with pytest.raises(InvalidInputError, match="duplicate member 'a'"):
+        load_json(b'{"a":1,"a":2}', "doc")
+
+
+def test_deeply_nested_export_json_is_exit_2_and_nothing_is_pushed(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path
+) -> None:
+    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    text = (bundle / "export.json").read_text()
+    (bundle / "export.json").write_text(text.rstrip().rstrip("}") + ', "x": ' + nested(50_000) + "}\n")
+    code, out, err = cli("push", bundle, f"{registry.host}/{fresh_repo}:v1")
+    assert code == 2, err
+    assert "export.json: JSON nested more than 64 levels" in err
+    assert tags_of(registry, fresh_repo) is None
+
+
+def test_deeply_nested_manifest_in_registry_is_exit_3_and_leaves_nothing(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path
+) -> None:
+    push_example(cli, tmp_path, f"{registry.host}/{fresh_repo}:v1")
+    m = get_manifest(registry, fresh_repo, "v1")
+    body = json.dumps(m, separators=(",", ":")).encode()
+    # Go's JSON reader (the registry) accepts up to 10,000 levels; Python's recursion does not
+    body = body[:-1] + b',"x":' + nested(5000).encode() + b"}"
+    digest = put_manifest(registry, fresh_repo, "deep", body)
+    out_dir = tmp_path / "out"
+    for args in (("pull", f"{registry.host}/{fresh_repo}:deep", "--output", out_dir),
+                 ("verify", f"{registry.host}/{fresh_repo}@{digest}"),
+                 ("inspect", f"{registry.host}/{fresh_repo}:deep")):
+        code, out, err = cli(*args)
+        assert code == 3, (args, err)
+        assert f"{digest}: manifest: JSON nested more than 64 levels" in err, err
+    assert not out_dir.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
+
+
+def layout_tar(path: Path, index: bytes) -> Path:
+    with tarfile.open(path, "w") as tf:
+        for name, data in (("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", index)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_deeply_nested_index_json_in_oci_archive_is_exit_2(cli: Cli, tmp_path: Path) -> None:
+    archive = layout_tar(tmp_path / "a.tar", b'{"schemaVersion":2,"manifests":' + nested(100_000).encode() + b"}")
+    for args in (("verify", f"oci-archive:{archive}:v1"), ("pull", f"oci-archive:{archive}:v1", "--output", tmp_path / "o")):
+        code, out, err = cli(*args)
+        assert code == 2, err
+        assert "index.json: JSON nested more than 64 levels" in err
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------- item 10: anchored validators
+@pytest.mark.parametrize("bad", ["v2\n", "v2\r\n", "\nv2", "v 2"])
+def test_tags_with_line_breaks_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidInputError, match="invalid tag"):
+        check_tag(bad)
+
+
+def test_digests_repositories_and_hosts_with_a_trailing_newline_are_refused() -> None:
+    assert is_digest(DIGEST) and not is_digest(DIGEST + "\n") and not is_digest(DIGEST.upper())
+    with pytest.raises(VerificationError, match="not of the form sha256"):
+        check_digest(DIGEST + "\n", "layer", error=VerificationError)
+    for ref in (f"localhost:5000/repo@{DIGEST}\n", "localhost:5000/repo\n:v1", "localhost:5000\n/repo:v1",
+                f"oci:/tmp/x@{DIGEST}\n"):
+        with pytest.raises(InvalidInputError):
+            parse_reference(ref)
+    # inside the text (not only at the end)
+    for ref in ("localhost:5000/re\npo:v1", "localhost:5000/repo:v\n1"):
+        with pytest.raises(InvalidInputError):
+            parse_reference(ref)
+
+
+def test_tag_with_newline_never_reaches_an_oci_layout_index(cli: Cli, tmp_path: Path) -> None:
+    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    layout = tmp_path / "layout"
+    code, out, err = cli("push", bundle, f"oci:{layout}:v1", "--tag", "v2\n")
+    assert code == 2 and "invalid tag 'v2\\n'" in err, err
+    assert not layout.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--expect-digest", DIGEST + "\n"),
+        ("--annotation", "org.example.key\n=1"),
+    ],
+)
+def test_arguments_with_a_trailing_newline_are_exit_2(cli: Cli, tmp_path: Path, args: tuple[str, str]) -> None:
+    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    verb = "verify" if args[0] == "--expect-digest" else "push"
+    target = () if verb == "verify" else (f"oci:{tmp_path / 'layout'}:v1",)
+    code, out, err = cli(verb, bundle, *target, *args)
+    assert code == 2, err
+    assert repr(args[1].split("=")[0]) in err or repr(args[1]) in err, err
+    assert not (tmp_path / "layout").exists()
+
+
+def test_export_json_path_ending_in_newline_is_exit_2(registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle", {"data/a.bin": b"a"})
+    doc = read_export_json(bundle)
+    doc["contents"][0]["path"] = "data/a.bin\n"
+    write_export_json(bundle, doc)
+    code, out, err = cli("push", bundle, f"{registry.host}/{fresh_repo}:v1")
+    assert code == 2, err
+    assert "/contents/0/path" in err
+    assert tags_of(registry, fresh_repo) is None
+
+
+def test_layer_title_ending_in_newline_is_exit_3_on_pull(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path
+) -> None:
+    push_example(cli, tmp_path, f"{registry.host}/{fresh_repo}:v1")
+    m = get_manifest(registry, fresh_repo, "v1")
+    m["layers"][-1]["annotations"]["org.opencontainers.image.title"] += "\n"
+    put_manifest(registry, fresh_repo, "nl", json.dumps(m, separators=(",", ":")).encode())
+    out_dir = tmp_path / "out"
+    code, out, err = cli("pull", f"{registry.host}/{fresh_repo}:nl", "--output", out_dir)
+    assert code == 3, err
+    assert "title: unsafe path" in err and "\\n" in err
+    assert not out_dir.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
