@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ from stella_oci.errors import InvalidInputError, VerificationError
 from stella_oci.jsonio import MAX_JSON_DEPTH, load_json
 from stella_oci.oci.digest import check_digest, is_digest
 from stella_oci.oci.reference import check_tag, parse_reference
+from tests.conftest import _cli_env
 from tests.support.bundles import copy_example, make_bundle, read_export_json, write_export_json
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -37,25 +42,50 @@ def tags_of(registry: Any, repo: str) -> list[str] | None:
     return r.json().get("tags") or []
 
 
-class Cli:
-    """run_cli with a private, initially empty $TMPDIR whose emptiness is checked after each run."""
+# The CLI runs under a small launcher that reports its child's peak RSS (as in test_memory.py:
+# a child forked straight from pytest would inherit pytest's high-water mark).
+LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "r = subprocess.run(sys.argv[1:])\n"
+    "sys.stderr.write('\\nMAXRSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(r.returncode)\n"
+)
+RSS_LIMIT = 150 * 1000 * 1000
 
-    def __init__(self, run_cli: Any, tmp_path: Path) -> None:
-        self.run_cli = run_cli
+
+class Cli:
+    """The CLI with a private, initially empty $TMPDIR whose emptiness is checked after each
+    run, no Python traceback or "internal error" allowed, and the peak RSS kept in ``rss``."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.cwd = tmp_path
         self.tmpdir = tmp_path / "tmpdir"
         self.tmpdir.mkdir()
+        self.rss = 0
 
     def __call__(self, *args: Any) -> tuple[int, str, str]:
-        code, out, err = self.run_cli(*args, env={"TMPDIR": str(self.tmpdir)})
+        env = _cli_env({"TMPDIR": str(self.tmpdir)})
+        proc = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, sys.executable, "-m", "stella_oci", *map(os.fspath, args)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            env=env,
+            cwd=self.cwd,
+        )
+        err, _, tail = proc.stderr.rpartition("\nMAXRSS_KB=")
+        self.rss = int(tail.strip()) * 1024
         left = sorted(p.name for p in self.tmpdir.iterdir())
         assert left == [], f"leftovers in $TMPDIR: {left}"
         assert "Traceback" not in err and "internal error" not in err, err
-        return code, out, err
+        return proc.returncode, proc.stdout, err
 
 
 @pytest.fixture
-def cli(run_cli: Any, tmp_path: Path) -> Cli:
-    return Cli(run_cli, tmp_path)
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
 
 
 def nested(depth: int) -> str:
@@ -225,3 +255,25 @@ def test_layer_title_ending_in_newline_is_exit_3_on_pull(
     assert "title: unsafe path" in err and "\\n" in err
     assert not out_dir.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+# ---------------------------------------------------------------------------- item 4: bounded reports
+def test_fifty_thousand_schema_violations_give_a_short_report(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "bundle", {"data/a.bin": b"a"})
+    doc = read_export_json(bundle)
+    doc["contents"] = [{"path": f"data/f{i}.bin", "digest": "md5:x", "bytes": -1} for i in range(50_000)]
+    write_export_json(bundle, doc)
+    start = time.monotonic()
+    code, out, err = cli("push", bundle, f"{registry.host}/{fresh_repo}:v1")
+    elapsed = time.monotonic() - start
+    assert code == 2, err[:2000]
+    assert "(at least 1000 violations, the first 20 listed)" in err
+    assert "... and at least 980 more violations not listed" in err
+    assert err.count("(rule: ") == 20
+    assert len(err) < 10_000, len(err)
+    assert cli.rss < RSS_LIMIT, f"peak RSS {cli.rss / 1e6:.1f} MB"
+    assert elapsed < 120
+    assert tags_of(registry, fresh_repo) is None
+    print(f"50k violations: {len(err)} bytes of report, peak RSS {cli.rss / 1e6:.1f} MB, {elapsed:.1f} s")
