@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -175,7 +176,7 @@ class Ledger:
             ) from exc
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(busy_timeout)
             self._conn.execute("PRAGMA synchronous = NORMAL")
             with self._write() as cur:
                 version = cur.execute("PRAGMA user_version").fetchone()[0]
@@ -197,6 +198,22 @@ class Ledger:
             raise
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _enable_wal(self, busy_timeout: float) -> None:
+        """Switch to WAL mode. SQLite answers SQLITE_BUSY at once (no busy handler) when another
+        process holds the file while the mode changes, e.g. two imports creating one new ledger:
+        retry within the busy timeout instead of failing the import."""
+        deadline = time.monotonic() + busy_timeout
+        delay = 0.01
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def _db_error(self, exc: sqlite3.Error) -> InvalidInputError | TransientError:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
