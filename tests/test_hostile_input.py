@@ -277,3 +277,111 @@ def test_fifty_thousand_schema_violations_give_a_short_report(
     assert elapsed < 120
     assert tags_of(registry, fresh_repo) is None
     print(f"50k violations: {len(err)} bytes of report, peak RSS {cli.rss / 1e6:.1f} MB, {elapsed:.1f} s")
+
+
+# ---------------------------------------------------------------------------- item 5: tar bombs
+class Zeros(io.RawIOBase):
+    """``size`` zero bytes, produced as read (a bomb is built without holding it)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return b"\0" * n
+
+
+def bundle_archive(
+    path: Path, bundle: Path, *, bomb: tuple[str, int] | None = None, bomb_first: bool = False,
+    compresslevel: int = 1,
+) -> Path:
+    """A .tar.gz of ``bundle`` with export.json first, plus ``bomb`` = (member name, size of zeros)
+    placed after export.json (or before it with ``bomb_first``)."""
+    with tarfile.open(path, "w:gz", compresslevel=compresslevel) as tf:
+        def add_bomb() -> None:
+            if bomb is not None:
+                info = tarfile.TarInfo(bomb[0])
+                info.size = bomb[1]
+                tf.addfile(info, Zeros(bomb[1]))
+
+        if bomb_first:
+            add_bomb()
+        tf.add(bundle / "export.json", "export.json")
+        for f in sorted(bundle.rglob("*")):
+            rel = f.relative_to(bundle).as_posix()
+            if f.is_file() and rel != "export.json" and (bomb is None or rel != bomb[0]):
+                tf.add(f, rel)
+        if not bomb_first:
+            add_bomb()
+    return path
+
+
+GIB = 1024**3
+
+
+@pytest.mark.parametrize(
+    ("bomb", "bomb_first", "cause"),
+    [
+        (("data/a.bin", GIB), False, "1073741824 bytes, but export.json lists 'data/a.bin' with 1 bytes"),
+        (("data/zeros.bin", GIB), False, "'data/zeros.bin' (1073741824 bytes) is not listed in export.json"),
+        (("data/zeros.bin", 256 * 1024**2), True, "'data/zeros.bin' (268435456 bytes) is not listed"),
+    ],
+    ids=["oversized-listed-member", "unlisted-member", "unlisted-member-before-export-json"],
+)
+def test_tar_bomb_is_refused_before_a_byte_is_written(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path, bomb: tuple[str, int], bomb_first: bool, cause: str
+) -> None:
+    bundle = make_bundle(tmp_path / "bundle", {"data/a.bin": b"a"})
+    archive = bundle_archive(tmp_path / "bomb.tar.gz", bundle, bomb=bomb, bomb_first=bomb_first)
+    assert archive.stat().st_size < 5 * 1024 * 1024
+    start = time.monotonic()
+    code, out, err = cli("push", archive, f"{registry.host}/{fresh_repo}:v1")
+    elapsed = time.monotonic() - start
+    assert code == 2, err
+    assert cause in err and "nothing was unpacked" in err, err
+    assert cli.rss < RSS_LIMIT, f"peak RSS {cli.rss / 1e6:.1f} MB"
+    assert elapsed < 120
+    assert tags_of(registry, fresh_repo) is None
+    print(f"bomb {bomb}: {archive.stat().st_size} bytes, refused in {elapsed:.1f} s, RSS {cli.rss / 1e6:.1f} MB")
+
+
+def test_extract_archive_writes_nothing_when_a_member_is_refused(tmp_path: Path) -> None:
+    from stella_oci.export.bundle import extract_archive
+
+    bundle = make_bundle(tmp_path / "bundle", {"data/a.bin": b"a", "data/b.bin": b"b"})
+    # the bomb comes last, so listed files precede it: still nothing may be written
+    archive = bundle_archive(tmp_path / "b.tar.gz", bundle, bomb=("data/zzz.bin", 64 * 1024**2))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(InvalidInputError, match="'data/zzz.bin' .* is not listed"):
+        extract_archive(archive, dest)
+    assert list(dest.iterdir()) == []
+    # the same archive, allowed to leave unlisted files behind, unpacks without the bomb
+    root = extract_archive(archive, dest, allow_unlisted=True)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
+        "data/a.bin", "data/b.bin", "export.json"
+    ]
+
+
+def test_archive_total_cap_and_extended_header_cap(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stella_oci.export.bundle import extract_archive
+
+    bundle = make_bundle(tmp_path / "bundle", {"data/a.bin": 5000})
+    archive = bundle_archive(tmp_path / "ok.tar.gz", bundle)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    monkeypatch.setenv("STELLA_OCI_MAX_ARCHIVE_BYTES", "4096")
+    with pytest.raises(InvalidInputError, match="would unpack to .* bytes, more than the 4096 allowed"):
+        extract_archive(archive, dest)
+    assert list(dest.iterdir()) == []
+    monkeypatch.delenv("STELLA_OCI_MAX_ARCHIVE_BYTES")
+    # a PAX header tarfile would read whole into memory
+    pax = tmp_path / "pax.tar"
+    with tarfile.open(pax, "w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("export.json")
+        info.pax_headers = {"comment": "x" * (2 * 1024 * 1024)}
+        tf.addfile(info, io.BytesIO(b""))
+    code, out, err = cli("push", pax, f"oci:{tmp_path / 'layout'}:v1")
+    assert code == 2 and "extended header of" in err, err
+    assert not (tmp_path / "layout").exists()

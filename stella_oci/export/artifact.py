@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stella_oci.errors import VerificationError
+from stella_oci.errors import InvalidInputError, VerificationError
 from stella_oci.export.annotations import (
     ARTIFACT_TYPE,
     DSSE_MEDIA_TYPE,
@@ -28,7 +28,7 @@ from stella_oci.export.bundle import (
     Bundle,
     is_signature_path,
 )
-from stella_oci.export.paths import check_relative_path
+from stella_oci.export.paths import check_path_set, check_relative_path
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Descriptor, Manifest, encode
 
@@ -74,6 +74,12 @@ def build_manifest(
         annotations=dict(sorted(annotations.items())),
     )
     data, desc = encode(manifest)
+    if len(data) > mt.MAX_MANIFEST_BYTES:
+        raise InvalidInputError(
+            f"{bundle.root}: the manifest for {len(layers)} layers is {len(data)} bytes, more than the "
+            f"{mt.MAX_MANIFEST_BYTES} bytes (4 MiB) registries accept",
+            hint="split the export into several bundles, or use fewer or shorter --annotation values",
+        )
     return BuiltArtifact(manifest=manifest, data=data, descriptor=desc, annotations=annotations)
 
 
@@ -141,6 +147,10 @@ def check_layers_against_export(manifest: Manifest, doc: dict[str, Any], where: 
     if len(set(titles)) != len(titles):
         dup = sorted({t for t in titles if titles.count(t) > 1})
         raise VerificationError(f"{where}: layer titles appear more than once: {dup}")
+    # titles a pull writes as files: no case/normalization twins, no file that is also a directory
+    check_path_set(
+        ((t, f"{where}: layer {i} title") for i, t in enumerate(titles)), error=VerificationError
+    )
     extras = layers[len(contents) :]
     last_sig = ""
     for j, layer in enumerate(extras):

@@ -23,14 +23,17 @@ from typing import IO, Any
 from stella_oci.errors import InvalidInputError, StellaOciError
 from stella_oci.export.annotations import DSSE_MEDIA_TYPE, EXPORT_MANIFEST_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
 from stella_oci.export.models import ExportManifest
-from stella_oci.export.paths import check_relative_path, resolve_inside
+from stella_oci.export.paths import check_path_set, check_relative_path, resolve_inside
 from stella_oci.export.schema import parse_json_bytes
+from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import file_digest
 
 EXPORT_JSON = "export.json"
 PROVENANCE_JSON = "provenance.json"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_EXPORT_JSON_BYTES = 64 * 1024 * 1024
+MANIFEST_OVERHEAD_BYTES = 16 * 1024
+"""Config descriptor and io.stellaops.* annotations, generously."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,17 @@ def is_signature_path(path: str) -> bool:
     return path.endswith(".dsse.json") and ("/" not in path or path.startswith("signatures/"))
 
 
+def parse_export_json(data: bytes, source: str = EXPORT_JSON) -> tuple[dict[str, Any], ExportManifest]:
+    """Parse and validate export.json bytes: bounded JSON, the v1alpha2 schema, the model, and
+    the contents paths (:func:`check_contents_paths`); exit 2 on any problem."""
+    doc = parse_json_bytes(data, source, max_bytes=MAX_EXPORT_JSON_BYTES)
+    if not isinstance(doc, dict):
+        raise InvalidInputError(f"{source}: not a JSON object")
+    model = ExportManifest.from_json_obj(doc, source=source)
+    check_contents_paths(doc, source)
+    return doc, model
+
+
 def load_export_json(path: Path, source: str = EXPORT_JSON) -> tuple[dict[str, Any], ExportManifest]:
     """Read, parse and schema-validate an export.json; exit 2 on any problem."""
     if not path.is_file():
@@ -83,10 +97,58 @@ def load_export_json(path: Path, source: str = EXPORT_JSON) -> tuple[dict[str, A
         raise InvalidInputError(f"{source}: {size} bytes, more than the {MAX_EXPORT_JSON_BYTES} allowed")
     with open(path, "rb") as fh:
         # parsed whole: bounded in size (above, and again while reading) and in nesting depth
-        doc = parse_json_bytes(fh.read(MAX_EXPORT_JSON_BYTES + 1), source, max_bytes=MAX_EXPORT_JSON_BYTES)
-    if not isinstance(doc, dict):
-        raise InvalidInputError(f"{source}: not a JSON object")
-    return doc, ExportManifest.from_json_obj(doc, source=source)
+        return parse_export_json(fh.read(MAX_EXPORT_JSON_BYTES + 1), source)
+
+
+def check_contents_paths(doc: dict[str, Any], source: str) -> set[str]:
+    """The paths export.json lists, each a safe relative path, none twice, none export.json,
+    and all of them (with export.json) files of one tree on any file system
+    (:func:`~stella_oci.export.paths.check_path_set`). Returns the set of paths."""
+    listed: set[str] = set()
+    named: list[tuple[str, str]] = [(EXPORT_JSON, source)]
+    for index, entry in enumerate(doc["contents"]):
+        path = entry["path"]
+        where = f"{source} /contents/{index}/path"
+        check_relative_path(path, where=where)
+        if path in listed:
+            raise InvalidInputError(f"{where}: {path!r} is listed twice in contents")
+        if path == EXPORT_JSON:
+            raise InvalidInputError(f"{where}: export.json cannot list itself in contents")
+        listed.add(path)
+        named.append((path, where))
+    check_path_set(named)
+    return listed
+
+
+def estimate_manifest_bytes(doc: dict[str, Any], extra_layers: int = 0) -> int:
+    """An upper estimate of the artifact manifest's size, from export.json alone (no hashing).
+
+    Each contents entry becomes one layer descriptor (title, digest, size, media type);
+    export.json, provenance.json and DSSE envelopes add one each; the rest (config,
+    io.stellaops.* annotations) is bounded by :data:`MANIFEST_OVERHEAD_BYTES`.
+    """
+    per_layer = len('{"annotations":{"org.opencontainers.image.title":""},"digest":"","mediaType":"","size":},')
+    total = MANIFEST_OVERHEAD_BYTES
+    for entry in doc["contents"]:
+        media = entry.get("contentType") or DEFAULT_CONTENT_TYPE
+        total += per_layer + len(entry["path"]) + 71 + len(media) + len(str(entry["bytes"]))
+    total += (1 + extra_layers) * (per_layer + 71 + 100 + 20 + 64)
+    return total
+
+
+def check_manifest_fits(doc: dict[str, Any], source: str, extra_layers: int = 0) -> None:
+    """Refuse (exit 2), before anything is hashed or sent, a bundle whose manifest would not fit
+    the 4 MiB registries accept."""
+    estimate = estimate_manifest_bytes(doc, extra_layers)
+    if estimate > mt.MAX_MANIFEST_BYTES:
+        n = len(doc["contents"])
+        raise InvalidInputError(
+            f"{source}: {n} files make a manifest of about {estimate} bytes, more than the "
+            f"{mt.MAX_MANIFEST_BYTES} bytes (4 MiB) registries accept for one manifest",
+            hint="split the export into several bundles, or pack small files into an archive listed "
+            "as one file (about 16,000 files fit in one manifest, fewer with long paths)",
+            details={"files": n, "estimatedManifestBytes": estimate, "limit": mt.MAX_MANIFEST_BYTES},
+        )
 
 
 def _walk_files(root: Path) -> Iterator[str]:
@@ -118,22 +180,14 @@ def scan_directory(
     if export_path.is_symlink():
         raise InvalidInputError(f"{export_path}: export.json must be a regular file, not a symbolic link")
     doc, model = load_export_json(export_path, source=str(export_path))
+    listed = check_contents_paths(doc, str(export_path))
+    check_manifest_fits(doc, str(export_path))
     digest, size = file_digest(export_path)
     files = [
         BundleFile(EXPORT_JSON, export_path, EXPORT_MANIFEST_MEDIA_TYPE, digest, size, "export-manifest")
     ]
 
-    listed: set[str] = set()
     order = sorted(range(len(doc["contents"])), key=lambda i: str(doc["contents"][i]["path"]))
-    for index, entry in enumerate(doc["contents"]):
-        path = entry["path"]
-        where = f"{export_path} /contents/{index}/path"
-        check_relative_path(path, where=where)
-        if path in listed:
-            raise InvalidInputError(f"{where}: {path!r} is listed twice in contents")
-        if path == EXPORT_JSON:
-            raise InvalidInputError(f"{where}: export.json cannot list itself in contents")
-        listed.add(path)
     for index in order:
         entry = doc["contents"][index]
         path = entry["path"]
@@ -196,6 +250,9 @@ def scan_directory(
         )
     ignored.extend(unlisted)
     extras.sort(key=lambda f: (f.role != "provenance", f.path))
+    check_path_set(
+        [(f.path, f"{root / f.path}") for f in files + extras]
+    )  # e.g. a listed PROVENANCE.JSON beside provenance.json
     return Bundle(root=root, doc=doc, manifest=model, files=files + extras, ignored=sorted(ignored))
 
 
@@ -206,6 +263,29 @@ ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.zstd")
 
 def is_archive(path: Path) -> bool:
     return path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES)
+
+
+MAX_ARCHIVE_MEMBERS = 100_000
+"""Members (files and directories) a bundle archive may hold; a manifest fits ~16,000 files."""
+MAX_EXTENDED_HEADER_BYTES = 1024 * 1024
+"""PAX and GNU long-name headers are read into memory by tarfile: refuse bigger ones."""
+MAX_EXTRA_FILE_BYTES = 64 * 1024 * 1024
+"""provenance.json and each DSSE envelope (files export.json does not list)."""
+MAX_ARCHIVE_ENV = "STELLA_OCI_MAX_ARCHIVE_BYTES"
+DEFAULT_MAX_ARCHIVE_BYTES = 256 * 1024**3
+"""Bytes an archive may unpack to (``STELLA_OCI_MAX_ARCHIVE_BYTES``); free space is checked too."""
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses oversized PAX / GNU long-name headers before tarfile reads them."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE):
+            if self.size > MAX_EXTENDED_HEADER_BYTES:
+                raise tarfile.HeaderError(
+                    f"an extended header of {self.size} bytes (more than {MAX_EXTENDED_HEADER_BYTES})"
+                )
+        return super()._proc_member(tarfile_)  # type: ignore[misc,no-any-return]
 
 
 @contextmanager
@@ -220,60 +300,233 @@ def _open_tar_stream(path: Path) -> Iterator[tarfile.TarFile]:
             ) from None
         with open(path, "rb") as raw:
             reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(raw)
-            with tarfile.open(fileobj=reader, mode="r|") as tar:
+            with tarfile.open(fileobj=reader, mode="r|", tarinfo=_BoundedTarInfo) as tar:
                 yield tar
     else:
         mode = "r|gz" if name.endswith((".tar.gz", ".tgz")) else "r|"
-        with tarfile.open(path, mode=mode) as tar:  # type: ignore[call-overload]
+        with tarfile.open(path, mode=mode, tarinfo=_BoundedTarInfo) as tar:  # type: ignore[call-overload]
             yield tar
 
 
-def extract_archive(archive: Path, dest: Path) -> Path:
+def _member_name(member: tarfile.TarInfo, where: str) -> str | None:
+    """The member's normalized name; None for the archive's root directory entry. Links,
+    devices, FIFOs, sparse files and unsafe names are refused."""
+    name = member.name
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    if name in ("", ".") and member.isdir():
+        return None
+    if member.issparse() or not (member.isfile() or member.isdir()):
+        kind = (
+            "a link" if (member.issym() or member.islnk())
+            else "a sparse file" if member.issparse()
+            else "a device or special file"
+        )
+        raise InvalidInputError(f"{where}: is {kind}; bundle archives may hold only files and directories")
+    check_relative_path(name, where=where)
+    return name
+
+
+@dataclass
+class _ArchivePlan:
+    """What the header scan found: the bundle root inside the archive and what to extract."""
+
+    prefix: str
+    export_data: bytes
+    members: list[tuple[str, int]]
+    """(archive name, size) of every regular file, in archive order."""
+    extract: dict[str, int]
+    """Archive names to write -> the size export.json allows them."""
+
+
+class _MemberRules:
+    """What export.json allows in an archive: each file listed with its size, provenance.json
+    and DSSE envelopes (bounded), other files under signatures/ (left behind)."""
+
+    def __init__(self, archive: Path, prefix: str, doc: dict[str, Any], allow_unlisted: bool) -> None:
+        self.archive = archive
+        self.prefix = prefix
+        self.sizes = {str(entry["path"]): int(entry["bytes"]) for entry in doc["contents"]}
+        self.allow_unlisted = allow_unlisted
+        self.unlisted: list[str] = []
+
+    def check(self, name: str, size: int) -> bool:
+        """True to extract ``name``; raise for a member export.json does not allow."""
+        where = f"{self.archive} member {name!r}"
+        if not name.startswith(self.prefix):
+            raise InvalidInputError(
+                f"{where}: outside the bundle directory {self.prefix!r} that holds export.json",
+                hint="nothing was unpacked; an archive holds one bundle, at its top or in one directory",
+            )
+        rel = name[len(self.prefix) :]
+        if rel in self.sizes:
+            if size != self.sizes[rel]:
+                raise InvalidInputError(
+                    f"{where}: {size} bytes, but export.json lists {rel!r} with {self.sizes[rel]} bytes",
+                    hint="nothing was unpacked; rebuild the archive from the bundle export.json describes",
+                )
+            return True
+        if rel == PROVENANCE_JSON or is_signature_path(rel):
+            if size > MAX_EXTRA_FILE_BYTES:
+                raise InvalidInputError(
+                    f"{where}: {size} bytes, more than the {MAX_EXTRA_FILE_BYTES} allowed for {rel}",
+                    hint="nothing was unpacked",
+                )
+            return True
+        if rel.startswith("signatures/"):
+            return False  # left behind, as scan_directory does
+        if not self.allow_unlisted:
+            raise InvalidInputError(
+                f"{where}: {rel!r} ({size} bytes) is not listed in export.json contents",
+                hint="nothing was unpacked; nothing leaves that export.json does not account for: list it, "
+                "remove it, or pass --allow-unlisted to leave it behind",
+                details={"unlisted": [rel]},
+            )
+        self.unlisted.append(rel)
+        return False
+
+
+def _scan_archive(archive: Path, *, allow_unlisted: bool) -> _ArchivePlan:
+    """Read the headers (no byte is written): export.json (bounded) and every member's name,
+    type and size, each checked against export.json as soon as export.json has been read
+    (an export.json at the front, as stella-oci and ``tar -C bundle export.json .`` put it,
+    stops a bomb at its header, before its bytes are even decompressed)."""
+    members: list[tuple[str, int]] = []
+    names: set[str] = set()
+    rules: _MemberRules | None = None
+    export_data = b""
+    extract: dict[str, int] = {}
+    with _open_tar_stream(archive) as tar:
+        for member in tar:
+            where = f"{archive} member {member.name!r}"
+            name = _member_name(member, where)
+            _forget_headers(tar)
+            if name is None:
+                continue
+            if len(names) >= MAX_ARCHIVE_MEMBERS:
+                raise InvalidInputError(f"{archive}: more than {MAX_ARCHIVE_MEMBERS} members")
+            if name in names:
+                raise InvalidInputError(f"{archive}: member {name!r} appears twice")
+            names.add(name)
+            if member.isdir():
+                continue
+            members.append((name, member.size))
+            parts = name.split("/")
+            if rules is None and parts[-1] == EXPORT_JSON and len(parts) <= 2:
+                if member.size > MAX_EXPORT_JSON_BYTES:
+                    raise InvalidInputError(
+                        f"{where}: {member.size} bytes, more than the {MAX_EXPORT_JSON_BYTES} allowed "
+                        "for export.json"
+                    )
+                src = tar.extractfile(member)
+                if src is None:
+                    raise InvalidInputError(f"{where}: cannot be read")
+                export_data = src.read(MAX_EXPORT_JSON_BYTES + 1)
+                prefix = name[: -len(EXPORT_JSON)]
+                source = f"{archive}: {name}"
+                doc, _ = parse_export_json(export_data, source)
+                check_manifest_fits(doc, source)
+                rules = _MemberRules(archive, prefix, doc, allow_unlisted)
+                extract[name] = len(export_data)
+                for earlier, size in members[:-1]:
+                    if rules.check(earlier, size):
+                        extract[earlier] = size
+                continue
+            if rules is not None and rules.check(name, member.size):
+                extract[name] = member.size
+    if rules is None:
+        raise InvalidInputError(
+            f"{archive}: no export.json at the top of the archive (or of its single directory)"
+        )
+    return _ArchivePlan(rules.prefix, export_data, members, extract)
+
+
+def _check_space(archive: Path, dest: Path, total: int) -> None:
+    limit_text = os.environ.get(MAX_ARCHIVE_ENV, "").strip()
+    try:
+        limit = int(limit_text) if limit_text else DEFAULT_MAX_ARCHIVE_BYTES
+    except ValueError:
+        raise InvalidInputError(f"{MAX_ARCHIVE_ENV}={limit_text!r}: not a number of bytes") from None
+    if total > limit:
+        raise InvalidInputError(
+            f"{archive}: would unpack to {total} bytes, more than the {limit} allowed",
+            hint=f"set {MAX_ARCHIVE_ENV} to a larger number of bytes, or push the bundle as a directory",
+            details={"bytes": total, "limit": limit},
+        )
+    free = shutil.disk_usage(dest).free
+    if total > free:
+        raise InvalidInputError(
+            f"{archive}: would unpack to {total} bytes, but {dest.parent} has {free} bytes free",
+            hint="set TMPDIR to a file system with more room, or push the bundle as a directory",
+        )
+
+
+def extract_archive(archive: Path, dest: Path, *, allow_unlisted: bool = False) -> Path:
     """Unpack a bundle archive into ``dest`` safely; return the bundle root inside it.
 
-    Only directories and regular files are accepted; a member that is a link, a device or a
-    FIFO, or whose name is absolute or has a ``..`` segment, stops the extraction (exit 2).
-    A single top-level directory holding export.json is taken as the bundle root.
+    Two passes. The first reads only headers and export.json (at most 64 MiB): every member
+    must be a regular file or directory with a safe name (no link, device, FIFO, sparse file,
+    absolute or ``..`` name, no name twice, at most 100,000 members, extended headers at most
+    1 MiB), every file must be listed in export.json with exactly the listed size (or be
+    provenance.json or a DSSE envelope, at most 64 MiB), and the total must fit the cap
+    (``STELLA_OCI_MAX_ARCHIVE_BYTES``, default 256 GiB) and the free space. Only then does the
+    second pass write, each file at most its listed size; anything refused in the first pass
+    has written nothing (exit 2). A single top-level directory holding export.json is taken
+    as the bundle root.
     """
+    unreadable: tuple[type[Exception], ...] = (tarfile.TarError, EOFError, OSError, *_decompression_errors())
     try:
+        plan = _scan_archive(archive, allow_unlisted=allow_unlisted)
+        _check_space(archive, dest, sum(plan.extract.values()))
+        root = dest / plan.prefix.rstrip("/") if plan.prefix else dest
+        seen = 0
         with _open_tar_stream(archive) as tar:
             for member in tar:
-                name = member.name
-                while name.startswith("./"):
-                    name = name[2:]
-                name = name.rstrip("/")
-                if name in ("", "."):
-                    continue
+                _forget_headers(tar)
                 where = f"{archive} member {member.name!r}"
-                if not (member.isfile() or member.isdir()):
-                    kind = "a link" if (member.issym() or member.islnk()) else "a device or special file"
-                    raise InvalidInputError(
-                        f"{where}: is {kind}; bundle archives may hold only files and directories"
-                    )
-                check_relative_path(name, where=where)
-                target = dest / name
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
+                name = _member_name(member, where)
+                if name is None or member.isdir():
                     continue
+                if seen >= len(plan.members) or plan.members[seen] != (name, member.size):
+                    raise InvalidInputError(f"{archive}: changed while it was being read")
+                seen += 1
+                allowed = plan.extract.get(name)
+                if allowed is None:
+                    continue
+                target = dest / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 src = tar.extractfile(member)
                 if src is None:
                     raise InvalidInputError(f"{where}: cannot be read")
                 with src, open(target, "xb") as out:
                     shutil.copyfileobj(src, out, 1024 * 1024)
+                    if out.tell() != allowed:
+                        raise InvalidInputError(f"{where}: {out.tell()} bytes, expected {allowed}")
                 os.chmod(target, stat.S_IMODE(member.mode) & 0o755 | 0o600)
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except unreadable as exc:
         if isinstance(exc, FileExistsError):
             raise InvalidInputError(f"{archive}: member {exc.filename} appears twice") from None
         raise InvalidInputError(f"{archive}: not a readable tar archive: {exc}") from None
-    if (dest / EXPORT_JSON).is_file():
-        return dest
-    entries = list(dest.iterdir())
-    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / EXPORT_JSON).is_file():
-        return entries[0]
-    raise InvalidInputError(
-        f"{archive}: no export.json at the top of the archive (or of its single directory)"
-    )
+    if not (root / EXPORT_JSON).is_file():
+        raise InvalidInputError(f"{archive}: export.json vanished while unpacking")
+    return root
+
+
+def _forget_headers(tar: tarfile.TarFile) -> None:
+    """Stream mode: tarfile keeps every header it read in ``members``; keep none."""
+    members: list[tarfile.TarInfo] = getattr(tar, "members", [])
+    members.clear()
+
+
+def _decompression_errors() -> tuple[type[Exception], ...]:
+    import zlib
+
+    try:
+        import zstandard
+    except ImportError:
+        return (zlib.error,)
+    return (zlib.error, zstandard.ZstdError)
 
 
 @contextmanager
@@ -291,7 +544,7 @@ def open_bundle(path: Path, *, allow_unlisted: bool = False) -> Iterator[Bundle]
         )
     tmp = Path(tempfile.mkdtemp(prefix="stella-oci-bundle-"))
     try:
-        root = extract_archive(path, tmp)
+        root = extract_archive(path, tmp, allow_unlisted=allow_unlisted)
         yield scan_directory(root, allow_unlisted=allow_unlisted)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
