@@ -354,7 +354,7 @@ def test_extract_archive_writes_nothing_when_a_member_is_refused(tmp_path: Path)
     archive = bundle_archive(tmp_path / "b.tar.gz", bundle, bomb=("data/zzz.bin", 64 * 1024**2))
     dest = tmp_path / "dest"
     dest.mkdir()
-    with pytest.raises(InvalidInputError, match="'data/zzz.bin' .* is not listed"):
+    with pytest.raises(InvalidInputError, match=r"'data/zzz\.bin' .* is not listed"):
         extract_archive(archive, dest)
     assert list(dest.iterdir()) == []
     # the same archive, allowed to leave unlisted files behind, unpacks without the bomb
@@ -372,7 +372,7 @@ def test_archive_total_cap_and_extended_header_cap(cli: Cli, tmp_path: Path, mon
     dest = tmp_path / "dest"
     dest.mkdir()
     monkeypatch.setenv("STELLA_OCI_MAX_ARCHIVE_BYTES", "4096")
-    with pytest.raises(InvalidInputError, match="would unpack to .* bytes, more than the 4096 allowed"):
+    with pytest.raises(InvalidInputError, match=r"would unpack to .* bytes, more than the 4096 allowed"):
         extract_archive(archive, dest)
     assert list(dest.iterdir()) == []
     monkeypatch.delenv("STELLA_OCI_MAX_ARCHIVE_BYTES")
