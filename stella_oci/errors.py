@@ -73,6 +73,24 @@ class NotFoundError(StellaOciError):
     kind = "not-found"
 
 
+class ManifestBlobsMissing(NotFoundError):
+    """Exit 4: the registry refused a manifest because blobs it names are not (or no longer)
+    there: ``MANIFEST_BLOB_UNKNOWN``, ``BLOB_UNKNOWN`` or ``DIGEST_INVALID`` on a manifest PUT.
+    ``digests`` lists the blobs the registry named (may be empty); the copy engine re-checks
+    the manifest's blobs, re-uploads what is missing and retries the PUT once."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        digests: list[str] | None = None,
+        hint: str | None = None,
+        details: dict[str, Any] | None = None,
+    ):
+        super().__init__(message, hint=hint, details=details)
+        self.digests: list[str] = list(digests or [])
+
+
 class OfflineError(StellaOciError):
     """Exit 5: ``--offline`` was given and a registry would have been contacted."""
 

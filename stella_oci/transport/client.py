@@ -29,17 +29,24 @@ import contextlib
 import json
 import logging
 import re
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import requests
 
-from stella_oci.errors import InvalidInputError, TransientError, VerificationError
+from stella_oci.errors import (
+    InvalidInputError,
+    ManifestBlobsMissing,
+    TransientError,
+    VerificationError,
+)
 from stella_oci.transport.auth import repository_scope
 from stella_oci.transport.http import RegistrySession, is_loopback
-from stella_oci.transport.http_errors import STREAM_ERRORS, short_reason
+from stella_oci.transport.http_errors import STREAM_ERRORS, Interrupted, short_reason
 from stella_oci.transport.options import TransportOptions
 from stella_oci.transport.retry import RetryBudget
 from stella_oci.transport.uploads import BlobOpener, BlobUploader
@@ -58,6 +65,38 @@ log = logging.getLogger("stella_oci.transport")
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 READ_CHUNK = 1024 * 1024
+T = TypeVar("T")
+
+_CUT_ERRORS: tuple[type[BaseException], ...] = (*STREAM_ERRORS, Interrupted)
+_CUT_OR_JSON_ERRORS: tuple[type[BaseException], ...] = (*STREAM_ERRORS, ValueError)
+_MISSING_BLOB_CODES = {"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID"}
+_DIGEST_IN_TEXT = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+class _CutHeaderFilter(logging.Filter):
+    """urllib3 logs a WARNING with a traceback ("Failed to parse headers") for an answer cut
+    inside a header line; the client retries such an answer itself, so the record is demoted
+    to DEBUG without its traceback (shown with --verbose only)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING and str(record.msg).startswith("Failed to parse headers"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.exc_info, record.exc_text = None, None
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+_urllib3_log = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _CutHeaderFilter) for f in _urllib3_log.filters):
+    _urllib3_log.addFilter(_CutHeaderFilter())
+
+
+def _cut_in_headers(resp: requests.Response) -> bool:
+    """An answer that should carry a body but has neither ``Content-Length`` nor chunked
+    encoding: Python's http.client took an EOF inside the headers for their end."""
+    if resp.headers.get("Content-Length", "").strip().isdigit():
+        return False
+    return "chunked" not in resp.headers.get("Transfer-Encoding", "").lower()
 
 
 @dataclass(frozen=True)
@@ -118,64 +157,103 @@ class RegistryClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _retrying(self, what: str, attempt: Callable[[], T]) -> T:
+        """Run ``attempt`` (whose requests go out with ``retry=False``) until it returns,
+        retrying every :class:`Interrupted` (connection cut, 408/429/5xx, an answer cut in its
+        headers or body) under one :class:`RetryBudget`; then :class:`TransientError`."""
+        budget = RetryBudget(self.options.retry)
+        while True:
+            try:
+                return attempt()
+            except Interrupted as exc:
+                delay = budget.next_delay(exc.retry_after)
+                if delay is None:
+                    raise TransientError(
+                        f"{what}: registry {self.host}: {exc.reason}; gave up after {budget.tries} "
+                        f"tries in {time.monotonic() - budget.started:.1f} s",
+                        hint="retry later, or allow more with --retries / --retry-max-time",
+                    ) from None
+                log.info("%s: %s; retrying in %.2f s", what, exc.reason, delay)
+                budget.sleep(delay)
+
+    def _read_capped(self, resp: requests.Response, what: str, name: str) -> bytes:
+        """The whole body, at most 4 MiB (VerificationError beyond); a cut is Interrupted."""
+        declared = resp.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
+            raise VerificationError(
+                f"{what}: the registry announces {declared} bytes, over the 4 MiB {name} limit"
+            )
+        buf = bytearray()
+        try:
+            for chunk in resp.raw.stream(64 * 1024, decode_content=True):
+                buf += chunk
+                if len(buf) > MAX_MANIFEST_BYTES:
+                    raise VerificationError(f"{what}: {name} larger than the 4 MiB limit")
+        except STREAM_ERRORS as exc:
+            raise Interrupted(f"connection lost while reading ({short_reason(exc)})") from None
+        return bytes(buf)
+
     # ------------------------------------------------------------------ API
 
     def get_manifest(self, repo: str, reference: str, accept: Sequence[str]) -> ManifestResponse:
-        """GET a manifest by tag or digest; refuses bodies over 4 MiB (VerificationError)."""
+        """GET a manifest by tag or digest; refuses bodies over 4 MiB (VerificationError). An
+        answer cut in its headers or body is retried (TransientError after the budget)."""
         what = (
             f"manifest {self.host}/{repo}:{reference}"
             if ":" not in reference
             else f"manifest {self.host}/{repo}@{reference}"
         )
-        resp = self._http.send(
-            "GET",
-            f"/v2/{repo}/manifests/{reference}",
-            scopes=[repository_scope(repo, "pull")],
-            headers={"Accept": ", ".join(accept)},
-            stream=True,
-            what=what,
-        )
-        try:
-            if resp.status_code != 200:
-                raise self._http.raise_status(resp, what)
-            declared = resp.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-                raise VerificationError(
-                    f"{what}: the registry announces {declared} bytes, over the 4 MiB manifest limit"
-                )
-            buf = bytearray()
+
+        def attempt() -> ManifestResponse:
+            resp = self._http.send(
+                "GET",
+                f"/v2/{repo}/manifests/{reference}",
+                scopes=[repository_scope(repo, "pull")],
+                headers={"Accept": ", ".join(accept)},
+                stream=True,
+                retry=False,
+                what=what,
+            )
             try:
-                for chunk in resp.raw.stream(64 * 1024, decode_content=True):
-                    buf += chunk
-                    if len(buf) > MAX_MANIFEST_BYTES:
-                        raise VerificationError(f"{what}: manifest larger than the 4 MiB limit")
-            except STREAM_ERRORS as exc:
-                raise TransientError(f"{what}: connection lost while reading ({short_reason(exc)})") from None
-            media_type = resp.headers.get("Content-Type", "").split(";", 1)[0].strip()
-            return ManifestResponse(bytes(buf), media_type, resp.headers.get("Docker-Content-Digest"))
-        finally:
-            resp.close()
+                if resp.status_code != 200:
+                    raise self._http.raise_status(resp, what)
+                data = self._read_capped(resp, what, "manifest")
+                if not data and _cut_in_headers(resp):
+                    raise Interrupted("HTTP 200 without a body or length (answer cut inside its headers?)")
+                media_type = resp.headers.get("Content-Type", "").split(";", 1)[0].strip()
+                return ManifestResponse(data, media_type, resp.headers.get("Docker-Content-Digest"))
+            finally:
+                resp.close()
+
+        return self._retrying(what, attempt)
 
     def head_manifest(self, repo: str, reference: str, accept: Sequence[str]) -> ManifestHead:
         what = f"manifest {self.host}/{repo}{'@' if ':' in reference else ':'}{reference}"
-        resp = self._http.send(
-            "HEAD",
-            f"/v2/{repo}/manifests/{reference}",
-            scopes=[repository_scope(repo, "pull")],
-            headers={"Accept": ", ".join(accept)},
-            what=what,
-        )
-        try:
-            if resp.status_code != 200:
-                raise self._http.raise_status(resp, what)
-            size = resp.headers.get("Content-Length", "")
-            return ManifestHead(
-                media_type=resp.headers.get("Content-Type", "").split(";", 1)[0].strip(),
-                digest_header=resp.headers.get("Docker-Content-Digest"),
-                size=int(size) if size.isdigit() else -1,
+
+        def attempt() -> ManifestHead:
+            resp = self._http.send(
+                "HEAD",
+                f"/v2/{repo}/manifests/{reference}",
+                scopes=[repository_scope(repo, "pull")],
+                headers={"Accept": ", ".join(accept)},
+                retry=False,
+                what=what,
             )
-        finally:
-            resp.close()
+            try:
+                if resp.status_code != 200:
+                    raise self._http.raise_status(resp, what)
+                size = resp.headers.get("Content-Length", "")
+                if not size.isdigit():
+                    raise Interrupted("HTTP 200 without Content-Length (answer cut inside its headers?)")
+                return ManifestHead(
+                    media_type=resp.headers.get("Content-Type", "").split(";", 1)[0].strip(),
+                    digest_header=resp.headers.get("Docker-Content-Digest"),
+                    size=int(size),
+                )
+            finally:
+                resp.close()
+
+        return self._retrying(what, attempt)
 
     def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> PutManifestResult:
         what = f"manifest {self.host}/{repo}{'@' if ':' in reference else ':'}{reference}"
@@ -191,6 +269,7 @@ class RegistryClient:
         )
         try:
             if resp.status_code not in (200, 201, 202):
+                _raise_blobs_missing(resp, what, self.host)
                 raise self._http.raise_status(resp, what)
             return PutManifestResult(
                 resp.headers.get("Docker-Content-Digest"), resp.headers.get("OCI-Subject")
@@ -201,21 +280,28 @@ class RegistryClient:
     def blob_size(self, repo: str, digest: str) -> int | None:
         """HEAD the blob: its size, or None when the registry does not have it in ``repo``."""
         what = f"blob {self.host}/{repo}@{digest}"
-        resp = self._http.send(
-            "HEAD",
-            f"/v2/{repo}/blobs/{digest}",
-            scopes=[repository_scope(repo, "pull")],
-            what=what,
-        )
-        try:
-            if resp.status_code == 404:
-                return None
-            if resp.status_code != 200:
-                raise self._http.raise_status(resp, what)
-            size = resp.headers.get("Content-Length", "")
-            return int(size) if size.isdigit() else 0
-        finally:
-            resp.close()
+
+        def attempt() -> int | None:
+            resp = self._http.send(
+                "HEAD",
+                f"/v2/{repo}/blobs/{digest}",
+                scopes=[repository_scope(repo, "pull")],
+                retry=False,
+                what=what,
+            )
+            try:
+                if resp.status_code == 404:
+                    return None
+                if resp.status_code != 200:
+                    raise self._http.raise_status(resp, what)
+                size = resp.headers.get("Content-Length", "")
+                if not size.isdigit():
+                    raise Interrupted("HTTP 200 without Content-Length (answer cut inside its headers?)")
+                return int(size)
+            finally:
+                resp.close()
+
+        return self._retrying(what, attempt)
 
     def _blob_get(self, repo: str, digest: str, pos: int, what: str) -> tuple[requests.Response, int]:
         """GET the blob from ``pos``; returns the response and how many leading bytes to skip."""
@@ -228,8 +314,12 @@ class RegistryClient:
             scopes=[repository_scope(repo, "pull")],
             headers=headers,
             stream=True,
+            retry=False,
             what=what,
         )
+        if resp.status_code in (200, 206) and _cut_in_headers(resp):
+            resp.close()
+            raise Interrupted(f"HTTP {resp.status_code} without a length (answer cut inside its headers?)")
         if resp.status_code == 206:
             crange = resp.headers.get("Content-Range", "")
             m = re.match(r"bytes (\d+)-", crange)
@@ -247,14 +337,14 @@ class RegistryClient:
         """Stream a blob (from ``offset`` with a Range request). Retries/resumes itself on a
         cut connection. Does not verify the digest: callers wrap it in VerifyingStream."""
         what = f"blob {self.host}/{repo}@{digest}"
-        resp, skip = self._blob_get(repo, digest, offset, what)
+        resp, skip = self._retrying(what, lambda: self._blob_get(repo, digest, offset, what))
         return self._blob_context(repo, digest, offset, resp, skip, what)
 
     @contextlib.contextmanager
     def _blob_context(
         self, repo: str, digest: str, offset: int, resp: requests.Response, skip: int, what: str
     ) -> Iterator[Iterator[bytes]]:
-        state = {"resp": resp}
+        state: dict[str, requests.Response | None] = {"resp": resp}
 
         def chunks() -> Iterator[bytes]:
             pos = offset
@@ -262,10 +352,13 @@ class RegistryClient:
             budget = RetryBudget(self.options.retry)
             last_failure_pos = offset
             while True:
-                current = state["resp"]
                 if to_skip < 0:
                     return
                 try:
+                    current = state["resp"]
+                    if current is None:
+                        state["resp"], to_skip = self._blob_get(repo, digest, pos, what)
+                        continue
                     for chunk in current.raw.stream(READ_CHUNK, decode_content=False):
                         if not chunk:
                             continue
@@ -278,27 +371,30 @@ class RegistryClient:
                         pos += len(chunk)
                         yield chunk
                     return
-                except STREAM_ERRORS as exc:
-                    current.close()
-                    reason = short_reason(exc)
+                except _CUT_ERRORS as exc:
+                    if state["resp"] is not None:
+                        state["resp"].close()
+                        state["resp"] = None
+                    reason = exc.reason if isinstance(exc, Interrupted) else short_reason(exc)
                     if pos > last_failure_pos:
                         budget = RetryBudget(self.options.retry)  # progress made: fresh budget
                     last_failure_pos = pos
-                    delay = budget.next_delay()
+                    delay = budget.next_delay(exc.retry_after if isinstance(exc, Interrupted) else None)
                     if delay is None:
                         raise TransientError(
                             f"{what}: download cut at byte {pos} ({reason}); gave up after "
-                            f"{budget.tries} tries",
+                            f"{budget.tries} tries in {time.monotonic() - budget.started:.1f} s",
                             hint="retry later; the download resumes where it stopped",
                         ) from None
                     log.info("%s: download cut at byte %d (%s); resuming in %.2f s", what, pos, reason, delay)
                     budget.sleep(delay)
-                    state["resp"], to_skip = self._blob_get(repo, digest, pos, what)
 
         try:
             yield chunks()
         finally:
-            state["resp"].close()
+            final = state["resp"]
+            if final is not None:
+                final.close()
 
     # ------------------------------------------------------------------ uploads
 
@@ -325,29 +421,61 @@ class RegistryClient:
         path = f"/v2/{repo}/referrers/{digest}"
         if artifact_type:
             path += "?" + urllib.parse.urlencode({"artifactType": artifact_type})
-        resp = self._http.send(
-            "GET",
-            path,
-            scopes=[repository_scope(repo, "pull")],
-            headers={"Accept": "application/vnd.oci.image.index.v1+json"},
-            stream=True,
-            what=what,
-        )
-        try:
-            if resp.status_code in (200, 404):
-                buf = bytearray()
-                for chunk in resp.raw.stream(64 * 1024, decode_content=True):
-                    buf += chunk
-                    if len(buf) > MAX_MANIFEST_BYTES:
-                        raise VerificationError(f"{what}: referrers index larger than the 4 MiB limit")
-                if resp.status_code == 200:
-                    return bytes(buf)
-                return bytes(buf) if _is_oci_index(bytes(buf)) else None
-            if resp.status_code in (400, 405):
-                return None
-            raise self._http.raise_status(resp, what)
-        finally:
-            resp.close()
+
+        def attempt() -> bytes | None:
+            resp = self._http.send(
+                "GET",
+                path,
+                scopes=[repository_scope(repo, "pull")],
+                headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+                stream=True,
+                retry=False,
+                what=what,
+            )
+            try:
+                if resp.status_code in (200, 404):
+                    data = self._read_capped(resp, what, "referrers index")
+                    if resp.status_code == 200:
+                        if not data and _cut_in_headers(resp):
+                            raise Interrupted(
+                                "HTTP 200 without a body or length (answer cut inside its headers?)"
+                            )
+                        return data
+                    return data if _is_oci_index(data) else None
+                if resp.status_code in (400, 405):
+                    return None
+                raise self._http.raise_status(resp, what)
+            finally:
+                resp.close()
+
+        return self._retrying(what, attempt)
+
+
+def _raise_blobs_missing(resp: requests.Response, what: str, host: str) -> None:
+    """Raise :class:`ManifestBlobsMissing` for a manifest PUT the registry refused because
+    blobs it names are missing (``MANIFEST_BLOB_UNKNOWN``, ``BLOB_UNKNOWN``,
+    ``DIGEST_INVALID``); other answers are left to the status mapping."""
+    try:
+        raw = resp.content[: 64 * 1024]
+        doc = json.loads(raw)
+    except _CUT_OR_JSON_ERRORS:
+        return
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    if not isinstance(errors, list):
+        return
+    codes = {str(e.get("code", "")) for e in errors if isinstance(e, dict)}
+    if not codes & _MISSING_BLOB_CODES:
+        return
+    digests = sorted(set(_DIGEST_IN_TEXT.findall(raw.decode("utf-8", "replace"))))
+    named = f": {', '.join(digests)}" if digests else ""
+    resp.close()
+    raise ManifestBlobsMissing(
+        f"{what}: registry {host} refused the manifest because blobs it names are missing "
+        f"(HTTP {resp.status_code} {', '.join(sorted(codes & _MISSING_BLOB_CODES))}){named}",
+        digests=digests,
+        hint="another push may have been storing the same blob: retry the push",
+        details={"missing": digests},
+    )
 
 
 def _is_oci_index(data: bytes) -> bool:

@@ -1,10 +1,11 @@
 """Blob uploads: :class:`BlobUploader` and the request body it streams.
 
 Holds the upload strategy of :meth:`RegistryClient.upload_blob
-<stella_oci.transport.client.RegistryClient.upload_blob>`: the self-mount probe (one POST
-instead of HEAD + POST), cross-repository mounts, a streamed monolithic PUT or chunked PATCH
-uploads, and resuming an interrupted upload from the offset the registry reports. Requests
-go through :class:`~stella_oci.transport.http.RegistrySession`.
+<stella_oci.transport.client.RegistryClient.upload_blob>`: the HEAD existence probe,
+cross-repository mounts, a streamed monolithic PUT or chunked PATCH uploads, resuming an
+interrupted upload from the offset the registry reports, and a new session when the
+registry forgot the old one. Every step of an upload shares one retry budget. Requests go
+through :class:`~stella_oci.transport.http.RegistrySession`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
@@ -94,8 +96,6 @@ class BlobUploader:
     def __init__(self, http: RegistrySession, blob_size: Callable[[str, str], int | None]) -> None:
         self._http = http
         self._blob_size = blob_size
-        self._self_mount: bool | None = None
-        """Whether the registry takes ``?mount=D&from=<same repo>`` (None: not tried yet)."""
 
     def upload_blob(
         self,
@@ -107,29 +107,22 @@ class BlobUploader:
         mount_from: Sequence[str] = (),
         on_bytes: Callable[[int], None] | None = None,
     ) -> str:
-        """Upload a blob unless present. Without ``mount_from``, one POST asks the registry to
-        mount the blob from ``repo`` itself (201: present, "exists"; 202: the upload starts on
-        that answer), which saves the HEAD round trip per blob; a registry that refuses such a
-        request gets HEAD + POST from then on. With ``mount_from``: HEAD, then a
-        cross-repository mount from each of ``mount_from``, then a streamed monolithic PUT (size <= chunk_size) or chunked
-        PATCH uploads; resumes an interrupted upload from the registry's reported offset.
-        ``on_bytes(n)`` is called as bytes are sent (for progress). Returns how the blob got
-        there: "exists", "mounted" or "uploaded"."""
+        """Upload a blob unless present: ``HEAD`` it in ``repo`` ("exists"), then try a
+        cross-repository mount from each of ``mount_from`` ("mounted"), then a streamed
+        monolithic PUT (size <= chunk_size) or chunked PATCH uploads ("uploaded"); resumes an
+        interrupted upload from the registry's reported offset, and starts a new session when
+        the registry forgot the old one. ``on_bytes(n)`` is called as bytes are sent (for
+        progress). Returns how the blob got there: "exists", "mounted" or "uploaded".
+
+        Existence is probed with HEAD, never with a mount from the same repository: registry
+        2.8 rewrites the blob's link on such a mount, and concurrent readers of that blob
+        (other pushes sharing it) then get 500s and "blob unknown" (docs/transport.md)."""
         what = f"blob {self._http.host}/{repo}@{digest}"
+        if self._blob_size(repo, digest) is not None:
+            return "exists"
         location: str | None = None
         min_chunk = 0
         sources = [s for s in dict.fromkeys(mount_from) if s and s != repo]
-        if not sources and self._self_mount is not False:
-            # One request instead of HEAD + POST: "mount" the blob from this repository itself.
-            # 201: the repository has it; 202: it does not, and the answer opens the upload.
-            started = self._start_self_mount(repo, digest, what)
-            if started == "exists":
-                return "exists"
-            if isinstance(started, tuple):
-                location, min_chunk = started
-                return self._upload(repo, digest, size, opener, location, min_chunk, on_bytes, what)
-        if self._blob_size(repo, digest) is not None:
-            return "exists"
         for i, src in enumerate(sources):
             query = urllib.parse.urlencode({"mount": digest, "from": src})
             try:
@@ -147,73 +140,79 @@ class BlobUploader:
                 if resp.status_code == 201:
                     return "mounted"
                 if resp.status_code == 202:
-                    loc = self._http.location(resp, what)
+                    try:
+                        loc = self._location(resp, what)
+                    except Interrupted as exc:
+                        log.info("%s: mount from %s: %s", what, src, exc.reason)
+                        continue
                     if i == len(sources) - 1:
                         location, min_chunk = loc, _min_chunk(resp)
                     else:
                         self._cancel_upload(repo, loc, what)
             finally:
                 resp.close()
-        if location is None:
-            location, min_chunk = self._start_upload(repo, what)
         return self._upload(repo, digest, size, opener, location, min_chunk, on_bytes, what)
 
+    def _location(self, resp: requests.Response, what: str) -> str:
+        """The upload URL an answer names. A missing ``Location`` or one naming another host
+        than the registry's (an answer cut inside its headers: ``http.client`` takes the EOF
+        for their end) is :class:`Interrupted`: the step is retried, nothing is sent there."""
+        loc = resp.headers.get("Location")
+        if not loc:
+            raise Interrupted(
+                f"HTTP {resp.status_code} without a Location header (answer cut inside its headers?)"
+            )
+        url = urllib.parse.urljoin(resp.url or self._http.base_url + "/", loc)
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or _netloc(parts.scheme, parts.netloc) != _netloc(
+            self._http.scheme, self._http.host
+        ):
+            raise Interrupted(
+                f"refused the upload location on host {parts.netloc!r}: not registry {self._http.host} "
+                "(a Location header cut short?)"
+            )
+        return url
+
     def _start_upload(self, repo: str, what: str) -> tuple[str, int]:
+        """POST a new upload session: its URL and minimum part size (Interrupted: retry)."""
         resp = self._http.send(
             "POST",
             f"/v2/{repo}/blobs/uploads/",
             scopes=[repository_scope(repo, "pull,push")],
             headers={"Content-Length": "0"},
+            retry=False,
             what=what,
         )
         try:
             if resp.status_code != 202:
                 raise self._http.raise_status(resp, what)
-            return self._http.location(resp, what), _min_chunk(resp)
+            return self._location(resp, what), _min_chunk(resp)
         finally:
             resp.close()
 
     def _upload_status(self, repo: str, location: str, what: str) -> tuple[int, str] | None:
-        """GET the upload URL: (next offset, location), or None when the session is gone."""
-        resp = self._http.send("GET", location, scopes=[repository_scope(repo, "pull,push")], what=what)
+        """GET the upload URL: (next offset, location), or None when the session is gone or
+        its answer says nothing usable (then a new session starts)."""
+        try:
+            resp = self._http.send(
+                "GET", location, scopes=[repository_scope(repo, "pull,push")], retry=False, what=what
+            )
+        except Interrupted as exc:
+            log.info("%s: upload session status unknown (%s)", what, exc.reason)
+            return None
         try:
             if resp.status_code != 204 and resp.status_code != 200:
                 log.info("%s: upload session not resumable (HTTP %d)", what, resp.status_code)
                 return None
+            if not resp.headers.get("Range"):
+                log.info("%s: upload session status without a Range header", what)
+                return None
             offset = _range_end(resp.headers.get("Range"))
-            loc = self._http.location(resp, what) if resp.headers.get("Location") else location
+            try:
+                loc = self._location(resp, what) if resp.headers.get("Location") else location
+            except Interrupted:
+                return None
             return offset, loc
-        finally:
-            resp.close()
-
-    def _start_self_mount(self, repo: str, digest: str, what: str) -> str | tuple[str, int] | None:
-        """``POST /v2/<repo>/blobs/uploads/?mount=<digest>&from=<repo>``: "exists" (201), the
-        upload location and minimum chunk (202), or None when the registry refuses such a
-        request (then this client goes back to HEAD + POST for every later blob)."""
-        query = urllib.parse.urlencode({"mount": digest, "from": repo})
-        try:
-            resp = self._http.send(
-                "POST",
-                f"/v2/{repo}/blobs/uploads/?{query}",
-                scopes=[repository_scope(repo, "pull,push")],
-                headers={"Content-Length": "0"},
-                retry=False,
-                what=what,
-            )
-        except (Interrupted, InvalidInputError, NotFoundError) as exc:
-            log.info("%s: mount from the repository itself not accepted (%s)", what, exc)
-            self._self_mount = False
-            return None
-        try:
-            if resp.status_code == 201:
-                self._self_mount = True
-                return "exists"
-            if resp.status_code == 202 and resp.headers.get("Location"):
-                self._self_mount = True
-                return self._http.location(resp, what), _min_chunk(resp)
-            log.info("%s: mount from the repository itself answered HTTP %d", what, resp.status_code)
-            self._self_mount = False
-            return None
         finally:
             resp.close()
 
@@ -232,11 +231,13 @@ class BlobUploader:
         digest: str,
         size: int,
         opener: BlobOpener,
-        location: str,
+        location: str | None,
         min_chunk: int,
         on_bytes: Callable[[int], None] | None,
         what: str,
     ) -> str:
+        """The upload loop. ``location`` None: start a session first. Every fault of any step
+        (POST, PUT, PATCH, a session the registry forgot) is retried under one budget."""
         scopes = [repository_scope(repo, "pull,push")]
         chunk = max(self._http.options.chunk_size, min_chunk, 1)
         monolithic = size <= chunk
@@ -267,6 +268,11 @@ class BlobUploader:
 
         while True:
             try:
+                if location is None:
+                    location, min_chunk = self._start_upload(repo, what)
+                    chunk = max(self._http.options.chunk_size, min_chunk, 1)
+                    monolithic = size <= chunk
+                    offset = 0
                 if monolithic:
                     resp = self._http.send(
                         "PUT",
@@ -280,6 +286,7 @@ class BlobUploader:
                     if resp.status_code in (201, 204):
                         resp.close()
                         return "uploaded"
+                    _session_lost(resp)
                     raise self._http.raise_status(resp, what)
                 if offset < size:
                     end = min(size, offset + chunk)
@@ -300,10 +307,13 @@ class BlobUploader:
                         if resp.status_code == 416:
                             resp.close()
                             raise Interrupted("HTTP 416 (offset mismatch)")
+                        _session_lost(resp)
                         raise self._http.raise_status(resp, what)
-                    location = self._http.location(resp, what)
+                    try:
+                        location = self._location(resp, what)
+                    finally:
+                        resp.close()
                     reported = resp.headers.get("Range")
-                    resp.close()
                     offset = _range_end(reported) if reported else end
                     if offset != end:
                         log.info("%s: registry reports %d bytes after a PATCH up to %d", what, offset, end)
@@ -321,13 +331,14 @@ class BlobUploader:
                 if resp.status_code in (201, 204):
                     resp.close()
                     return "uploaded"
+                _session_lost(resp)
                 raise self._http.raise_status(resp, what)
             except Interrupted as exc:
                 delay = budget.next_delay(exc.retry_after)
                 if delay is None:
                     raise TransientError(
                         f"{what}: upload interrupted at byte {offset} of {size} ({exc.reason}); "
-                        f"gave up after {budget.tries} tries",
+                        f"gave up after {budget.tries} tries in {time.monotonic() - budget.started:.1f} s",
                         hint="retry later: blobs already in the registry are skipped",
                     ) from None
                 log.info(
@@ -337,18 +348,42 @@ class BlobUploader:
                 if self._blob_size(repo, digest) is not None:
                     return "uploaded"
                 status = None
-                with contextlib.suppress(NotFoundError, InvalidInputError):
-                    status = self._upload_status(repo, location, what)
+                if location is not None and not isinstance(exc, SessionLost):
+                    with contextlib.suppress(NotFoundError, InvalidInputError):
+                        status = self._upload_status(repo, location, what)
                 if status is None:
-                    location, min_chunk = self._start_upload(repo, what)
-                    chunk = max(self._http.options.chunk_size, min_chunk, 1)
+                    location = None  # a new session at the top of the loop
                     offset = 0
                 else:
                     offset, location = status
-                    monolithic = False
+                    monolithic = offset == 0 and size <= chunk
                     log.info("%s: resuming upload at byte %d", what, offset)
-                if offset == 0 and size <= chunk:
-                    monolithic = True
+
+
+class SessionLost(Interrupted):
+    """The registry no longer knows the upload session (404 ``BLOB_UPLOAD_UNKNOWN`` /
+    ``BLOB_UPLOAD_INVALID`` after a cut request, or an upload URL cut short): start anew."""
+
+
+_SESSION_CODES = (b"BLOB_UPLOAD_UNKNOWN", b"BLOB_UPLOAD_INVALID")
+
+
+def _session_lost(resp: requests.Response) -> None:
+    """Raise :class:`SessionLost` for an answer saying the upload session is gone."""
+    if resp.status_code == 404 or (
+        resp.status_code == 400 and any(c in resp.content[:65536] for c in _SESSION_CODES)
+    ):
+        body = resp.content[:65536]
+        code = next((c.decode() for c in _SESSION_CODES if c in body), "not found")
+        resp.close()
+        raise SessionLost(f"HTTP {resp.status_code} {code}: the registry forgot the upload session")
+
+
+def _netloc(scheme: str, netloc: str) -> str:
+    """``host[:port]`` lower-cased, without the scheme's default port."""
+    netloc = netloc.rsplit("@", 1)[-1].lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme, "")
+    return netloc[: -len(default)] if default and netloc.endswith(default) else netloc
 
 
 def _min_chunk(resp: requests.Response) -> int:
