@@ -9,6 +9,7 @@ must go through :func:`stella_oci.transport.redact` first.
 
 from __future__ import annotations
 
+import errno
 from typing import Any, ClassVar
 
 
@@ -129,4 +130,20 @@ EXIT_CODES: dict[int, str] = {
     6: "authentication or authorization refused",
     7: "air-gap staleness violation (STRICT)",
     10: "transient failure that outlasted the retries",
+}
+
+
+#: errno values that are the local file system's answer, not a bug: exit 2 with the cause.
+LOCAL_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for this file system or process limit",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a path component is not a directory",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EMLINK: "too many links",
+    errno.EXDEV: "crosses file systems",
+    errno.EIO: "input/output error",
 }

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -277,11 +278,58 @@ class Ledger:
         what a later delta names as ``delta.baseManifestDigest``. Domain, OCI manifest
         digest, importedAt, time anchor and staleness are taken from ``provenance``.
         """
+        with self.pending_import(
+            doc=doc, provenance=provenance, export_manifest_digest=export_manifest_digest, reference=reference
+        ) as record:
+            pass
+        return record
+
+    @contextmanager
+    def pending_import(
+        self,
+        *,
+        doc: dict[str, Any],
+        provenance: dict[str, Any],
+        export_manifest_digest: str,
+        reference: str | None = None,
+    ) -> Iterator[ImportRecord]:
+        """:meth:`record_import` around a step that must succeed with it (a pull's final rename).
+
+        The row is written, and the ledger's write lock taken, before the block runs, so a
+        ledger that cannot be written fails before the step; the row is committed when the
+        block ends and rolled back if it raised.
+        """
+        values = self._import_values(doc, provenance, export_manifest_digest, reference)
+        try:
+            tx = self._write()
+            cur = tx.__enter__()
+            try:
+                cur.execute(_INSERT, values)
+                row = cur.execute(_SELECT + " WHERE id = ?", (cur.lastrowid,)).fetchone()
+            except BaseException as exc:
+                tx.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+        except sqlite3.Error as exc:
+            raise self._db_error(exc) from exc
+        try:
+            yield ImportRecord._from_row(row)
+        except BaseException as exc:
+            tx.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        try:
+            tx.__exit__(None, None, None)
+        except sqlite3.Error as exc:
+            raise self._db_error(exc) from exc
+
+    @staticmethod
+    def _import_values(
+        doc: dict[str, Any], provenance: dict[str, Any], export_manifest_digest: str, reference: str | None
+    ) -> tuple[Any, ...]:
         profile = doc.get("profile") or {}
         delta = doc.get("delta") if isinstance(doc.get("delta"), dict) else {}
         generated_at = parse_rfc3339(str(doc["generatedAt"]), field="export.json generatedAt")
         imported_at = parse_rfc3339(str(provenance["importedAt"]), field="provenance importedAt")
-        values = (
+        return (
             str(doc["exportId"]),
             export_uuid(str(doc["exportId"])),
             doc.get("runId"),
@@ -304,14 +352,6 @@ class Ledger:
             provenance.get("stalenessSeconds"),
             json.dumps(provenance, sort_keys=True, separators=(",", ":")),
         )
-        try:
-            with self._write() as cur:
-                cur.execute(_INSERT, values)
-                row_id = cur.lastrowid
-                row = cur.execute(_SELECT + " WHERE id = ?", (row_id,)).fetchone()
-        except sqlite3.Error as exc:
-            raise self._db_error(exc) from exc
-        return ImportRecord._from_row(row)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from stella_oci import __version__
+from stella_oci import __version__, interrupts
 from stella_oci.cli.common import EXIT_CODE_HELP
 from stella_oci.errors import InvalidInputError
 from stella_oci.output import emit_error
@@ -56,6 +56,7 @@ _register()
 def run() -> None:
     """Entry point with usage errors mapped to exit 2 (and JSON when --format json was asked)."""
     fmt = "json" if _wants_json(sys.argv[1:]) else "text"
+    interrupts.install(fmt)  # SIGINT/SIGTERM/SIGHUP: remove partial files, exit 130/143/129 at once
     try:
         main.main(standalone_mode=False)
     except click.exceptions.Exit as exc:

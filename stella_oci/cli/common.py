@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from stella_oci.errors import EXIT_CODES, InternalError, InvalidInputError, StellaOciError
+from stella_oci.errors import EXIT_CODES, LOCAL_ERRNOS, InternalError, InvalidInputError, StellaOciError
 from stella_oci.oci.mirrors import load_mirror_config, parse_mirror_args
 from stella_oci.output import RichProgress, emit_error, emit_result, progress_wanted
 from stella_oci.transport.options import RetryPolicy, TransportOptions
@@ -259,23 +260,47 @@ def command(func: Callable[..., tuple[Any, str]]) -> Callable[..., None]:
                 ctx.close()
             emit_error(exc, fmt)
             sys.exit(exc.exit_code)
+        except OSError as exc:
+            if ctx:
+                ctx.close()
+            if exc.errno not in LOCAL_ERRNOS:
+                _internal_error(exc, fmt)
+            # The local file system said no (disk full, read-only, permissions): name it.
+            emit_error(local_fs_error(exc), fmt)
+            sys.exit(2)
         except KeyboardInterrupt:
             if ctx:
                 ctx.close()
             sys.stderr.write("stella-oci: interrupted\n")
             sys.exit(130)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported as an internal error (exit 1), logged with --verbose
             if ctx:
                 ctx.close()
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
-                logging.exception("internal error")
-            from stella_oci.transport.redact import redact
-
-            err = InternalError(
-                f"internal error: {type(exc).__name__}: {redact(str(exc))}",
-                hint="run again with --verbose and report it",
-            )
-            emit_error(err, fmt)
-            sys.exit(1)
+            _internal_error(exc, fmt)
 
     return wrapper
+
+
+def _internal_error(exc: Exception, fmt: str) -> NoReturn:
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.exception("internal error")
+    from stella_oci.transport.redact import redact
+
+    err = InternalError(
+        f"internal error: {type(exc).__name__}: {redact(str(exc))}",
+        hint="run again with --verbose and report it",
+    )
+    emit_error(err, fmt)
+    sys.exit(1)
+
+
+def local_fs_error(exc: OSError) -> InvalidInputError:
+    """Exit 2 for a local file-system refusal that no verb mapped itself (file, cause, fix)."""
+    cause = LOCAL_ERRNOS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
+    where = f"{exc.filename}: " if exc.filename else ""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    return InvalidInputError(
+        f"{where}{cause}",
+        hint="free space there, or write somewhere else" if full else "choose a path you can write",
+        details={"errno": exc.errno},
+    )

@@ -13,13 +13,13 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, StellaOciError
 from stella_oci.export.annotations import DSSE_MEDIA_TYPE, EXPORT_MANIFEST_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
 from stella_oci.export.models import ExportManifest
@@ -542,9 +542,6 @@ def open_bundle(path: Path, *, allow_unlisted: bool = False) -> Iterator[Bundle]
         raise InvalidInputError(
             f"{path}: not a bundle: expected a directory or a .tar, .tar.gz or .tar.zst archive"
         )
-    tmp = Path(tempfile.mkdtemp(prefix="stella-oci-bundle-"))
-    try:
+    with interrupts.temp_dir("stella-oci-bundle-") as tmp:
         root = extract_archive(path, tmp, allow_unlisted=allow_unlisted)
         yield scan_directory(root, allow_unlisted=allow_unlisted)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

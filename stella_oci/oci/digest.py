@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, StellaOciError, VerificationError
 
 DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}")
@@ -124,14 +125,17 @@ def write_verified(
     renamed over ``dest`` at the end; on any failure the temporary file is removed and
     ``dest`` is untouched.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    with interrupts.creating():  # nothing is created once a stopped run removes its files
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        out = open(tmp, "wb")
     try:
-        with open(tmp, "wb") as fh:
+        with out as fh:
             for chunk in VerifyingStream(chunks, digest, size, what):
                 fh.write(chunk)
         os.chmod(tmp, mode)
-        os.replace(tmp, dest)
+        with interrupts.creating():
+            os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -36,6 +36,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, NotFoundError
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import CHUNK, is_digest, write_verified
@@ -217,6 +218,7 @@ class OciArchiveTarget(Target):
         self._lock = threading.RLock()
         self._reader: _TarLayout | None = None
         self._stage_dir: Path | None = None
+        self._stage_token: int | None = None
         self._staging: OciLayoutTarget | None = None
         self._committed: _TarLayout | None = None  # read view of the destination, when not staging
         if self.path.is_dir():
@@ -255,12 +257,14 @@ class OciArchiveTarget(Target):
             parent = self.path.parent
             parent.mkdir(parents=True, exist_ok=True)
             stage = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.staging-", dir=parent))
+            self._stage_token = interrupts.track(stage)
             try:
                 if self.path.exists():
                     self._import(stage)
                 staging = OciLayoutTarget(stage, create=True)
             except BaseException:
                 shutil.rmtree(stage, ignore_errors=True)
+                interrupts.untrack(self._stage_token)
                 raise
             staging.name = self.name
             self._stage_dir, self._staging = stage, staging
@@ -329,6 +333,7 @@ class OciArchiveTarget(Target):
             staging._ensure_layout()
             assert self._stage_dir is not None
             tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}-{threading.get_ident()}")
+            tmp_token = interrupts.track(tmp)
             try:
                 with open(tmp, "wb") as fh:
                     write_layout_tar(self._stage_dir, fh)
@@ -339,6 +344,8 @@ class OciArchiveTarget(Target):
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
+            finally:
+                interrupts.untrack(tmp_token)
             _fsync_dir(self.path.parent)
             self._discard()
 
@@ -355,6 +362,7 @@ class OciArchiveTarget(Target):
     def _discard(self) -> None:
         if self._stage_dir is not None:
             shutil.rmtree(self._stage_dir, ignore_errors=True)
+            interrupts.untrack(self._stage_token)
         self._stage_dir, self._staging, self._committed = None, None, None
 
 

@@ -10,14 +10,20 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from stella_oci.errors import InvalidInputError, NotFoundError, VerificationError
+from stella_oci import interrupts
+from stella_oci.errors import LOCAL_ERRNOS, InvalidInputError, NotFoundError, VerificationError
 from stella_oci.export.artifact import BuiltArtifact
 from stella_oci.export.bundle import Bundle
 from stella_oci.export.paths import check_relative_path
@@ -25,6 +31,8 @@ from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import is_digest, iter_file
 from stella_oci.oci.manifest import Descriptor
 from stella_oci.targets.base import BlobOpener, ProgressFn, Target
+
+log = logging.getLogger("stella_oci")
 
 
 class BundleSource(Target):
@@ -68,19 +76,27 @@ class BundleSource(Target):
 
 
 class BundleSink(Target):
-    """Write-only: a pulled bundle, assembled in a temporary directory beside ``output``."""
+    """Write-only: a pulled bundle, assembled in a temporary directory beside ``output``.
+
+    The directory is ``.<name>.partial-<pid>-<host>-<random>`` in the output's parent (a
+    rename never crosses file systems). It is tracked by :mod:`stella_oci.interrupts` until
+    :meth:`keep`, so a stopped run removes it; partials that a killed run left behind (same
+    host, owner process gone) are removed when the next pull to the same output starts.
+    """
 
     def __init__(self, output: Path) -> None:
         self.output = Path(output)
         self.name = str(self.output)
-        if self.output.exists() and (not self.output.is_dir() or any(self.output.iterdir())):
-            raise InvalidInputError(
-                f"{self.output}: already exists and is not an empty directory",
-                hint="choose a new --output directory; stella-oci never overwrites or merges into a bundle",
-            )
-        parent = self.output.resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.output.name}.partial-", dir=parent))
+        check_output(self.output)
+        parent = self.output.absolute().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            parent = parent.resolve()
+            self.stale_removed = remove_stale_partials(parent, self.output.name)
+            self.tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(self.output.name), dir=parent))
+        except OSError as exc:
+            raise output_error(self.output, exc, f"cannot create a directory in {parent}") from None
+        self._token: int | None = interrupts.track(self.tmp)
         self._titles: dict[str, list[str]] = {}
         self.committed = False
 
@@ -118,35 +134,158 @@ class BundleSink(Target):
                 return "exists"  # the config: verified by the engine, not part of the bundle
             raise VerificationError(f"blob {desc.digest} is not a layer of this export")
         first = self.path_of(titles[0])
-        first.parent.mkdir(parents=True, exist_ok=True)
         partial = first.with_name(f".{first.name}.partial")
         try:
+            with self._writing(titles[0]):
+                first.parent.mkdir(parents=True, exist_ok=True)
+                fh = open(partial, "wb")
             # The transport resumes a cut download itself; the engine verifies while we write.
-            with opener(0) as chunks, open(partial, "wb") as fh:
+            with fh, opener(0) as chunks:
                 for chunk in chunks:
-                    fh.write(chunk)
-            os.replace(partial, first)
+                    try:
+                        fh.write(chunk)
+                    except OSError as exc:
+                        raise output_error(self.output, exc, f"cannot write {titles[0]!r}") from None
+                try:
+                    fh.flush()  # so that closing cannot fail with a late ENOSPC
+                except OSError as exc:
+                    raise output_error(self.output, exc, f"cannot write {titles[0]!r}") from None
+            with self._writing(titles[0]):
+                os.replace(partial, first)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
         for title in titles[1:]:
             dest = self.path_of(title)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(first, dest)
+            with self._writing(title):
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(first, dest)
         return "uploaded"
+
+    @contextmanager
+    def _writing(self, title: str) -> Iterator[None]:
+        """Create entries in the partial directory: refused once the run is stopped; a local
+        file-system failure (disk full, read-only) becomes exit 2 naming the file."""
+        try:
+            with interrupts.creating():
+                yield
+        except OSError as exc:
+            raise output_error(self.output, exc, f"cannot write {title!r}") from None
 
     def push_manifest(self, desc: Descriptor, data: bytes, tags: Sequence[str] = ()) -> None:
         """The bundle keeps no OCI manifest: the pull result reports its digest instead."""
 
     def commit(self) -> None:
-        if self.output.exists():
-            self.output.rmdir()  # empty (checked in __init__)
-        os.replace(self.tmp, self.output)
+        """Rename the complete bundle into place (an empty directory there is replaced).
+
+        Another pull that finished into the same ``output`` first makes this one fail (exit 2,
+        "already exists"): a rename never merges into, or replaces, a non-empty directory.
+        The result stays tracked as a leftover until :meth:`keep`.
+        """
+        try:
+            os.replace(self.tmp, self.output)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise InvalidInputError(
+                    f"{self.output}: already exists and is not an empty directory "
+                    "(another pull finished into it first?)",
+                    hint="choose a new --output directory; stella-oci never overwrites or merges into a bundle",
+                ) from None
+            raise output_error(self.output, exc, "cannot rename the pulled bundle into place") from None
         self.committed = True
+        if self._token is not None:
+            interrupts.retrack(self._token, self.output)
+
+    def keep(self) -> None:
+        """The pull succeeded: ``output`` is the result, no longer a leftover."""
+        interrupts.untrack(self._token)
+        self._token = None
 
     def abort(self) -> None:
-        if not self.committed:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        """Remove what this pull wrote: the partial directory, or the renamed bundle itself."""
+        if self._token is None:
+            return  # kept: the result is not ours to remove
+        shutil.rmtree(self.output if self.committed else self.tmp, ignore_errors=True)
+        interrupts.untrack(self._token)
+        self._token = None
+
+
+# --------------------------------------------------------------------------- --output
+
+
+def output_error(output: Path, exc: OSError, doing: str) -> InvalidInputError:
+    """An ``--output`` problem (exit 2) naming the path, the cause and the fix."""
+    cause = LOCAL_ERRNOS.get(exc.errno or 0) or exc.strerror or type(exc).__name__
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        hint = "free space on that file system, or choose an --output on another one"
+    else:
+        hint = "choose an --output in a directory you can write"
+    return InvalidInputError(f"{output}: {doing}{where}: {cause}", hint=hint, details={"errno": exc.errno})
+
+
+def check_output(output: Path) -> None:
+    """``output`` must be a new path or an empty directory, and not a symbolic link."""
+    if output.is_symlink():
+        target = os.readlink(output)
+        state = "an empty directory" if output.is_dir() else "nothing" if not output.exists() else "a file"
+        raise InvalidInputError(
+            f"{output}: is a symbolic link (to {target!r}, which is {state}); "
+            "a pull never writes through a symbolic link",
+            hint=f"give the real directory (--output {output.resolve()}) or a new path",
+        )
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise InvalidInputError(
+            f"{output}: already exists and is not an empty directory",
+            hint="choose a new --output directory; stella-oci never overwrites or merges into a bundle",
+        )
+
+
+_HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def partial_prefix(name: str) -> str:
+    """``.<name>.partial-<pid>-<host>-``: the owner of a partial pull, readable from its name."""
+    return f".{name}.partial-{os.getpid()}-{_HOST_TAG}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_partials(parent: Path, name: str) -> list[Path]:
+    """Remove ``.<name>.partial-*`` directories in ``parent`` left by a pull that was killed.
+
+    Only those provably abandoned are touched: written by this host (the name carries a
+    hash of the host name) by a process that no longer exists. Each removal is reported on
+    stderr (a warning). Partials of a pull still running, or from another host sharing the
+    directory, are left alone.
+    """
+    pattern = re.compile(rf"\.{re.escape(name)}\.partial-(\d+)-([0-9a-f]{{8}})-[^/]+\Z")
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m or m.group(2) != _HOST_TAG or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        path = Path(entry.path)
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.lexists(path):
+            removed.append(path)
+            log.warning("removed %s: a partial pull left by process %d, which no longer runs", path, pid)
+    return removed
 
 
 class DiscardSink(Target):

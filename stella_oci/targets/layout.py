@@ -37,6 +37,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, NotFoundError, VerificationError
 from stella_oci.jsonio import load_json
 from stella_oci.oci import mediatypes as mt
@@ -359,10 +360,11 @@ class OciLayoutTarget(LayoutReader):
             raise InvalidInputError(f"{self.name}: opened for reading only; cannot write to it")
         if (self.path / mt.OCI_LAYOUT_FILE).is_file():
             return
-        if not self.path.exists():
-            self.path.mkdir(parents=True)
-            self._created_dir = True
-        (self.path / BLOBS_DIR / "sha256").mkdir(parents=True, exist_ok=True)
+        with interrupts.creating():  # a stopped run's staging directory is never re-created
+            if not self.path.exists():
+                self.path.mkdir(parents=True)
+                self._created_dir = True
+            (self.path / BLOBS_DIR / "sha256").mkdir(parents=True, exist_ok=True)
         if not (self.path / INDEX_FILE).exists():
             self._write_atomic(INDEX_FILE, serialize_index(_EMPTY_INDEX))
         self._write_atomic(mt.OCI_LAYOUT_FILE, layout_file_bytes())

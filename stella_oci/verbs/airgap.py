@@ -9,6 +9,8 @@ BundleProvenance record into the ledger.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -110,6 +112,39 @@ class AirgapCheck:
             export_manifest_digest=annotations.get(ANN_MANIFEST_DIGEST),
             reference=str(fetched.ref),
         )
+
+    @contextmanager
+    def importing(
+        self, fetched: Any, provenance: dict[str, Any] | None, reference: str
+    ) -> Iterator[Callable[[], None]]:
+        """Record the import around the step that makes it real (a pull's final rename).
+
+        The ledger is opened, locked and the row written *before* the block, so an unusable
+        explicit ``--ledger`` fails the pull before anything lands at ``--output``. The block
+        calls the function it is given to commit the row right after its step (else the row
+        is committed when the block ends); it is rolled back if the block raises. Without an
+        explicit ledger, a default ledger that cannot be written is a warning, as in
+        :meth:`record`.
+        """
+        if provenance is None:
+            provenance = self.provenance(fetched)
+        annotations = fetched.manifest.annotations or {}
+        with ExitStack() as stack:
+            try:
+                ledger = stack.enter_context(self._ledger())
+                stack.enter_context(
+                    ledger.pending_import(
+                        doc=fetched.doc,
+                        provenance=provenance,
+                        export_manifest_digest=annotations.get(ANN_MANIFEST_DIGEST, ""),
+                        reference=reference,
+                    )
+                )
+            except StellaOciError as exc:
+                if self.opts.ledger is not None:
+                    raise
+                log.warning("import not recorded in the default ledger: %s", exc.message)
+            yield stack.close
 
     def record(self, fetched: Any, provenance: dict[str, Any] | None, reference: str) -> None:
         """Write the import into the ledger. Without an explicit ``--ledger`` a failure to write

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from stella_oci import interrupts
 from stella_oci.export.annotations import ARTIFACT_TYPE
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import parse_manifest
@@ -55,6 +56,7 @@ def copy(
         raise
     engine = engine_for(run, DEFAULT_COPY_CONCURRENCY)
     workdir = Path(tempfile.mkdtemp(prefix="stella-oci-copy-"))
+    workdir_token = interrupts.track(workdir)
     gap: AirgapCheck | None = None
     fetched = None
     extra: dict[str, Any] = {}
@@ -78,6 +80,7 @@ def copy(
         src.close()
         dst.close()
         shutil.rmtree(workdir, ignore_errors=True)
+        interrupts.untrack(workdir_token)
     result = CopyResult(
         source=str(src_ref),
         destination=f"{dst_ref.base()}@{desc.digest}",

@@ -9,13 +9,12 @@ then every blob, verified while it streams. A pull writes into a temporary direc
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, VerificationError
 from stella_oci.export.annotations import ANN_MANIFEST_DIGEST, check_annotations
 from stella_oci.export.artifact import (
@@ -177,14 +176,19 @@ def pull(
         sink.expect(rest)
         engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
         engine.copy_blobs(src, sink, rest)
-        sink.commit()
+        result = _result(fetched, str(out), transfer_stats(engine), extra)
+        # Everything that can fail is checked before the rename: the ledger is written (and
+        # locked) first, committed after it; a signal cannot split the two.
+        with gap.importing(fetched, extra.get("provenance"), reference=result.reference) as record:
+            with interrupts.deferred():
+                sink.commit()
+                record()
+                sink.keep()
     except BaseException:
         sink.abort()
         raise
     finally:
         src.close()
-    result = _result(fetched, str(out), transfer_stats(engine), extra)
-    gap.record(fetched, extra.get("provenance"), reference=result.reference)
     return result
 
 
@@ -211,15 +215,14 @@ def verify(
         return verify_directory(Path(reference), expect_digest=expect_digest, checks=all_checks)
     ref = as_reference(reference)
     src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
-    workdir = Path(tempfile.mkdtemp(prefix="stella-oci-verify-"))
     try:
-        fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=workdir, run=run)
-        extra = run_checks(all_checks, fetched)
-        engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
-        engine.copy_blobs(src, DiscardSink(), rest)
+        with interrupts.temp_dir("stella-oci-verify-") as workdir:
+            fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=workdir, run=run)
+            extra = run_checks(all_checks, fetched)
+            engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
+            engine.copy_blobs(src, DiscardSink(), rest)
     finally:
         src.close()
-        shutil.rmtree(workdir, ignore_errors=True)
     return _result(fetched, None, transfer_stats(engine), extra)
 
 
