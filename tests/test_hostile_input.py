@@ -8,6 +8,7 @@ partial output, nothing pushed.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -385,3 +386,149 @@ def test_archive_total_cap_and_extended_header_cap(cli: Cli, tmp_path: Path, mon
     code, out, err = cli("push", pax, f"oci:{tmp_path / 'layout'}:v1")
     assert code == 2 and "extended header of" in err, err
     assert not (tmp_path / "layout").exists()
+
+
+# ---------------------------------------------------------------------------- crafted artifacts
+def upload_blob(registry: Any, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    r = requests.post(f"{registry.url}/v2/{repo}/blobs/uploads/", timeout=30)
+    assert r.status_code == 202, r.text
+    location = r.headers["Location"]
+    if location.startswith("/"):
+        location = registry.url + location
+    sep = "&" if "?" in location else "?"
+    r = requests.put(f"{location}{sep}digest={digest}", data=data, timeout=30,
+                     headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 201, r.text
+    return digest
+
+
+def craft_artifact(registry: Any, repo: str, tag: str, files: dict[str, bytes], tmp_path: Path) -> str:
+    """Store, as a well-formed StellaOps artifact, an export whose contents are ``files``
+    (paths a bundle directory could not hold), with an export.json listing them."""
+    from stella_oci.export.annotations import EXPORT_MANIFEST_MEDIA_TYPE, compute_annotations
+    from stella_oci.export.artifact import EMPTY_CONFIG, layer_descriptor
+    from stella_oci.oci.manifest import Manifest, encode
+
+    base = make_bundle(tmp_path / "craft-base", {"x.bin": b"x"})
+    doc = read_export_json(base)
+    doc["contents"] = [
+        {"path": p, "digest": "sha256:" + hashlib.sha256(b).hexdigest(), "bytes": len(b)}
+        for p, b in sorted(files.items())
+    ]
+    export_json = json.dumps(doc, sort_keys=True).encode()
+    upload_blob(registry, repo, b"{}")
+    layers = [layer_descriptor("export.json", EXPORT_MANIFEST_MEDIA_TYPE,
+                               upload_blob(registry, repo, export_json), len(export_json))]
+    for p, b in sorted(files.items()):
+        layers.append(layer_descriptor(p, "application/octet-stream", upload_blob(registry, repo, b), len(b)))
+    annotations = compute_annotations(doc, provenance_digest=None, provenance_ref=None, user={})
+    manifest = Manifest(
+        schema_version=2, media_type=OCI_MANIFEST, artifact_type="application/vnd.stellaops.export.v1+json",
+        config=EMPTY_CONFIG, layers=layers, annotations=dict(sorted(annotations.items())),
+    )
+    data, _ = encode(manifest)
+    return put_manifest(registry, repo, tag, data)
+
+
+def test_crafted_artifact_without_conflicts_pulls(registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path) -> None:
+    """The crafting helper itself makes artifacts stella-oci accepts: the refusals below are the checks'."""
+    craft_artifact(registry, fresh_repo, "ok", {"data/a.bin": b"A", "data/b/c.bin": b"C"}, tmp_path)
+    code, out, err = cli("pull", f"{registry.host}/{fresh_repo}:ok", "--output", tmp_path / "out")
+    assert code == 0, err
+    assert (tmp_path / "out" / "data" / "b" / "c.bin").read_bytes() == b"C"
+
+
+# ---------------------------------------------------------------------------- item 9: conflicting paths
+def test_titles_data_a_and_data_a_b_are_conflicting_paths_exit_3(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path
+) -> None:
+    digest = craft_artifact(registry, fresh_repo, "conflict", {"data/a": b"file", "data/a/b": b"under"}, tmp_path)
+    out_dir = tmp_path / "out"
+    for args in (("pull", f"{registry.host}/{fresh_repo}:conflict", "--output", out_dir),
+                 ("verify", f"{registry.host}/{fresh_repo}@{digest}")):
+        code, out, err = cli(*args)
+        assert code == 3, err
+        assert "'data/a/b' needs 'data/a' to be a directory" in err and "conflicting paths" in err, err
+    assert not out_dir.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_export_json_listing_a_file_and_its_subpath_is_exit_2(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "bundle", {"data/a/b": b"under"})
+    doc = read_export_json(bundle)
+    doc["contents"].append({"path": "data/a", "digest": DIGEST, "bytes": 4})
+    write_export_json(bundle, doc)
+    code, out, err = cli("push", bundle, f"{registry.host}/{fresh_repo}:v1")
+    assert code == 2 and "conflicting paths" in err, err
+    assert tags_of(registry, fresh_repo) is None
+
+
+# ---------------------------------------------------------------------------- item 12: case collisions
+def test_case_insensitive_collision_in_a_bundle_is_exit_2(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "bundle", {"data/Readme.bin": b"upper", "data/readme.bin": b"lower"})
+    code, out, err = cli("push", bundle, f"{registry.host}/{fresh_repo}:v1")
+    assert code == 2, err
+    assert "'data/readme.bin' and 'data/Readme.bin'" in err and "differ only in letter case" in err, err
+    assert tags_of(registry, fresh_repo) is None
+
+
+def test_case_insensitive_collision_in_layer_titles_is_exit_3(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path
+) -> None:
+    digest = craft_artifact(
+        registry, fresh_repo, "case", {"data/Readme.bin": b"upper", "data/readme.bin": b"lower"}, tmp_path
+    )
+    out_dir = tmp_path / "out"
+    for args in (("pull", f"{registry.host}/{fresh_repo}:case", "--output", out_dir),
+                 ("verify", f"{registry.host}/{fresh_repo}@{digest}")):
+        code, out, err = cli(*args)
+        assert code == 3, err
+        assert "differ only in letter case" in err, err
+    assert not out_dir.exists()
+
+
+def test_case_collision_with_export_json_itself_is_refused(tmp_path: Path) -> None:
+    from stella_oci.export.paths import check_path_set
+
+    with pytest.raises(VerificationError, match="differ only in letter case"):
+        check_path_set([("export.json", "a"), ("Export.JSON", "b")], error=VerificationError)
+    # Unicode normalization: NFC and NFD spellings of one name are one file on macOS
+    with pytest.raises(InvalidInputError, match="Unicode normalization"):
+        check_path_set([("caf\u00e9", "a"), ("cafe\u0301", "b")])
+
+
+# ---------------------------------------------------------------------------- item 11: too big for one manifest
+def test_bundle_too_big_for_one_manifest_is_refused_before_hashing(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "bundle", {"data/a.bin": b"a"})
+    doc = read_export_json(bundle)
+    # 25,000 listed files, none of them on disk: a refusal that names the size was decided
+    # from export.json alone, before any file was looked at or hashed
+    doc["contents"] = [
+        {"path": f"data/file-{i:05d}.json", "digest": DIGEST, "bytes": 1000 + i} for i in range(25_000)
+    ]
+    write_export_json(bundle, doc)
+    code, out, err = cli("push", bundle, f"{registry.host}/{fresh_repo}:v1")
+    assert code == 2, err
+    assert "25000 files make a manifest of about" in err and "more than the 4194304 bytes (4 MiB)" in err, err
+    assert "hint: split the export" in err
+    assert "missing" not in err
+    assert tags_of(registry, fresh_repo) is None
+
+
+@pytest.mark.parametrize("name", ["mirror-full", "trivy-db"])
+def test_manifest_size_estimate_is_an_upper_bound(name: str, tmp_path: Path) -> None:
+    from stella_oci.export.artifact import build_manifest
+    from stella_oci.export.bundle import estimate_manifest_bytes, scan_directory
+
+    bundle = scan_directory(copy_example(name, tmp_path / "b"))
+    built = build_manifest(bundle, user_annotations={}, provenance_ref=None)
+    extras = len(bundle.files) - 1 - len(bundle.doc["contents"])
+    estimate = estimate_manifest_bytes(bundle.doc, extras)
+    assert len(built.data) <= estimate <= len(built.data) + 20_000
