@@ -11,8 +11,9 @@ What it writes, the way the runner expects:
   stdin (``--password-stdin``), never on its command line;
 * the CLI's own output between ``::stop-commands::TOKEN`` and ``::TOKEN::``, so nothing a
   registry or a bundle puts into a message can act as a workflow command;
-* outputs ``digest``, ``reference``, ``manifest-digest`` to ``$GITHUB_OUTPUT`` with the
-  multiline-safe ``name<<DELIMITER`` syntax;
+* outputs ``digest`` (the OCI manifest digest), ``reference``, ``export-manifest-digest`` (the
+  io.stellaops annotation; also under its old name ``manifest-digest``) to ``$GITHUB_OUTPUT``
+  with the multiline-safe ``name<<DELIMITER`` syntax;
 * a Markdown table of what was pushed, pulled or verified to ``$GITHUB_STEP_SUMMARY``;
 * a failure as ``::error title=...::message`` (escaped: ``%25``, ``%0D``, ``%0A``), and the
   CLI's exit code as this script's exit code (docs/exit-codes.md).
@@ -261,7 +262,8 @@ def result_outputs(doc: Mapping[str, Any]) -> dict[str, str]:
     for name, key in (
         ("digest", "digest"),
         ("reference", "reference"),
-        ("manifest-digest", "manifestDigest"),
+        ("export-manifest-digest", "exportManifestDigest"),
+        ("manifest-digest", "exportManifestDigest"),  # deprecated name of export-manifest-digest
     ):
         value = doc.get(key)
         if isinstance(value, str) and value:
@@ -319,7 +321,7 @@ def success_summary(i: Inputs, doc: Mapping[str, Any]) -> str:
         rows.append(("Tenant", doc["tenant"]))
     if doc.get("generatedAt"):
         rows.append(("Generated", doc["generatedAt"]))
-    rows.append(("Manifest digest (export.json)", doc.get("manifestDigest", "")))
+    rows.append(("Export manifest digest (export.json)", doc.get("exportManifestDigest", "")))
     rows.append(("Layers", f"{len(layers)} ({_size(total)})"))
     transfer = doc.get("transfer")
     if i.command == "push" and isinstance(transfer, dict):
@@ -376,7 +378,7 @@ def text_result(i: Inputs, doc: Mapping[str, Any]) -> list[str]:
     if i.command == "push":
         lines.append(f"  tags:            {', '.join(str(t) for t in doc.get('tags') or [])}")
     lines.append(f"  export:          {doc.get('exportId', '')} ({doc.get('profile', '')})")
-    lines.append(f"  manifest-digest: {doc.get('manifestDigest', '')}")
+    lines.append(f"  export manifest-digest: {doc.get('exportManifestDigest', '')}")
     lines.append(f"  layers:          {len(doc.get('layers') or [])}")
     return lines
 

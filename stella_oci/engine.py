@@ -59,6 +59,8 @@ class CopyStats:
     bytes_moved: int = 0
     manifests: int = 0
     referrers: int = 0
+    copied_referrers: list[Descriptor] = field(default_factory=list)
+    """The referrer manifests copied (as the source listed them)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, how: str, size: int) -> None:
@@ -191,6 +193,7 @@ class CopyEngine:
             self._copy_node(src, dst, ref, data, (), seen=set())
             with self.stats._lock:
                 self.stats.referrers += 1
+                self.stats.copied_referrers.append(ref)
             self.copy_referrers(src, dst, ref, depth + 1)
 
 

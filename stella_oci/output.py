@@ -7,11 +7,12 @@ Progress is drawn with rich on stderr, only when stderr is a terminal and neithe
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, TextIO
 
-from stella_oci.errors import StellaOciError
+from stella_oci.errors import InvalidInputError, StellaOciError
 
 if TYPE_CHECKING:  # pydantic models: imported by the commands that make them, not by --help
     from pydantic import BaseModel
@@ -25,11 +26,40 @@ def emit_json(doc: dict[str, Any], stream: TextIO | None = None) -> None:
     out.flush()
 
 
+_TEMPLATE_FIELD = re.compile(r"\{\{\s*\.([A-Za-z0-9_.-]+)\s*\}\}")
+
+
+def render_template(template: str, doc: dict[str, Any]) -> str:
+    """``{{.digest}}``, ``{{.transfer.bytes}}``, ``{{.layers.0.path}}``: fields of the JSON document
+    (strings as they are, anything else as JSON). An unknown field is an error naming the known ones."""
+
+    def field(m: re.Match[str]) -> str:
+        value: Any = doc
+        for part in m.group(1).split("."):
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                raise InvalidInputError(
+                    f"--format {template!r}: the result has no field .{m.group(1)}",
+                    hint="fields: " + ", ".join(f".{k}" for k in sorted(doc)) + " (docs/output.md)",
+                )
+        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+    return _TEMPLATE_FIELD.sub(field, template)
+
+
 def emit_result(result: BaseModel, fmt: str, text: str) -> None:
-    if fmt == "json":
+    if fmt == "json" or "{{" in fmt:
         from stella_oci.results import to_json_dict
 
-        emit_json(to_json_dict(result))
+        doc = to_json_dict(result)
+        if fmt == "json":
+            emit_json(doc)
+        else:
+            sys.stdout.write(render_template(fmt, doc) + "\n")
+            sys.stdout.flush()
     else:
         sys.stdout.write(text.rstrip("\n") + "\n")
         sys.stdout.flush()
@@ -113,4 +143,4 @@ class RichProgress:
 
 
 def progress_wanted(fmt: str, quiet: bool) -> bool:
-    return fmt != "json" and not quiet and sys.stderr.isatty()
+    return fmt == "text" and not quiet and sys.stderr.isatty()

@@ -1,49 +1,96 @@
-"""Typed results of the verbs (what ``--format json`` prints, and what the Python API returns)."""
+"""Typed results of the verbs (what ``--format json`` prints, and what the Python API returns).
+
+Naming, the same in every document (docs/output.md; JSON Schemas in ``stella_oci/data/output``):
+``digest`` is always the OCI manifest digest (``sha256:`` of the manifest bytes);
+``exportManifestDigest`` is the ``io.stellaops.export.manifest-digest`` annotation (the JCS
+digest of export.json); keys are camelCase (Python attributes are their snake_case twins);
+``referrers`` is always a list of :class:`ReferrerInfo`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from stella_oci.oci.manifest import Descriptor
+from stella_oci.signing.models import EnvelopeResult, ProvenanceResult, SignatureReport
+
+#: Serialize every field under its camelCase name; Python code uses the snake_case names.
+CAMEL = ConfigDict(
+    alias_generator=AliasGenerator(serialization_alias=to_camel), use_attribute_docstrings=True
+)
 
 
-class LayerInfo(BaseModel):
+class ResultModel(BaseModel):
+    """Base of the result models: camelCase keys in JSON."""
+
+    model_config = CAMEL
+
+
+class LayerInfo(ResultModel):
     model_config = ConfigDict(frozen=True)
 
-    path: str | None
+    path: str | None = None
+    """The file's path in the bundle (``org.opencontainers.image.title``); absent when untitled."""
     media_type: str = Field(serialization_alias="mediaType")
     digest: str
     size: int
 
 
-class TransferStats(BaseModel):
+class ReferrerInfo(ResultModel):
+    """One referrer manifest (OCI 1.1 ``subject``), as the referrers API, the fallback index or an
+    OCI layout lists it. The one shape of every ``referrers`` member."""
+
+    digest: str
+    media_type: str = Field(serialization_alias="mediaType")
+    size: int
+    artifact_type: str | None = Field(default=None, serialization_alias="artifactType")
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, d: Descriptor) -> ReferrerInfo:
+        return cls(
+            digest=d.digest,
+            media_type=d.media_type,
+            size=d.size,
+            artifact_type=d.artifact_type,
+            annotations=dict(d.annotations or {}),
+        )
+
+
+class TransferStats(ResultModel):
     uploaded: int = 0
     skipped: int = 0
     mounted: int = 0
     bytes: int = 0
 
 
-class PushResult(BaseModel):
+class PushResult(ResultModel):
     reference: str
     """``REGISTRY/REPO@sha256:...`` (or ``oci:PATH@sha256:...``)."""
     digest: str
+    """The OCI manifest digest."""
     tags: list[str]
-    manifest_digest: str = Field(serialization_alias="manifestDigest")
-    """The ``io.stellaops.export.manifest-digest`` annotation."""
+    export_manifest_digest: str = Field(serialization_alias="exportManifestDigest")
+    """The ``io.stellaops.export.manifest-digest`` annotation (JCS digest of export.json)."""
     export_id: str = Field(serialization_alias="exportId")
     profile: str
     annotations: dict[str, str]
     layers: list[LayerInfo]
     ignored: list[str] = Field(default_factory=list)
     transfer: TransferStats = Field(default_factory=TransferStats)
-    referrers: list[str] = Field(default_factory=list)
-    """Digests of the referrer manifests attached with ``--attach-signatures``."""
+    referrers: list[ReferrerInfo] = Field(default_factory=list)
+    """The referrer manifests attached with ``--attach-signatures``."""
 
 
-class VerifyResult(BaseModel):
+class VerifyResult(ResultModel):
     reference: str
     digest: str
-    manifest_digest: str = Field(serialization_alias="manifestDigest")
+    """The OCI manifest digest (for a bundle directory: the digest pushing it would give)."""
+    export_manifest_digest: str = Field(serialization_alias="exportManifestDigest")
+    """The ``io.stellaops.export.manifest-digest`` annotation (JCS digest of export.json)."""
     export_id: str = Field(serialization_alias="exportId")
     profile: str
     tenant: str
@@ -51,35 +98,74 @@ class VerifyResult(BaseModel):
     annotations: dict[str, str]
     layers: list[LayerInfo]
     checks: list[str]
-    """What was checked, in order (CONTRACT section 5)."""
+    """The checks that ran, in order (CONTRACT section 5); only those that ran."""
     output: str | None = None
     """Where the bundle was written (pull), or None (verify)."""
     staleness: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
-    signatures: dict[str, Any] | None = None
+    signatures: SignaturesResult | None = None
+    """The signature checks (``--trust-root`` / ``--require-signature``), when asked for."""
     transfer: TransferStats = Field(default_factory=TransferStats)
 
 
-class InspectResult(BaseModel):
+class InspectResult(ResultModel):
     reference: str
     digest: str
     media_type: str = Field(serialization_alias="mediaType")
-    artifact_type: str | None = Field(serialization_alias="artifactType")
+    artifact_type: str | None = Field(default=None, serialization_alias="artifactType")
     size: int
     annotations: dict[str, str]
     layers: list[LayerInfo]
     manifest: dict[str, Any]
 
 
-class CopyResult(BaseModel):
+class CopyResult(ResultModel):
     source: str
     destination: str
     digest: str
     tags: list[str]
-    referrers: int
+    referrers: list[ReferrerInfo] = Field(default_factory=list)
+    """The referrer manifests copied along (signatures, provenance, SBOMs)."""
     transfer: TransferStats = Field(default_factory=TransferStats)
     staleness: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
+
+
+class SignatureSourceInfo(ResultModel):
+    """Where one signature document was found (a layer, a referrer, or both)."""
+
+    name: str
+    kind: str
+    digest: str
+    found_as: list[str] = Field(default_factory=list)
+
+
+class SignaturesResult(ResultModel):
+    """The signature checks of a pull / verify: the :class:`SignatureReport` of the export and
+    where each document was found."""
+
+    export_json_sha256: str
+    trust_root: list[str] = Field(default_factory=list)
+    """Key ids of the trust root; empty when none was given (envelopes then ``unverified``)."""
+    required: bool
+    envelopes: list[EnvelopeResult] = Field(default_factory=list)
+    provenance: ProvenanceResult | None = None
+    digest_header: str | None = None
+    """The ``integrity.httpHeaders.Digest`` value that was checked, when present."""
+    stella_signature: EnvelopeResult | None = None
+    """The envelope of ``integrity.httpHeaders.X-Stella-Signature``, when present."""
+    verified_count: int = 0
+    """Signatures that verified with a trusted key."""
+    additional_provenance: list[ProvenanceResult] = Field(default_factory=list)
+    """Provenance documents beyond the first (e.g. more provenance referrers)."""
+    sources: list[SignatureSourceInfo] = Field(default_factory=list)
+    ignored_referrers: list[str] = Field(default_factory=list)
+    """Referrers that looked like signatures but were not used, and why."""
+
+    @classmethod
+    def of(cls, report: SignatureReport, **more: Any) -> SignaturesResult:
+        fields = {name: getattr(report, name) for name in SignatureReport.model_fields}
+        return cls(**{**fields, **more})
 
 
 def to_json_dict(model: BaseModel) -> dict[str, Any]:

@@ -47,7 +47,7 @@ REQUIRED_INPUTS = {
     "bundle", "reference", "tags", "annotations", "username", "password", "registry-config",
     "command", "expect-digest", "output", "plain-http", "ca-file", "format",
 }  # fmt: skip
-REQUIRED_OUTPUTS = {"digest", "reference", "manifest-digest"}
+REQUIRED_OUTPUTS = {"digest", "reference", "export-manifest-digest", "manifest-digest"}
 STEP_TIMEOUT = 600.0
 
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -415,7 +415,8 @@ def test_push_verify_pull_through_the_action(
     tmp_path: Path,
     example_facts: dict[str, Any],
 ) -> None:
-    manifest_digest = example_facts["manifestDigest"]
+    manifest_digest = example_facts["exportManifestDigest"]
+    assert manifest_digest != example_facts["digest"]
     ref = f"{registry.host}/{fresh_repo}"
     push = runner.run(
         {
@@ -434,7 +435,8 @@ def test_push_verify_pull_through_the_action(
     raw = manifest_bytes(registry, fresh_repo, digest)
     assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
     assert push.outputs["reference"] == f"{ref}@{digest}"
-    assert push.outputs["manifest-digest"] == manifest_digest
+    assert push.outputs["export-manifest-digest"] == manifest_digest
+    assert push.outputs["manifest-digest"] == manifest_digest  # the deprecated name, same value
     manifest = json.loads(raw)
     assert manifest["annotations"]["note"] == "a, b | c <b>"
     assert manifest["annotations"]["team"] == "ops"
@@ -446,7 +448,7 @@ def test_push_verify_pull_through_the_action(
     assert push.summary.startswith("### stella-oci push: pushed\n")
     assert f"| Digest | <code>{digest}</code> |" in push.summary
     assert "| Tags | <code>v1, latest, extra-tag</code> |" in push.summary
-    assert f"| Manifest digest (export.json) | <code>{manifest_digest}</code> |" in push.summary
+    assert f"| Export manifest digest (export.json) | <code>{manifest_digest}</code> |" in push.summary
     assert "| <code>note</code> | <code>a, b &#124; c &lt;b&gt;</code> |" in push.summary
     assert f"| Layers | <code>{len(example_facts['layers'])} (" in push.summary
     assert f"| Export | <code>{example_facts['exportId']}</code> |" in push.summary
@@ -460,6 +462,7 @@ def test_push_verify_pull_through_the_action(
     assert verify.outputs == {
         "digest": digest,
         "reference": f"{ref}@{digest}",
+        "export-manifest-digest": manifest_digest,
         "manifest-digest": manifest_digest,
     }
     assert verify.summary.startswith("### stella-oci verify: verified\n")

@@ -47,7 +47,7 @@ def test_round_trip_is_byte_identical_and_deterministic(registry, fresh_repo, ru
     ref = f"{registry.host}/{fresh_repo}:v1"
     pushed = push_json(run_cli, bundle, ref)
     assert pushed["reference"] == f"{registry.host}/{fresh_repo}@{pushed['digest']}"
-    assert pushed["manifestDigest"] == manifest_digest(read_export_json(bundle))
+    assert pushed["exportManifestDigest"] == manifest_digest(read_export_json(bundle))
 
     code, out, err = run_cli("pull", ref, "--output", tmp_path / "got", "--format", "json")
     assert code == 0, err

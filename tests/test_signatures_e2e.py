@@ -114,21 +114,21 @@ def test_valid_envelopes_verify_from_layers(registry, fresh_repo, tmp_path):
     result = api.verify(ref, checks=[check(KEYS)])
     sig = result.signatures
     assert sig is not None and result.digest == digest
-    assert sorted(e["name"] for e in sig["envelopes"]) == ["export.json.dsse.json", "provenance.dsse.json"]
-    assert all(e["verified"] and e["key_name"] == "EXAMPLE-ONLY-ed25519.pub" for e in sig["envelopes"])
-    assert sig["stella_signature"]["verified"] is True
-    assert sig["digest_header"].startswith("sha-256=")
-    assert sig["provenance"]["export_json_subject"] == "export.json"
-    assert sig["export_json_sha256"] == sha_hex((bundle / "export.json").read_bytes())
-    assert sig["verifiedCount"] == 3
-    assert {s["name"]: s["foundAs"] for s in sig["sources"]} == {
+    assert sorted(e.name for e in sig.envelopes) == ["export.json.dsse.json", "provenance.dsse.json"]
+    assert all(e.verified and e.key_name == "EXAMPLE-ONLY-ed25519.pub" for e in sig.envelopes)
+    assert sig.stella_signature.verified is True
+    assert sig.digest_header.startswith("sha-256=")
+    assert sig.provenance.export_json_subject == "export.json"
+    assert sig.export_json_sha256 == sha_hex((bundle / "export.json").read_bytes())
+    assert sig.verified_count == 3
+    assert {s.name: s.found_as for s in sig.sources} == {
         "export.json.dsse.json": ["layer export.json.dsse.json"],
         "provenance.dsse.json": ["layer provenance.dsse.json"],
         "provenance.json": ["layer provenance.json"],
     }
     # pull runs the same check and writes the bundle
     pulled = api.pull(ref, tmp_path / "got", checks=[check(ED_PUB)])
-    assert pulled.signatures and pulled.signatures["verifiedCount"] == 3
+    assert pulled.signatures and pulled.signatures.verified_count == 3
     assert tree(tmp_path / "got") == tree(bundle)
 
 
@@ -177,7 +177,7 @@ def test_signature_by_a_key_not_in_the_trust_root_fails(registry, fresh_repo, tm
     with pytest.raises(VerificationError) as e:
         api.verify(ref, checks=[check(ED_PUB)])
     assert e.value.exit_code == 3 and "does not verify with any trusted key" in e.value.message
-    assert api.verify(ref, checks=[check(EC_PUB)]).signatures["verifiedCount"] == 2  # type: ignore[index]
+    assert api.verify(ref, checks=[check(EC_PUB)]).signatures.verified_count == 2
 
 
 def test_require_signature_without_any_signature_fails(registry, fresh_repo, tmp_path):
@@ -187,7 +187,7 @@ def test_require_signature_without_any_signature_fails(registry, fresh_repo, tmp
     with pytest.raises(VerificationError) as e:
         api.verify(ref, checks=[check(ED_PUB, require=True)])
     assert e.value.exit_code == 3 and "signatures are required" in e.value.message
-    assert api.verify(ref, checks=[check(ED_PUB, require=False)]).signatures["verifiedCount"] == 0  # type: ignore[index]
+    assert api.verify(ref, checks=[check(ED_PUB, require=False)]).signatures.verified_count == 0
 
 
 def test_tampered_x_stella_signature_and_digest_header_fail(registry, fresh_repo, tmp_path):
@@ -248,8 +248,8 @@ def test_envelopes_found_as_referrers(registry, fresh_repo, tmp_path, native):
         assert a.via == ("referrers-api" if native else "fallback-tag")
         result = api.verify(ref, checks=[check()])
         sig = result.signatures
-        assert sig is not None and sig["verifiedCount"] == 1
-        assert [s["foundAs"] for s in sig["sources"] if s["kind"] == "envelope"] == [[f"referrer {a.digest}"]]
+        assert sig is not None and sig.verified_count == 1
+        assert [s.found_as for s in sig.sources if s.kind == "envelope"] == [[f"referrer {a.digest}"]]
 
         bad = tmp_path / "bad.dsse.json"
         shutil.copy(aside / "provenance.dsse.json", bad)
@@ -270,8 +270,8 @@ def test_same_envelope_as_layer_and_referrer_is_checked_once(registry, fresh_rep
     a = attach(ref, bundle / "export.json.dsse.json", artifact_type=DSSE)
     sig = api.verify(ref, checks=[check()]).signatures
     assert sig is not None
-    assert len(sig["envelopes"]) == 2
-    found = {s["name"]: s["foundAs"] for s in sig["sources"]}
+    assert len(sig.envelopes) == 2
+    found = {s.name: s.found_as for s in sig.sources}
     assert found["export.json.dsse.json"] == ["layer export.json.dsse.json", f"referrer {a.digest}"]
 
 
@@ -296,13 +296,13 @@ def test_copy_brings_referrers_and_verifies_offline(registry, fresh_repo, tmp_pa
     assert sorted(r.digest for r in discover(ref_b).referrers) == attached
     assert sorted(r.digest for r in discover(f"oci-archive:{archive}:v1", run=OFFLINE).referrers) == attached
     result_b = api.verify(ref_b, checks=[check(KEYS)])
-    assert result_b.digest == digest and result_b.signatures["verifiedCount"] == 3  # type: ignore[index]
+    assert result_b.digest == digest and result_b.signatures.verified_count == 3
 
     # the network cut: from the archive with --offline, the same checks pass
     offline = api.verify(f"oci-archive:{archive}:v1", run=OFFLINE, checks=[check(KEYS)])
-    assert offline.digest == digest and offline.signatures["verifiedCount"] == 3  # type: ignore[index]
+    assert offline.digest == digest and offline.signatures.verified_count == 3
     pulled = api.pull(f"oci-archive:{archive}:v1", tmp_path / "got", run=OFFLINE, checks=[check(KEYS)])
-    assert pulled.signatures["verifiedCount"] == 3  # type: ignore[index]
+    assert pulled.signatures.verified_count == 3
     with pytest.raises(OfflineError):
         api.verify(ref_b, run=OFFLINE, checks=[check(KEYS)])
 
@@ -312,10 +312,10 @@ def test_copy_brings_referrers_and_verifies_offline(registry, fresh_repo, tmp_pa
 def test_checked_in_examples_carry_real_signatures(name, tmp_path):
     result = api.verify(EXAMPLES / name, checks=[check(KEYS)])
     sig = result.signatures
-    assert sig is not None and sig["verifiedCount"] >= 2
-    assert all(e["key_name"] == "EXAMPLE-ONLY-ed25519.pub" for e in sig["envelopes"])
+    assert sig is not None and sig.verified_count >= 2
+    assert all(e.key_name == "EXAMPLE-ONLY-ed25519.pub" for e in sig.envelopes)
     if name == "mirror-full":
-        assert sig["stella_signature"]["verified"] is True
+        assert sig.stella_signature.verified is True
     copy = shutil.copytree(EXAMPLES / name, tmp_path / name)
     flip_in_envelope(copy / "export.json.dsse.json", "signature")
     with pytest.raises(VerificationError, match=r"export\.json\.dsse\.json: signature does not verify"):

@@ -27,16 +27,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in EXIT_CODES.items())
 
 
+def _check_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value in ("text", "json") or "{{" in value:
+        return value
+    raise click.BadParameter(
+        f"{value!r}: give text, json, or a template of the JSON document's fields such as '{{{{.digest}}}}'"
+    )
+
+
 def common_options(func: F) -> F:
     """Options every command takes (registry access, output)."""
     opts = [
         click.option(
             "--format",
             "fmt",
-            type=click.Choice(["text", "json"]),
             default="text",
             show_default=True,
-            help="json: one JSON document on stdout, nothing else there.",
+            metavar="text|json|TEMPLATE",
+            callback=_check_format,
+            help="json: one JSON document on stdout, nothing else there (docs/output.md). "
+            "A template such as '{{.digest}}' prints those fields of the JSON document.",
+        ),
+        click.option(
+            "--digest-only", is_flag=True, help="Print only the manifest digest (--format '{{.digest}}')."
         ),
         click.option(
             "--plain-http", is_flag=True, help="Speak HTTP, not HTTPS (automatic for loopback registries)."
@@ -124,6 +137,8 @@ def retry_policy(retries: int | None, max_time: float | None) -> RetryPolicy:
 class Context:
     def __init__(self, kw: dict[str, Any]) -> None:
         self.fmt: str = kw.pop("fmt")
+        if kw.pop("digest_only", False):
+            self.fmt = "{{.digest}}"
         self.quiet: bool = kw.pop("quiet")
         verbose: bool = kw.pop("verbose")
         password = None
@@ -252,6 +267,7 @@ def command(func: Callable[..., tuple[Any, str]]) -> Callable[..., None]:
         ctx: Context | None = None
         try:
             ctx = Context(kw)
+            fmt = ctx.fmt
             result, text = func(ctx, **kw)
             ctx.close()
             emit_result(result, fmt, text)

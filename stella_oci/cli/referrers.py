@@ -1,4 +1,7 @@
-"""attach and discover: OCI 1.1 referrers (signatures, provenance, SBOMs) of an export."""
+"""attach and discover: OCI 1.1 referrers (signatures, provenance, SBOMs) of an export.
+
+Also :func:`signatures_text`, the text lines pull / verify print for the signatures they checked.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,30 @@ from stella_oci.cli.common import EXIT_CODE_HELP, Context, command, common_optio
 from stella_oci.output import human_size
 
 if TYPE_CHECKING:
+    from stella_oci.results import VerifyResult
     from stella_oci.verbs.referrers import AttachResult, DiscoverResult
+
+
+# ----------------------------------------------------------------------------- text for pull / verify
+def signatures_text(result: VerifyResult) -> list[str]:
+    """Lines for the text output of pull / verify when signatures were checked."""
+    sig = result.signatures
+    if sig is None:
+        return []
+    lines = []
+    for e in sig.envelopes:
+        who = f"verified, key {e.key_name}" if e.verified else "NOT verified (no trust root)"
+        lines.append(f"  signature:       {e.name}: {who}; {e.binding}")
+    stella = sig.stella_signature
+    if stella is not None:
+        who = f"verified, key {stella.key_name}" if stella.verified else "NOT verified"
+        lines.append(f"  X-Stella-Signature: {who}")
+    if sig.provenance is not None:
+        lines.append(f"  provenance:      {sig.provenance.name} names export.json with its sha256")
+    if not lines:
+        lines.append("  signatures:      none found")
+    return lines
+
 
 _SOURCE_TEXT = {
     "referrers-api": "the registry's referrers API",

@@ -89,7 +89,7 @@ def push(
         lines += [
             f"  tags:            {', '.join(result.tags)}",
             f"  export:          {result.export_id} ({result.profile})",
-            f"  manifest-digest: {result.manifest_digest}",
+            f"  export manifest-digest: {result.export_manifest_digest}",
             f"  layers:          {len(result.layers)} ({human_size(sum(layer.size for layer in result.layers))}); "
             f"sent {t.uploaded}, already there {t.skipped}, mounted {t.mounted}",
         ]
@@ -122,15 +122,15 @@ def _verify_text(result: VerifyResult, quiet: bool, verb: str) -> str:
     lines = [
         head,
         f"  export:          {result.export_id} ({result.profile}, tenant {result.tenant}, generated {result.generated_at})",
-        f"  manifest-digest: {result.manifest_digest}",
+        f"  digest:          {result.digest}",
+        f"  export manifest-digest: {result.export_manifest_digest}",
         f"  layers:          {len(result.layers)} ({human_size(sum(layer.size for layer in result.layers))})",
         "  checked:",
         *[f"    - {c}" for c in result.checks],
     ]
-    if result.signatures:
-        for env in result.signatures.get("envelopes") or []:
-            state = "verified" if env.get("verified") else "NOT verified (no trust root)"
-            lines.append(f"  signature:       {env.get('name')}: {state}, key {env.get('key_id') or '-'}")
+    from stella_oci.cli.referrers import signatures_text
+
+    lines += signatures_text(result)
     return "\n".join(lines) + _staleness_text(result.staleness)
 
 
@@ -251,7 +251,7 @@ def copy(
     t = r.transfer
     text = (
         f"{r.destination}\n  from {r.source}; blobs sent {t.uploaded} ({human_size(t.bytes)}), "
-        f"already there {t.skipped}, mounted {t.mounted}; referrers {r.referrers}"
+        f"already there {t.skipped}, mounted {t.mounted}; referrers {len(r.referrers)}"
     )
     text += _staleness_text(r.staleness)
     return r, text

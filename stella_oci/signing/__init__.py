@@ -14,12 +14,9 @@ from stella_oci.signing.dsse import (
     pae,
     parse_envelope,
 )
+from stella_oci.signing.models import EnvelopeResult, ProvenanceResult, SignatureReport, VerifiedEnvelope
 from stella_oci.signing.trust import TrustedKey, TrustRoot, key_id_of
 from stella_oci.signing.verify import (
-    EnvelopeResult,
-    ProvenanceResult,
-    SignatureReport,
-    VerifiedEnvelope,
     verify_bundle_signatures,
     verify_envelope,
     verify_export_signatures,

@@ -21,9 +21,7 @@ import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from stella_oci.errors import InvalidInputError, VerificationError
 from stella_oci.export.bundle import is_signature_path
@@ -39,83 +37,21 @@ from stella_oci.signing.dsse import (
     looks_like_envelope,
     parse_envelope,
 )
+from stella_oci.signing.models import (
+    PROVENANCE_JSON,
+    EnvelopeResult,
+    ProvenanceResult,
+    SignatureReport,
+    VerifiedEnvelope,
+)
 from stella_oci.signing.trust import TrustRoot
 
 EXPORT_JSON = "export.json"
-PROVENANCE_JSON = "provenance.json"
 DIGEST_HEADER = "Digest"
 SIGNATURE_HEADER = "X-Stella-Signature"
 DIGEST_HEADER_PREFIX = "sha-256="
 SIGNATURE_HEADER_PREFIX = "dsse-b64="
 IN_TOTO_STATEMENT_TYPE_PREFIX = "https://in-toto.io/Statement/"
-
-
-class VerifiedEnvelope(BaseModel):
-    """An envelope whose signature verified with a trusted key."""
-
-    model_config = ConfigDict(frozen=True)
-
-    source: str
-    payload_type: str
-    payload: bytes
-    key_id: str
-    """Stable id (hex SHA-256 of the DER SubjectPublicKeyInfo) of the key that verified."""
-    key_name: str
-    """The trust-root file the key came from."""
-    signature_index: int
-    """Which entry of ``signatures`` verified."""
-
-
-class EnvelopeResult(BaseModel):
-    """What was found out about one envelope."""
-
-    name: str
-    payload_type: str
-    key_id: str | None = None
-    """The trusted key that verified the signature; None when unverified."""
-    key_name: str | None = None
-    keyid_hints: list[str] = Field(default_factory=list)
-    """The ``keyid`` values the envelope's signatures carry (unauthenticated)."""
-    verified: bool
-    binds_to_export: bool
-    binding: str
-    """How the payload binds to export.json."""
-    status: Literal["verified", "unverified"]
-
-
-class ProvenanceResult(BaseModel):
-    name: str = PROVENANCE_JSON
-    enveloped: bool
-    """True when provenance.json is a DSSE envelope around the Statement."""
-    predicate_type: str | None = None
-    export_json_subject: str
-    subjects_checked: list[str] = Field(default_factory=list)
-    """Subjects (other than export.json) whose digests were compared with export.json contents."""
-    envelope: EnvelopeResult | None = None
-
-
-class SignatureReport(BaseModel):
-    """All signature checks of one export (returned only when every performed check passed)."""
-
-    export_json_sha256: str
-    trust_root: list[str] = Field(default_factory=list)
-    """Key ids of the trust root; empty when none was given (envelopes then ``unverified``)."""
-    required: bool
-    envelopes: list[EnvelopeResult] = Field(default_factory=list)
-    provenance: ProvenanceResult | None = None
-    digest_header: str | None = None
-    """The ``integrity.httpHeaders.Digest`` value that was checked, when present."""
-    stella_signature: EnvelopeResult | None = None
-    """The envelope of ``integrity.httpHeaders.X-Stella-Signature``, when present."""
-
-    @property
-    def verified_count(self) -> int:
-        found = [
-            *self.envelopes,
-            self.stella_signature,
-            self.provenance.envelope if self.provenance else None,
-        ]
-        return sum(1 for e in found if e is not None and e.verified)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class AirgapCheck:
                 export_id=str(doc["exportId"]),
             )
             out["staleness"] = self.outcome.result
+            out.setdefault("checks", []).append("staleness against --staleness-config")
             if not self.outcome.passed:
                 try:
                     self.outcome.raise_if_failed()
@@ -91,6 +92,7 @@ class AirgapCheck:
             if doc.get("delta") is not None or (doc.get("profile") or {}).get("variant") == "delta":
                 with self._ledger() as ledger:
                     check_delta(doc, ledger)
+                out.setdefault("checks", []).append("delta: its base export was imported before (ledger)")
         if self.is_import:
             out["provenance"] = self.provenance(fetched)
         return out

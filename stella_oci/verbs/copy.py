@@ -19,7 +19,7 @@ from stella_oci.export.annotations import ARTIFACT_TYPE
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import parse_manifest
 from stella_oci.oci.reference import Reference
-from stella_oci.results import CopyResult
+from stella_oci.results import CopyResult, ReferrerInfo
 from stella_oci.verbs.airgap import AirgapCheck, AirgapOptions
 from stella_oci.verbs.common import (
     RunOptions,
@@ -86,7 +86,7 @@ def copy(
         destination=f"{dst_ref.base()}@{desc.digest}",
         digest=desc.digest,
         tags=tags,
-        referrers=engine.stats.referrers,
+        referrers=[ReferrerInfo.of(d) for d in engine.stats.copied_referrers],
         transfer=transfer_stats(engine),
         staleness=extra.get("staleness"),
         provenance=extra.get("provenance"),

@@ -10,7 +10,7 @@ then every blob, verified while it streams. A pull writes into a temporary direc
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +45,19 @@ from stella_oci.verbs.common import (
 
 DEFAULT_PULL_CONCURRENCY = 3
 
-CHECKS = [
-    "manifest digest (pinned digest, Docker-Content-Digest)",
-    "mediaType, artifactType and config",
-    "io.stellaops.* annotations against export.json",
-    "export.json against the v1alpha2 schema",
-    "layers are exactly export.json, its contents, provenance and DSSE envelopes",
-    "safe paths",
-    "every blob's digest and size, while streaming",
-]
+#: The names of the checks, as the result's ``checks`` lists those that ran (docs/output.md).
+CHECK_MANIFEST_BYTES = "manifest bytes hash to the manifest digest"
+CHECK_PINNED = "manifest digest equals the pinned digest (@sha256: / --expect-digest)"
+CHECK_DOCKER_CONTENT_DIGEST = "manifest digest equals the registry's Docker-Content-Digest"
+CHECK_SHAPE = "mediaType, artifactType and config"
+CHECK_ANNOTATIONS = "io.stellaops.* annotations against export.json"
+CHECK_SCHEMA = "export.json against the v1alpha2 schema"
+CHECK_LAYERS = "layers are exactly export.json, its contents, provenance and DSSE envelopes"
+CHECK_PATHS = "safe paths"
+CHECK_BLOBS = "every blob's digest and size, while streaming"
+CHECK_FILES = "every listed file's digest and size; no file missing, none unlisted"
+CHECK_BUNDLE_DIGEST = "the manifest this bundle pushes as equals --expect-digest"
+CHECK_SIGNATURES = "DSSE signatures and provenance bind to export.json (--trust-root)"
 
 
 @dataclass
@@ -70,11 +74,14 @@ class FetchedExport:
     """Where the artifact is read from (None for a local bundle directory)."""
     export_json: Path | None = None
     """The verified export.json on disk."""
+    checks: list[str] = field(default_factory=list)
+    """The checks that ran so far, in order."""
 
 
 #: Called after the manifest and export.json passed, before the blobs move: the air-gap
 #: (staleness, deltas) and signature checks hook in here. Returns members for the result
-#: (``staleness``, ``provenance``, ``signatures``); raises to stop the pull.
+#: (``staleness``, ``provenance``, ``signatures``) and, under ``checks``, the names of the
+#: checks it ran; raises to stop the pull.
 ExtraCheck = Callable[[FetchedExport], dict[str, Any]]
 
 
@@ -103,6 +110,10 @@ def fetch_export(
         )
     where = f"{ref.base()}@{desc.digest}"
     data = engine.fetch_verified_manifest(src, desc)
+    checks = [CHECK_MANIFEST_BYTES, *([CHECK_PINNED] if pinned else [])]
+    last = getattr(src, "last_response", None)
+    if getattr(last, "digest_header", None):
+        checks.append(CHECK_DOCKER_CONTENT_DIGEST)
     if desc.media_type not in (mt.OCI_MANIFEST,):
         raise VerificationError(f"{where}: media type {desc.media_type!r}, expected {mt.OCI_MANIFEST!r}")
     manifest = parse_manifest(data, where)
@@ -120,21 +131,23 @@ def fetch_export(
     prov = provenance_layer(manifest)
     check_annotations(manifest.annotations or {}, doc, provenance_digest=prov.digest if prov else None)
     rest = check_layers_against_export(manifest, doc, where)
-    return FetchedExport(ref, desc, manifest, doc, model, src=src, export_json=export_path), rest
+    checks += [CHECK_SHAPE, CHECK_SCHEMA, CHECK_ANNOTATIONS, CHECK_LAYERS, CHECK_PATHS]
+    fetched = FetchedExport(ref, desc, manifest, doc, model, src=src, export_json=export_path, checks=checks)
+    return fetched, rest
 
 
 def _result(f: FetchedExport, output: str | None, stats: Any, extra: dict[str, Any]) -> VerifyResult:
     return VerifyResult(
         reference=f"{f.ref.base()}@{f.desc.digest}",
         digest=f.desc.digest,
-        manifest_digest=(f.manifest.annotations or {}).get(ANN_MANIFEST_DIGEST, ""),
+        export_manifest_digest=(f.manifest.annotations or {}).get(ANN_MANIFEST_DIGEST, ""),
         export_id=f.model.export_id,
         profile=f.model.profile_label,
         tenant=f.model.tenant,
         generated_at=str(f.doc["generatedAt"]),
         annotations=dict(f.manifest.annotations or {}),
         layers=layer_infos(f.manifest.layers),
-        checks=CHECKS,
+        checks=list(f.checks),
         output=output,
         transfer=stats or TransferStats(),
         **extra,
@@ -142,9 +155,12 @@ def _result(f: FetchedExport, output: str | None, stats: Any, extra: dict[str, A
 
 
 def run_checks(checks: Sequence[ExtraCheck], fetched: FetchedExport) -> dict[str, Any]:
+    """Run the extra checks; their result members (the names of what ran go to ``fetched.checks``)."""
     extra: dict[str, Any] = {}
     for check in checks:
-        extra.update(check(fetched))
+        members = dict(check(fetched))
+        fetched.checks += members.pop("checks", [])
+        extra.update(members)
     return extra
 
 
@@ -176,6 +192,7 @@ def pull(
         sink.expect(rest)
         engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
         engine.copy_blobs(src, sink, rest)
+        fetched.checks.append(CHECK_BLOBS)
         result = _result(fetched, str(out), transfer_stats(engine), extra)
         # Everything that can fail is checked before the rename: the ledger is written (and
         # locked) first, committed after it; a signal cannot split the two.
@@ -221,6 +238,7 @@ def verify(
             extra = run_checks(all_checks, fetched)
             engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
             engine.copy_blobs(src, DiscardSink(), rest)
+            fetched.checks.append(CHECK_BLOBS)
     finally:
         src.close()
     return _result(fetched, None, transfer_stats(engine), extra)
@@ -236,6 +254,7 @@ def verify_directory(
     """
     bundle = scan_directory(root, mismatch_error=VerificationError)
     artifact = build_manifest(bundle, user_annotations={}, provenance_ref=None)
+    ran = [CHECK_SCHEMA, CHECK_PATHS, CHECK_FILES]
     if expect_digest:
         require_sha256(expect_digest, "--expect-digest")
         if artifact.descriptor.digest != expect_digest:
@@ -243,6 +262,7 @@ def verify_directory(
                 f"{root}: this bundle pushes as {artifact.descriptor.digest}, not {expect_digest}",
                 hint="a push with extra --annotation or --provenance-ref values gives another digest",
             )
+        ran.append(CHECK_BUNDLE_DIGEST)
     fetched = FetchedExport(
         Reference(transport="dir", path=str(root)),
         artifact.descriptor,
@@ -250,6 +270,7 @@ def verify_directory(
         bundle.doc,
         bundle.manifest,
         export_json=root / EXPORT_JSON,
+        checks=ran,
     )
     extra = run_checks(checks, fetched)
     result = _result(fetched, None, None, extra)

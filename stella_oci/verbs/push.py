@@ -14,7 +14,7 @@ from stella_oci.export.annotations import ANN_MANIFEST_DIGEST, parse_user_annota
 from stella_oci.export.artifact import build_manifest
 from stella_oci.export.bundle import Bundle, open_bundle
 from stella_oci.oci.reference import Reference, check_tag, parse_reference
-from stella_oci.results import PushResult
+from stella_oci.results import PushResult, ReferrerInfo
 from stella_oci.targets.bundle import BundleSource
 from stella_oci.verbs.common import RunOptions, engine_for, layer_infos, open_target, transfer_stats
 from stella_oci.verbs.referrers import attach_bundle_signatures
@@ -96,12 +96,12 @@ def push(
             reference=f"{ref.base()}@{digest}",
             digest=digest,
             tags=all_tags,
-            manifest_digest=artifact.annotations[ANN_MANIFEST_DIGEST],
+            export_manifest_digest=artifact.annotations[ANN_MANIFEST_DIGEST],
             export_id=b.manifest.export_id,
             profile=b.manifest.profile_label,
             annotations=artifact.annotations,
             layers=layer_infos(artifact.manifest.layers),
             ignored=b.ignored,
             transfer=transfer_stats(engine),
-            referrers=[d.digest for d in attached],
+            referrers=[ReferrerInfo.of(d) for d in attached],
         )

@@ -30,7 +30,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from stella_oci.errors import InvalidInputError
 from stella_oci.export.annotations import (
@@ -46,7 +46,7 @@ from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import file_digest, iter_file
 from stella_oci.oci.manifest import Descriptor, Manifest, encode, parse_index
 from stella_oci.oci.reference import Reference
-from stella_oci.results import LayerInfo
+from stella_oci.results import LayerInfo, ReferrerInfo, ResultModel
 from stella_oci.targets.base import BlobOpener, Target
 from stella_oci.verbs.common import RunOptions, as_reference, open_target, selector_of
 
@@ -62,27 +62,7 @@ _MEDIA_TYPE_RE = re.compile(
 _PROVENANCE_PEEK_LIMIT = 16 * 1024 * 1024
 
 
-class ReferrerInfo(BaseModel):
-    """One referrer, as the referrers API / the fallback index / an OCI layout lists it."""
-
-    digest: str
-    media_type: str = Field(serialization_alias="mediaType")
-    size: int
-    artifact_type: str | None = Field(default=None, serialization_alias="artifactType")
-    annotations: dict[str, str] = Field(default_factory=dict)
-
-    @classmethod
-    def of(cls, d: Descriptor) -> ReferrerInfo:
-        return cls(
-            digest=d.digest,
-            media_type=d.media_type,
-            size=d.size,
-            artifact_type=d.artifact_type,
-            annotations=dict(d.annotations or {}),
-        )
-
-
-class AttachResult(BaseModel):
+class AttachResult(ResultModel):
     """What ``attach`` pushed."""
 
     reference: str
@@ -101,7 +81,7 @@ class AttachResult(BaseModel):
     """The ``sha256-<hex>`` tag updated (registries without the referrers API)."""
 
 
-class DiscoverResult(BaseModel):
+class DiscoverResult(ResultModel):
     """The referrers of one manifest."""
 
     reference: str

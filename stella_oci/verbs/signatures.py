@@ -29,12 +29,11 @@ from stella_oci.export.annotations import DSSE_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import VerifyingStream
 from stella_oci.oci.manifest import Descriptor, check_digest_matches, parse_manifest
-from stella_oci.results import to_json_dict
+from stella_oci.results import SignatureSourceInfo, SignaturesResult
 from stella_oci.signing.dsse import MAX_ENVELOPE_BYTES
+from stella_oci.signing.models import ProvenanceResult, SignatureReport
 from stella_oci.signing.trust import TrustRoot
 from stella_oci.signing.verify import (
-    ProvenanceResult,
-    SignatureReport,
     verify_bundle_signatures,
     verify_export_signatures,
 )
@@ -169,15 +168,13 @@ def _prefixed(exc: VerificationError, where: str) -> VerificationError:
 
 def verify_fetched_signatures(
     f: FetchedExport, trust_root: TrustRoot | None, require: bool
-) -> dict[str, Any]:
-    """Gather and verify the export's signatures; the JSON-ready report (``signatures`` member)."""
+) -> SignaturesResult:
+    """Gather and verify the export's signatures; the report (the result's ``signatures``)."""
     if f.export_json is None:
         raise InvalidInputError("signature check: export.json was not fetched")
     if f.src is None:
         local = verify_bundle_signatures(f.export_json.parent, trust_root=trust_root, require=require)
-        out = to_json_dict(local)
-        out["verifiedCount"] = local.verified_count
-        return out
+        return SignaturesResult.of(local, verified_count=local.verified_count)
 
     material = gather_signature_material(f)
     export_json = f.export_json.read_bytes()  # parsed whole before (at most 64 MiB)
@@ -205,18 +202,21 @@ def verify_fetched_signatures(
             raise _prefixed(exc, name) from None
         if more.provenance is not None:
             extra_prov.append(more.provenance.model_copy(update={"name": name}))
-    out = to_json_dict(report)
-    if report.provenance is not None and first_prov is not None:
-        out["provenance"]["name"] = first_prov[0]
-    out["verifiedCount"] = report.verified_count + sum(
-        1 for p in extra_prov if p.envelope is not None and p.envelope.verified
+    provenance = report.provenance
+    if provenance is not None and first_prov is not None:
+        provenance = provenance.model_copy(update={"name": first_prov[0]})
+    return SignaturesResult.of(
+        report,
+        provenance=provenance,
+        verified_count=report.verified_count
+        + sum(1 for p in extra_prov if p.envelope is not None and p.envelope.verified),
+        additional_provenance=extra_prov,
+        sources=[
+            SignatureSourceInfo(name=s.name, kind=s.kind, digest=s.digest, found_as=list(s.found_as))
+            for s in material.sources
+        ],
+        ignored_referrers=list(material.ignored),
     )
-    out["additionalProvenance"] = [to_json_dict(p) for p in extra_prov]
-    out["sources"] = [
-        {"name": s.name, "kind": s.kind, "digest": s.digest, "foundAs": s.found_as} for s in material.sources
-    ]
-    out["ignoredReferrers"] = material.ignored
-    return out
 
 
 def signature_check(trust_root: Path | None, require: bool) -> ExtraCheck:
@@ -235,7 +235,9 @@ def signature_check(trust_root: Path | None, require: bool) -> ExtraCheck:
     root = TrustRoot.load(Path(trust_root)) if trust_root is not None else None
 
     def check(f: FetchedExport) -> dict[str, Any]:
-        return {"signatures": verify_fetched_signatures(f, root, require)}
+        from stella_oci.verbs.pull import CHECK_SIGNATURES
+
+        return {"signatures": verify_fetched_signatures(f, root, require), "checks": [CHECK_SIGNATURES]}
 
     return check
 
