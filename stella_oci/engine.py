@@ -24,6 +24,9 @@ from stella_oci.oci.digest import VerifyingStream
 from stella_oci.oci.manifest import Descriptor, check_digest_matches, children, media_type_of
 from stella_oci.targets.base import Target
 
+MAX_INDEX_DEPTH = 8
+"""Image indexes (and manifests) nested deeper than this below the copied root are refused."""
+
 
 class Progress(Protocol):
     """What the engine reports while it works (the CLI renders it with rich)."""
@@ -168,17 +171,31 @@ class CopyEngine:
         return root
 
     def _copy_node(
-        self, src: Target, dst: Target, desc: Descriptor, data: bytes, tags: Sequence[str], seen: set[str]
+        self,
+        src: Target,
+        dst: Target,
+        desc: Descriptor,
+        data: bytes,
+        tags: Sequence[str],
+        seen: set[str],
+        depth: int = 0,
     ) -> None:
         if desc.digest in seen:
             return
+        if depth > MAX_INDEX_DEPTH:
+            raise VerificationError(
+                f"manifest {desc.digest} from {src.name}: image indexes nested more than "
+                f"{MAX_INDEX_DEPTH} levels deep",
+                hint="real images nest one or two levels; this graph is damaged or hostile",
+                details={"max_depth": MAX_INDEX_DEPTH},
+            )
         seen.add(desc.digest)
         media_type = media_type_of(data, desc.media_type)
         kids = children(data, media_type)
         blobs = [k for k in kids if k.media_type not in mt.MANIFEST_MEDIA_TYPES]
         manifests = [k for k in kids if k.media_type in mt.MANIFEST_MEDIA_TYPES]
         for child in manifests:
-            self._copy_node(src, dst, child, self.fetch_verified_manifest(src, child), (), seen)
+            self._copy_node(src, dst, child, self.fetch_verified_manifest(src, child), (), seen, depth + 1)
         self.copy_blobs(src, dst, blobs)
         dst.push_manifest(desc, data, tags)
         with self.stats._lock:

@@ -532,3 +532,53 @@ def test_manifest_size_estimate_is_an_upper_bound(name: str, tmp_path: Path) -> 
     extras = len(bundle.files) - 1 - len(bundle.doc["contents"])
     estimate = estimate_manifest_bytes(bundle.doc, extras)
     assert len(built.data) <= estimate <= len(built.data) + 20_000
+
+
+# ---------------------------------------------------------------------------- item 9: nested indexes
+def nested_index_layout(root: Path, levels: int) -> str:
+    """An OCI layout whose tag 'deep' is ``levels`` image indexes, each holding the next,
+    around one image manifest; returns the root digest."""
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def store(data: bytes) -> tuple[str, int]:
+        hexd = hashlib.sha256(data).hexdigest()
+        (blobs / hexd).write_bytes(data)
+        return "sha256:" + hexd, len(data)
+
+    cfg, cfg_size = store(b"{}")
+    layer, layer_size = store(b"payload")
+    doc: dict[str, Any] = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cfg, "size": cfg_size},
+        "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": layer_size}],
+    }
+    digest, size = store(json.dumps(doc).encode())
+    media = OCI_MANIFEST
+    for _ in range(levels):
+        idx = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+               "manifests": [{"mediaType": media, "digest": digest, "size": size}]}
+        digest, size = store(json.dumps(idx).encode())
+        media = OCI_INDEX
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": media, "digest": digest, "size": size,
+         "annotations": {"org.opencontainers.image.ref.name": "deep"}}]}))
+    return digest
+
+
+def test_thousand_nested_indexes_are_refused_with_the_depth_limit(
+    registry: Any, fresh_repo: str, cli: Cli, tmp_path: Path
+) -> None:
+    layout = tmp_path / "layout"
+    nested_index_layout(layout, 1000)
+    code, out, err = cli("copy", f"oci:{layout}:deep", f"{registry.host}/{fresh_repo}:deep")
+    assert code == 3, err
+    assert "image indexes nested more than 8 levels deep" in err, err
+    assert tags_of(registry, fresh_repo) is None
+    # within the limit the same graph copies (the limit, not the shape, refused it)
+    shallow = tmp_path / "shallow"
+    nested_index_layout(shallow, 8)
+    code, out, err = cli("copy", f"oci:{shallow}:deep", f"{registry.host}/{fresh_repo}:shallow")
+    assert code == 0, err
+    assert tags_of(registry, fresh_repo) == ["shallow"]
