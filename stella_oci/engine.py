@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from stella_oci.errors import StellaOciError, VerificationError
+from stella_oci.errors import StellaOciError, VerificationError, on_side, sided
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import VerifyingStream
 from stella_oci.oci.manifest import Descriptor, check_digest_matches, children, media_type_of
@@ -95,17 +95,21 @@ class CopyEngine:
 
         @contextmanager
         def opener(offset: int) -> Iterator[Iterator[bytes]]:
-            with src.open_blob(desc, offset) as chunks:
+            with sided("source", src.open_blob(desc, offset)) as chunks:
                 yield state.stream(chunks, offset, src, self.progress)
 
         self.progress.blob_started(desc)
-        how = dst.push_blob(desc, opener)
+        with on_side("destination"):
+            how = dst.push_blob(desc, opener)
         if how == "uploaded" and not state.finished:
             # The destination stopped reading at the stated size without exhausting the stream:
             # every byte it took was hashed, so finish the check now.
             if state.stream_obj is None or state.stream_obj.count != desc.size:
-                raise VerificationError(f"{blob_name(desc)}: the destination stored it before it was verified")
-            state.stream_obj.finish()
+                raise VerificationError(
+                    f"{blob_name(desc)}: the destination stored it before it was verified", side="destination"
+                )
+            with on_side("source"):
+                state.stream_obj.finish()
         self.stats.count(how, desc.size)
         self.progress.blob_done(desc, how)
         return how
@@ -136,12 +140,13 @@ class CopyEngine:
 
     # ------------------------------------------------------------------ graphs
     def fetch_verified_manifest(self, src: Target, desc: Descriptor) -> bytes:
-        data = src.fetch_manifest(desc)
-        if len(data) != desc.size:
-            raise VerificationError(
-                f"manifest {desc.digest} from {src.name}: {len(data)} bytes, the descriptor states {desc.size}"
-            )
-        check_digest_matches(data, desc.digest, f"manifest {desc.digest} from {src.name}")
+        with on_side("source"):
+            data = src.fetch_manifest(desc)
+            if len(data) != desc.size:
+                raise VerificationError(
+                    f"manifest {desc.digest} from {src.name}: {len(data)} bytes, the descriptor states {desc.size}"
+                )
+            check_digest_matches(data, desc.digest, f"manifest {desc.digest} from {src.name}")
         return data
 
     def copy_graph(
@@ -156,14 +161,17 @@ class CopyEngine:
     ) -> Descriptor:
         """Copy the manifest (or index) ``root`` and everything below it; tag the root."""
         data = root_data if root_data is not None else self.fetch_verified_manifest(src, root)
-        if dst.has_manifest(root):
+        with on_side("destination"):
+            present = dst.has_manifest(root)
+        if present:
             # The whole graph is already there (a re-push, a repeated copy): only the tags move.
             blobs = children(data, media_type_of(data, root.media_type))
             self.progress.add_total(sum(child.size for child in blobs))
             for child in blobs:
                 self.stats.count("exists", child.size)
                 self.progress.blob_done(child, "exists")
-            dst.push_manifest(root, data, tags)
+            with on_side("destination"):
+                dst.push_manifest(root, data, tags)
         else:
             self._copy_node(src, dst, root, data, tags, seen=set())
         if referrers:
@@ -197,7 +205,8 @@ class CopyEngine:
         for child in manifests:
             self._copy_node(src, dst, child, self.fetch_verified_manifest(src, child), (), seen, depth + 1)
         self.copy_blobs(src, dst, blobs)
-        dst.push_manifest(desc, data, tags)
+        with on_side("destination"):
+            dst.push_manifest(desc, data, tags)
         with self.stats._lock:
             self.stats.manifests += 1
 
@@ -205,7 +214,9 @@ class CopyEngine:
         """Copy every manifest that refers to ``subject`` (and, recursively, their referrers)."""
         if depth > 4:
             return
-        for ref in src.referrers(subject):
+        with on_side("source"):
+            found = list(src.referrers(subject))
+        for ref in found:
             data = self.fetch_verified_manifest(src, ref)
             self._copy_node(src, dst, ref, data, (), seen=set())
             with self.stats._lock:
@@ -228,6 +239,12 @@ class VerifyingStreamState:
         self.finished = False
 
     def stream(
+        self, chunks: Iterator[bytes], offset: int, src: Target, progress: Progress
+    ) -> Iterator[bytes]:
+        with on_side("source"):
+            yield from self._stream(chunks, offset, src, progress)
+
+    def _stream(
         self, chunks: Iterator[bytes], offset: int, src: Target, progress: Progress
     ) -> Iterator[bytes]:
         desc = self.desc

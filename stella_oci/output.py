@@ -66,6 +66,9 @@ def emit_result(result: BaseModel, fmt: str, text: str) -> None:
 
 
 def emit_error(error: StellaOciError, fmt: str) -> None:
+    from stella_oci.cli.hints import hint_for
+
+    error.hint = hint_for(error)
     if fmt == "json":
         emit_json(error.to_json())
     else:

@@ -20,7 +20,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from stella_oci.errors import AuthError
+from stella_oci.cli.hints import hint_for
+from stella_oci.errors import AuthError, TlsError
 from stella_oci.oci.digest import iter_file
 from stella_oci.transport import RegistryClient, RetryPolicy, TransportOptions, redact
 from tests.support.registry import RunningRegistry, start_registry
@@ -211,7 +212,10 @@ def test_tls_without_ca_names_ca_file(
         ping(client)
     msg = str(exc.value)
     assert exc.value.exit_code == 6
-    assert "--ca-file" in msg and "--insecure" in msg and reg.host in msg
+    assert isinstance(exc.value, TlsError) and exc.value.problem == "untrusted"
+    assert "certificate verify failed" in msg and reg.host in msg
+    hint = hint_for(exc.value) or ""  # the CLI's hint names the options
+    assert "--ca-file" in hint and "--insecure" in hint
     # --insecure skips verification (still HTTPS)
     insecure = RegistryClient(reg.host, TransportOptions(insecure=True, username=USER, password=PASSWORD))
     ping(insecure)

@@ -41,6 +41,8 @@ import requests
 from stella_oci.errors import (
     InvalidInputError,
     ManifestBlobsMissing,
+    RegistryAnswer,
+    RegistryError,
     TransientError,
     VerificationError,
 )
@@ -325,7 +327,10 @@ class RegistryClient:
             m = re.match(r"bytes (\d+)-", crange)
             if m and int(m.group(1)) != pos:
                 resp.close()
-                raise InvalidInputError(f"{what}: asked for bytes from {pos}, the registry sent {crange!r}")
+                raise RegistryError(
+                    f"{what}: asked for bytes from {pos}, the registry sent {crange!r}",
+                    registry=RegistryAnswer(self.host, 206),
+                )
             return resp, 0
         if resp.status_code == 200:
             return resp, pos  # Range ignored: skip what we already have

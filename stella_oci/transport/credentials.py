@@ -70,7 +70,7 @@ def _helper_server_url(host: str) -> str:
 
 def lookup_places(host: str, options: TransportOptions) -> list[str]:
     """Human-readable list of the places credentials were looked for (for AuthError)."""
-    places = ["--username/--password", "STELLA_OCI_USERNAME/STELLA_OCI_PASSWORD"]
+    places = ["--username/--password-stdin", "STELLA_OCI_USERNAME/STELLA_OCI_PASSWORD"]
     places.append(f"{docker_config_path(options)} (credHelpers, auths, credsStore)")
     if _normalize_key(host) == "ghcr.io":
         places.append("GITHUB_TOKEN/GITHUB_ACTOR")

@@ -27,7 +27,14 @@ import requests
 import requests.adapters
 import urllib3.exceptions
 
-from stella_oci.errors import AuthError, InternalError, OfflineError, StellaOciError, TransientError
+from stella_oci.errors import (
+    AuthError,
+    InternalError,
+    OfflineError,
+    RegistryAnswer,
+    StellaOciError,
+    TransientError,
+)
 from stella_oci.transport.auth import (
     Challenge,
     TokenCache,
@@ -236,7 +243,9 @@ class RegistrySession:
                     raise TransientError(
                         f"{what}: registry {self.host} answered HTTP {status}{detail}; gave up after "
                         f"{budget.tries} tries in {time.monotonic() - budget.started:.1f} s",
-                        hint="the registry is overloaded or rate-limiting: retry later",
+                        hint="the registry is overloaded or rate-limiting: retry later, or raise "
+                        "--retries / --retry-max-time",
+                        registry=RegistryAnswer(self.host, status),
                     )
                 resp.close()
                 log.info(
@@ -356,6 +365,7 @@ class RegistrySession:
             f"{what}: registry {self.host} {verb} {scope_text} (HTTP {status}{detail}); {used}",
             hint="credentials are looked for in: " + "; ".join(lookup_places(self.host, self.options)),
             details={"registry": self.host, "scope": scope_text, "status": status},
+            registry=RegistryAnswer(self.host, status or None),
         )
 
     def _fetch_token(self, challenge: Challenge, scopes: list[str], what: str) -> str:

@@ -17,10 +17,11 @@ import urllib3.exceptions
 
 from stella_oci.errors import (
     AuthError,
-    InternalError,
-    InvalidInputError,
     NotFoundError,
+    RegistryAnswer,
+    RegistryError,
     StellaOciError,
+    TlsError,
     TransientError,
     VerificationError,
 )
@@ -29,6 +30,8 @@ from stella_oci.transport.retry import RETRY_STATUSES
 
 _NOT_FOUND_CODES = {"MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN", "MANIFEST_BLOB_UNKNOWN"}
 _VERIFY_CODES = {"DIGEST_INVALID", "SIZE_INVALID"}
+#: TLS alerts a server sends when it wants a (different) client certificate.
+_CLIENT_CERT_ALERTS = ("alert bad certificate", "alert certificate required", "alert unknown ca")
 STREAM_ERRORS: tuple[type[BaseException], ...] = (
     requests.exceptions.ConnectionError,
     requests.exceptions.ChunkedEncodingError,
@@ -69,55 +72,71 @@ def short_reason(exc: BaseException) -> str:
 
 
 def tls_error(url: str, exc: BaseException) -> StellaOciError:
-    """The AuthError for a failed TLS handshake with ``url``'s host, naming the fix."""
+    """The :class:`TlsError` for a failed TLS handshake with ``url``'s host (the CLI names the
+    options that fix it: :mod:`stella_oci.cli.hints`)."""
     text = redact(exc)
     where = urllib.parse.urlsplit(url).netloc
-    if "certificate" in text.lower() or "CERTIFICATE_VERIFY_FAILED" in text:
-        return AuthError(
+    answer = RegistryAnswer(where)
+    lower = text.lower()
+    if "certificate verify failed" in lower:
+        return TlsError(
             f"TLS verification of registry {where} failed: its certificate is not trusted "
             f"({_tls_reason(text)})",
-            hint="give the registry's CA certificate with --ca-file FILE, or skip verification with "
-            "--insecure (only for test registries)",
+            problem="untrusted",
+            registry=answer,
         )
-    if "wrong version number" in text.lower() or "record layer" in text.lower():
-        return AuthError(
+    if any(alert in lower for alert in _CLIENT_CERT_ALERTS):
+        return TlsError(
+            f"TLS handshake with registry {where} failed: it refused the client certificate, or wants "
+            f"one ({_tls_reason(text)})",
+            problem="client-certificate",
+            registry=answer,
+        )
+    if "wrong version number" in lower or "record layer" in lower:
+        return TlsError(
             f"TLS handshake with registry {where} failed: it does not seem to speak HTTPS",
-            hint="use --plain-http for registries served over plain HTTP",
+            problem="not-https",
+            registry=answer,
         )
-    return AuthError(
-        f"TLS handshake with registry {where} failed ({_tls_reason(text)})",
-        hint="check --ca-file, --client-cert/--client-key, or use --insecure for test registries",
+    return TlsError(
+        f"TLS handshake with registry {where} failed ({_tls_reason(text)})", problem="handshake", registry=answer
     )
 
 
 def status_error(resp: requests.Response, what: str, host: str) -> StellaOciError:
-    """The exception for an unexpected answer from registry ``host`` (call sites ``raise`` it)."""
+    """The exception for an unexpected answer from registry ``host`` (call sites ``raise`` it).
+
+    A registry that refuses a well-formed request or answers outside the protocol is a
+    :class:`RegistryError` (exit 3), never an input error: the user's input was not at fault.
+    """
     status = resp.status_code
     codes, detail = _error_codes(resp)
     resp.close()
+    answer = RegistryAnswer(host, status, tuple(sorted(c for c in codes if c)))
     if status == 404 or codes & _NOT_FOUND_CODES:
-        return NotFoundError(f"{what}: not found in registry {host} (HTTP {status}{detail})")
+        return NotFoundError(f"{what}: not found in registry {host} (HTTP {status}{detail})", registry=answer)
     if codes & _VERIFY_CODES:
-        return VerificationError(f"{what}: registry {host} rejected the content (HTTP {status}{detail})")
+        return VerificationError(
+            f"{what}: registry {host} rejected the content (HTTP {status}{detail})", registry=answer
+        )
     if status in RETRY_STATUSES:
-        return TransientError(f"{what}: registry {host} answered HTTP {status}{detail}")
+        return TransientError(f"{what}: registry {host} answered HTTP {status}{detail}", registry=answer)
     if status in (401, 403):
-        return AuthError(f"{what}: registry {host} refused access (HTTP {status}{detail})")
+        return AuthError(f"{what}: registry {host} refused access (HTTP {status}{detail})", registry=answer)
     if status == 405:
-        return InvalidInputError(
-            f"{what}: registry {host} does not allow this operation (HTTP 405{detail})",
-            hint="the registry may be read-only or have deletes disabled",
+        return RegistryError(
+            f"{what}: registry {host} does not allow this operation (HTTP 405{detail})", registry=answer
         )
     if 400 <= status < 500:
-        return InvalidInputError(f"{what}: registry {host} refused the request (HTTP {status}{detail})")
-    return InternalError(f"{what}: unexpected answer HTTP {status} from registry {host}{detail}")
+        return RegistryError(f"{what}: registry {host} refused the request (HTTP {status}{detail})", registry=answer)
+    return RegistryError(f"{what}: unexpected answer HTTP {status} from registry {host}{detail}", registry=answer)
 
 
 def _tls_reason(text: str) -> str:
     m = re.search(r"certificate verify failed: ([^()'\"]+)", text)
     if m:
         return "certificate verify failed: " + m.group(1).strip()
-    m = re.search(r"\[SSL: [A-Z_]+\] ([^()'\"]+)", text)
+    m = re.search(r"\[SSL: [A-Z0-9_]+\] ([^()'\"]+)", text)
     return m.group(1).strip() if m else "TLS error"
 
 

@@ -23,10 +23,11 @@ import requests
 
 from stella_oci.errors import (
     AuthError,
-    InvalidInputError,
     NotFoundError,
+    RegistryError,
     StellaOciError,
     TransientError,
+    VerificationError,
 )
 from stella_oci.transport.auth import repository_scope
 from stella_oci.transport.http import RegistrySession
@@ -84,8 +85,9 @@ class _BodyStream:
         # The blob's last part: the source was read to its end (a verifying source checks
         # size and digest there and raises before the request completes).
         if remaining > 0:
-            raise InvalidInputError(
-                f"{self._what}: the source ended {remaining} bytes short of the size the descriptor states"
+            raise VerificationError(
+                f"{self._what}: the source ended {remaining} bytes short of the size the descriptor states",
+                side="source",
             )
 
 
@@ -349,7 +351,7 @@ class BlobUploader:
                     return "uploaded"
                 status = None
                 if location is not None and not isinstance(exc, SessionLost):
-                    with contextlib.suppress(NotFoundError, InvalidInputError):
+                    with contextlib.suppress(NotFoundError, RegistryError):
                         status = self._upload_status(repo, location, what)
                 if status is None:
                     location = None  # a new session at the top of the loop

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stella_oci import interrupts
+from stella_oci.errors import on_side
 from stella_oci.export.annotations import ARTIFACT_TYPE
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import parse_manifest
@@ -61,7 +62,8 @@ def copy(
     fetched = None
     extra: dict[str, Any] = {}
     try:
-        desc = src.resolve(selector_of(src_ref, "copy"))
+        with on_side("source"):
+            desc = src.resolve(selector_of(src_ref, "copy"))
         data = engine.fetch_verified_manifest(src, desc)
         if desc.media_type == mt.OCI_MANIFEST and parse_manifest(data).artifact_type == ARTIFACT_TYPE:
             pinned = src_ref.with_digest(desc.digest)
@@ -72,7 +74,8 @@ def copy(
             extra = run_checks([*([gap] if gap else []), *checks], fetched)
         tags = [t for t in [dst_ref.tag or src_ref.tag] if t]
         engine.copy_graph(src, dst, desc, tags=tags, referrers=referrers, root_data=data)
-        dst.commit()
+        with on_side("destination"):
+            dst.commit()
     except BaseException:
         dst.abort()
         raise

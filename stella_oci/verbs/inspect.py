@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stella_oci.engine import CopyEngine
-from stella_oci.errors import VerificationError
+from stella_oci.errors import VerificationError, on_side
 from stella_oci.jsonio import load_json
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Index, Manifest, parse_index, parse_manifest
@@ -17,7 +17,8 @@ def inspect(reference: str | Reference, *, run: RunOptions | None = None) -> Ins
     ref = as_reference(reference)
     src = open_target(ref, run.transport, write=False)
     try:
-        desc = src.resolve(selector_of(ref, "inspect"))
+        with on_side("source"):
+            desc = src.resolve(selector_of(ref, "inspect"))
         data = CopyEngine().fetch_verified_manifest(src, desc)
     finally:
         src.close()

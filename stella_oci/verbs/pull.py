@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stella_oci import interrupts
-from stella_oci.errors import InvalidInputError, VerificationError
+from stella_oci.errors import InvalidInputError, VerificationError, on_side
 from stella_oci.export.annotations import ANN_MANIFEST_DIGEST, check_annotations
 from stella_oci.export.artifact import (
     build_manifest,
@@ -85,6 +85,7 @@ class FetchedExport:
 ExtraCheck = Callable[[FetchedExport], dict[str, Any]]
 
 
+@on_side("source")
 def fetch_export(
     ref: Reference,
     src: Target,
@@ -189,7 +190,8 @@ def pull(
     try:
         fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=sink.tmp, run=run)
         extra = run_checks([gap, *checks], fetched)
-        sink.expect(rest)
+        with on_side("destination"):
+            sink.expect(rest)
         engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
         engine.copy_blobs(src, sink, rest)
         fetched.checks.append(CHECK_BLOBS)
@@ -198,7 +200,8 @@ def pull(
         # locked) first, committed after it; a signal cannot split the two.
         with gap.importing(fetched, extra.get("provenance"), reference=result.reference) as record:
             with interrupts.deferred():
-                sink.commit()
+                with on_side("destination"):
+                    sink.commit()
                 record()
                 sink.keep()
     except BaseException:

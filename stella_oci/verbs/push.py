@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from stella_oci.errors import InvalidInputError
+from stella_oci.errors import InvalidInputError, on_side
 from stella_oci.export.annotations import ANN_MANIFEST_DIGEST, parse_user_annotations
 from stella_oci.export.artifact import build_manifest
 from stella_oci.export.bundle import Bundle, open_bundle
@@ -84,8 +84,9 @@ def push(
             engine.copy_graph(
                 BundleSource(b, artifact), dst, artifact.descriptor, tags=all_tags, root_data=artifact.data
             )
-            attached = attach_bundle_signatures(dst, artifact.descriptor, b) if attach_signatures else []
-            dst.commit()
+            with on_side("destination"):
+                attached = attach_bundle_signatures(dst, artifact.descriptor, b) if attach_signatures else []
+                dst.commit()
         except BaseException:
             dst.abort()
             raise

@@ -97,8 +97,15 @@ def _to_yaml(obj: Any, indent: int = 0) -> str:
 
 
 def start_registry(
-    workdir: Path, *, extra: dict[str, Any] | None = None, scheme: str = "http", port: int | None = None
+    workdir: Path,
+    *,
+    extra: dict[str, Any] | None = None,
+    scheme: str = "http",
+    port: int | None = None,
+    probe_cert: tuple[str, str] | None = None,
 ) -> RunningRegistry:
+    """Start the registry binary; ``probe_cert`` (cert, key) is the client certificate the
+    readiness probe presents to a registry that requires mutual TLS (``http.tls.clientcas``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     root = workdir / "storage"
     root.mkdir(exist_ok=True)
@@ -129,7 +136,7 @@ def start_registry(
                 f"registry exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}"
             )
         try:
-            requests.get(f"{reg.url}/v2/", timeout=1, verify=False)
+            requests.get(f"{reg.url}/v2/", timeout=1, verify=False, cert=probe_cert)
             return reg
         except requests.RequestException:
             time.sleep(0.03)

@@ -105,3 +105,27 @@ def make_server_cert(
     pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(key, pair.key)
     return pair
+
+
+def make_client_cert(
+    directory: Path, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, name: str = "stella-oci client"
+) -> CertPair:
+    """A client certificate (extended key usage clientAuth) signed by the CA, for mutual TLS."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    not_before, not_after = _validity()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pair = CertPair(directory / "client.pem", directory / "client.key")
+    pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, pair.key)
+    return pair
