@@ -138,18 +138,21 @@ class BundleSink(Target):
         try:
             with self._writing(titles[0]):
                 first.parent.mkdir(parents=True, exist_ok=True)
-                fh = open(partial, "wb")
+                fh = open(partial, "wb", buffering=0)  # unbuffered: no late error at close
             # The transport resumes a cut download itself; the engine verifies while we write.
             with fh, opener(0) as chunks:
                 for chunk in chunks:
-                    try:
-                        fh.write(chunk)
-                    except OSError as exc:
-                        raise output_error(self.output, exc, f"cannot write {titles[0]!r}") from None
-                try:
-                    fh.flush()  # so that closing cannot fail with a late ENOSPC
-                except OSError as exc:
-                    raise output_error(self.output, exc, f"cannot write {titles[0]!r}") from None
+                    view = memoryview(chunk)
+                    while view:
+                        try:
+                            written = fh.write(view)
+                        except OSError as exc:
+                            raise output_error(self.output, exc, f"cannot write {titles[0]!r}") from None
+                        if not written:
+                            raise output_error(
+                                self.output, OSError(errno.EIO, "short write"), f"cannot write {titles[0]!r}"
+                            )
+                        view = view[written:]
             with self._writing(titles[0]):
                 os.replace(partial, first)
         except BaseException:
