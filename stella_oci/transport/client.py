@@ -88,9 +88,10 @@ class _CutHeaderFilter(logging.Filter):
         return True
 
 
-_urllib3_log = logging.getLogger("urllib3.connectionpool")
-if not any(isinstance(f, _CutHeaderFilter) for f in _urllib3_log.filters):
-    _urllib3_log.addFilter(_CutHeaderFilter())
+for _name in ("urllib3.connection", "urllib3.connectionpool"):
+    _urllib3_log = logging.getLogger(_name)
+    if not any(isinstance(f, _CutHeaderFilter) for f in _urllib3_log.filters):
+        _urllib3_log.addFilter(_CutHeaderFilter())
 
 
 def _cut_in_headers(resp: requests.Response) -> bool:

@@ -15,15 +15,78 @@ Faults:
     intact, so the client can resume at the registry's offset;
   * ``cut_download_after``: once that many response bytes of blob GETs went to the client,
     cut the connection (the client sees a short body).
-Counters: ``body_bytes_up`` (request bodies forwarded), ``bytes_down``, ``requests``.
+  * ``faults``: :class:`Fault` rules: a fault *kind* for requests matching a method and a
+    path regex, injected once (``times=1``) or on every attempt (``times=-1``);
+  * ``random_faults(seed, rate, kinds)``: each request that no rule matched gets a fault with
+    probability ``rate``, its kind drawn from ``kinds``; all draws (whether, which, where to
+    cut) come from one ``random.Random(seed)`` in the order requests arrive, so a run is
+    reproducible from its seed (the order of concurrent requests aside).
+Fault kinds (:data:`KINDS`):
+  * ``reset-request``: forward the request head and half its body, then reset both
+    connections (the registry sees a partial request; no answer reaches the client);
+  * ``reset-body``: forward the answer's head and half its body, then reset;
+  * ``cut-after-status``: forward only the status line, then close (http.client takes the
+    EOF for the end of the headers: a status without headers or body);
+  * ``cut-in-headers``: forward the status line and part of the headers, cut at a seeded
+    place (possibly inside a line), then close;
+  * ``cut-in-location``: like ``cut-in-headers``, cut inside the host of ``Location``
+    (``http://127.0.0.1:5``); answers without Location are cut as ``cut-in-headers``;
+  * ``status``: answer ``Fault.status`` (500, 502, 503, 504) itself, never forwarding;
+  * ``429``: answer 429 with ``Retry-After: Fault.retry_after``;
+  * ``stall``: hold the request ``Fault.stall`` seconds (at most 5), then forward it.
+Counters: ``body_bytes_up`` (request bodies forwarded), ``bytes_down``, ``requests``,
+``injected`` (one ``(method, path, kind)`` per fault injected).
 """
 
 from __future__ import annotations
 
+import random
+import re
 import socket
 import socketserver
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+KINDS = (
+    "reset-request",
+    "reset-body",
+    "cut-after-status",
+    "cut-in-headers",
+    "cut-in-location",
+    "status",
+    "429",
+    "stall",
+)
+RESPONSE_CUTS = ("reset-body", "cut-after-status", "cut-in-headers", "cut-in-location")
+MAX_STALL = 5.0
+
+
+@dataclass
+class Fault:
+    """Inject ``kind`` into requests with ``method`` (None: any) whose path matches ``path``
+    (a regex, searched; None: any): ``times`` of them (1: once; -1: every attempt)."""
+
+    kind: str
+    method: str | None = None
+    path: str | None = None
+    times: int = 1
+    status: int = 503
+    retry_after: str = "1"
+    stall: float = 1.0
+    hits: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {', '.join(KINDS)}")
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times == 0:
+            return False
+        if self.method and self.method != method:
+            return False
+        return not (self.path and not re.search(self.path, path))
 
 
 @dataclass
@@ -75,6 +138,11 @@ class FaultProxy:
         self.download_bytes = 0
         self.requests: list[SeenRequest] = []
         self.cuts = 0
+        self.faults: list[Fault] = []
+        self.injected: list[tuple[str, str, str]] = []
+        self._rng = random.Random(0)
+        self._rate = 0.0
+        self._kinds: tuple[str, ...] = ()
         self._lock = threading.Lock()
         proxy = self
 
@@ -93,6 +161,33 @@ class FaultProxy:
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self._server.server_address[1]}"
+
+    def random_faults(self, seed: int, rate: float, kinds: Sequence[str] = KINDS) -> None:
+        """From now on, inject a fault of a kind drawn from ``kinds`` into each request with
+        probability ``rate`` (``rate=0`` stops), every draw from ``random.Random(seed)``."""
+        for kind in kinds:
+            Fault(kind)  # validates
+        with self._lock:
+            self._rng = random.Random(seed)
+            self._rate = rate
+            self._kinds = tuple(kinds)
+
+    def _choose(self, method: str, path: str) -> tuple[Fault | None, float]:
+        """The fault for this request (None: forward it untouched) and a draw in [0, 1) for
+        where to cut. Called under the lock."""
+        fault = next((f for f in self.faults if f.matches(method, path)), None)
+        if fault is not None:
+            fault.hits += 1
+            if fault.times > 0:
+                fault.times -= 1
+        elif self._rate > 0 and self._rng.random() < self._rate:
+            kind = self._rng.choice(self._kinds)
+            status = self._rng.choice((500, 502, 503, 504))
+            fault = Fault(kind, status=status, stall=round(0.2 + self._rng.random(), 2))
+        if fault is None:
+            return None, 0.0
+        self.injected.append((method, path, fault.kind))
+        return fault, self._rng.random()
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -121,6 +216,7 @@ class FaultProxy:
         seen = SeenRequest(method, path, lower.get("range"), lower.get("content-range"), length)
         with self._lock:
             self.requests.append(seen)
+            fault, draw = self._choose(method, path)
             rule = next((r for r in self.rules if r.matches(method, path)), None)
             if rule is not None:
                 rule.hits += 1
@@ -135,6 +231,14 @@ class FaultProxy:
             if swallow:
                 limit = min(length, self.swallow_bytes)
                 self.swallow_upload = None
+        if fault is not None and fault.kind in ("status", "429"):
+            rule = StatusRule(
+                429 if fault.kind == "429" else fault.status,
+                {"Retry-After": fault.retry_after} if fault.kind == "429" else {},
+            )
+        if fault is not None and fault.kind == "stall":
+            seen.outcome = f"stalled {min(fault.stall, MAX_STALL)} s"
+            time.sleep(min(fault.stall, MAX_STALL))
         if rule is not None:
             seen.outcome = f"answered {rule.status}"
             self._drain(client, rest, length)
@@ -163,6 +267,23 @@ class FaultProxy:
         out_head = [lines[0]] + [f"{n}: {v}" for n, v in headers if n.lower() != "connection"]
         out_head.append("Connection: close")
         upstream.sendall(("\r\n".join(out_head) + "\r\n\r\n").encode("latin-1"))
+        if fault is not None and fault.kind == "reset-request":
+            seen.outcome = "reset during request"
+            half = rest[: length // 2]
+            try:
+                while len(half) < length // 2:
+                    data = client.recv(65536)
+                    if not data:
+                        break
+                    half += data
+                upstream.sendall(half[: length // 2])
+            except OSError:
+                pass
+            self.cuts += 1
+            _abort(upstream)
+            _abort(client)
+            return
+        cut_kind = fault.kind if fault is not None and fault.kind in RESPONSE_CUTS else None
         is_blob_get = method == "GET" and "/blobs/" in path and "/uploads/" not in path
         done = threading.Event()
 
@@ -198,11 +319,51 @@ class FaultProxy:
                 done.set()
 
         def down() -> None:
+            head = b""
+            head_done = cut_kind is None
+            body_limit: int | None = None
+            body_sent = 0
             try:
                 while True:
                     data = upstream.recv(65536)
                     if not data:
+                        if not head_done and head:
+                            client.sendall(head)
                         break
+                    if not head_done:
+                        head += data
+                        end = head.find(b"\r\n\r\n")
+                        if end < 0 and len(head) < 1 << 20:
+                            continue
+                        end = end + 4 if end >= 0 else len(head)
+                        head, data = head[:end], head[end:]
+                        head_done = True
+                        if cut_kind != "reset-body":
+                            client.sendall(head[: _cut_point(head, cut_kind or "", draw)])
+                            seen.outcome = cut_kind or ""
+                            self.cuts += 1
+                            _close(client)
+                            _abort(upstream)
+                            return
+                        client.sendall(head)
+                        m = re.search(rb"\r\ncontent-length:\s*(\d+)", head, re.IGNORECASE)
+                        body_limit = int(m.group(1)) // 2 if m and method != "HEAD" else 0
+                        if body_limit == 0:
+                            seen.outcome = "reset after head"
+                            self.cuts += 1
+                            _abort(client)
+                            _abort(upstream)
+                            return
+                        if not data:
+                            continue
+                    if body_limit is not None and body_sent + len(data) >= body_limit:
+                        client.sendall(data[: body_limit - body_sent])
+                        seen.outcome = "reset during answer"
+                        self.cuts += 1
+                        _abort(client)
+                        _abort(upstream)
+                        return
+                    body_sent += len(data)
                     cut = False
                     with self._lock:
                         limit = self.cut_download_after
@@ -243,6 +404,21 @@ class FaultProxy:
                 got += len(data)
         except OSError:
             pass
+
+
+def _cut_point(head: bytes, kind: str, draw: float) -> int:
+    """How many bytes of the answer head ``head`` (status line, headers, blank line) to send."""
+    status_end = head.find(b"\r\n") + 2
+    if kind == "cut-after-status" or status_end >= len(head) - 2:
+        return status_end
+    if kind == "cut-in-location":
+        m = re.search(rb"\r\nLocation: *(?:[a-z]+://)?([^/\r]+)", head, re.IGNORECASE)
+        if m:
+            host_start, host_end = m.span(1)
+            return host_start + 1 + int(draw * max(1, host_end - host_start - 1))
+    # somewhere after the status line and before the blank line, possibly mid-line
+    headers_end = len(head) - 2
+    return status_end + 1 + int(draw * max(1, headers_end - status_end - 1))
 
 
 def _abort(sock: socket.socket) -> None:
