@@ -582,3 +582,16 @@ def test_thousand_nested_indexes_are_refused_with_the_depth_limit(
     code, out, err = cli("copy", f"oci:{shallow}:deep", f"{registry.host}/{fresh_repo}:shallow")
     assert code == 0, err
     assert tags_of(registry, fresh_repo) == ["shallow"]
+
+
+def test_oci_archive_with_a_huge_pax_header_is_refused_unread(cli: Cli, tmp_path: Path) -> None:
+    archive = tmp_path / "pax.tar"
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tf:
+        info = tarfile.TarInfo("oci-layout")
+        info.pax_headers = {"comment": "x" * (8 * 1024 * 1024)}
+        data = b'{"imageLayoutVersion":"1.0.0"}'
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    code, out, err = cli("verify", f"oci-archive:{archive}:v1")
+    assert code == 2, err
+    assert "an extended header of" in err and "more than 1048576" in err, err

@@ -276,7 +276,7 @@ DEFAULT_MAX_ARCHIVE_BYTES = 256 * 1024**3
 """Bytes an archive may unpack to (``STELLA_OCI_MAX_ARCHIVE_BYTES``); free space is checked too."""
 
 
-class _BoundedTarInfo(tarfile.TarInfo):
+class BoundedTarInfo(tarfile.TarInfo):
     """A TarInfo that refuses oversized PAX / GNU long-name headers before tarfile reads them."""
 
     def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
@@ -300,11 +300,11 @@ def _open_tar_stream(path: Path) -> Iterator[tarfile.TarFile]:
             ) from None
         with open(path, "rb") as raw:
             reader: IO[bytes] = zstandard.ZstdDecompressor().stream_reader(raw)
-            with tarfile.open(fileobj=reader, mode="r|", tarinfo=_BoundedTarInfo) as tar:
+            with tarfile.open(fileobj=reader, mode="r|", tarinfo=BoundedTarInfo) as tar:
                 yield tar
     else:
         mode = "r|gz" if name.endswith((".tar.gz", ".tgz")) else "r|"
-        with tarfile.open(path, mode=mode, tarinfo=_BoundedTarInfo) as tar:  # type: ignore[call-overload]
+        with tarfile.open(path, mode=mode, tarinfo=BoundedTarInfo) as tar:  # type: ignore[call-overload]
             yield tar
 
 

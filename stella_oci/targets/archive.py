@@ -38,6 +38,7 @@ from typing import BinaryIO
 
 from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, NotFoundError
+from stella_oci.export.bundle import MAX_ARCHIVE_MEMBERS, BoundedTarInfo
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import CHUNK, is_digest, write_verified
 from stella_oci.oci.manifest import Descriptor
@@ -127,9 +128,14 @@ class _TarLayout(LayoutReader):
     def _scan(self) -> None:
         _check_not_compressed(self.path, self.name)
         try:
-            with tarfile.open(self.path, mode="r:") as tf:
+            with tarfile.open(self.path, mode="r:", tarinfo=BoundedTarInfo) as tf:
                 for info in tf:
                     name = safe_member_name(info, self.name)
+                    if len(self.members) >= MAX_ARCHIVE_MEMBERS:
+                        raise InvalidInputError(
+                            f"{self.name}: more than {MAX_ARCHIVE_MEMBERS} members",
+                            hint="an OCI layout archive of this size is not supported; use an oci: directory",
+                        )
                     if name is None or info.isdir():
                         continue
                     if name in self.members:
