@@ -1,10 +1,21 @@
-"""The copy engine: move a manifest graph from any target to any other.
+"""The copy engine: move a manifest graph from any readable target to any writable one.
 
 Blobs move in parallel through a bounded thread pool; every byte is verified against its
-descriptor while it streams (:class:`~stella_oci.oci.digest.VerifyingStream`); blobs the
+descriptor while it streams (:class:`~stella_oci.targets.verified.BlobReader`); blobs the
 destination already has are skipped; manifests go after the blobs they point at, the root
 last, so a reader never sees a manifest whose blobs are missing. Manifest bytes are copied
-verbatim, never re-serialized. Referrers (signatures, provenance) can be carried along.
+verbatim, never re-serialized. Tags are set after the root manifest is pushed. Referrers
+(signatures, provenance) can be carried along.
+
+Each call (:meth:`CopyEngine.copy_graph`, :meth:`CopyEngine.copy_blobs`) has its own
+statistics and its own cancellation: the first failure cancels the sibling transfers of
+that call (they stop at their next chunk) and is raised. A caller can pass its own
+``cancel`` event (a signal handler sets it) to stop a call from outside.
+
+:class:`CopyHooks` lets a verb check what it copies: ``before_blobs`` runs once the root
+manifest is read and verified, before any of its blobs move (pull and verify run the
+StellaOps checks there); ``after_blobs`` runs once every blob is in the destination, before
+the root manifest is pushed.
 
 push, pull, verify and copy are thin verbs over :class:`CopyEngine`.
 """
@@ -12,18 +23,19 @@ push, pull, verify and copy are thin verbs over :class:`CopyEngine`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from stella_oci.errors import StellaOciError, VerificationError, on_side, sided
+from stella_oci.errors import ManifestBlobsMissing, VerificationError, on_side
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.digest import VerifyingStream
-from stella_oci.oci.manifest import Descriptor, check_digest_matches, children, media_type_of
-from stella_oci.targets.base import Target
+from stella_oci.oci.manifest import Descriptor, children, media_type_of
+from stella_oci.targets.base import PushOutcome, ReadOnlyTarget, Target
+from stella_oci.targets.verified import BlobReader, CancelledTransfer, read_manifest
 
+#: How deep referrers of referrers are followed.
+MAX_REFERRER_DEPTH = 4
 MAX_INDEX_DEPTH = 8
 """Image indexes (and manifests) nested deeper than this below the copied root are refused."""
 
@@ -35,7 +47,7 @@ class Progress(Protocol):
 
     def blob_advanced(self, desc: Descriptor, nbytes: int) -> None: ...
 
-    def blob_done(self, desc: Descriptor, how: str) -> None: ...
+    def blob_done(self, desc: Descriptor, how: PushOutcome) -> None: ...
 
     def add_total(self, nbytes: int) -> None: ...
 
@@ -47,15 +59,27 @@ class NoProgress:
     def blob_advanced(self, desc: Descriptor, nbytes: int) -> None:
         pass
 
-    def blob_done(self, desc: Descriptor, how: str) -> None:
+    def blob_done(self, desc: Descriptor, how: PushOutcome) -> None:
         pass
 
     def add_total(self, nbytes: int) -> None:
         pass
 
 
+class CopyHooks(Protocol):
+    """Checks a verb runs around the copy of the root manifest's blobs."""
+
+    def before_blobs(self, root: Descriptor, data: bytes) -> None:
+        """The root manifest was read and verified; no blob moved yet. Raise to stop."""
+
+    def after_blobs(self, root: Descriptor, data: bytes) -> None:
+        """Every blob of the root is in the destination; the root manifest is not pushed yet."""
+
+
 @dataclass
 class CopyStats:
+    """What one call moved."""
+
     uploaded: int = 0
     skipped: int = 0
     mounted: int = 0
@@ -66,15 +90,22 @@ class CopyStats:
     """The referrer manifests copied (as the source listed them)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, how: str, size: int) -> None:
+    def count(self, how: PushOutcome, size: int) -> None:
         with self._lock:
-            if how == "exists":
+            if how is PushOutcome.EXISTS:
                 self.skipped += 1
-            elif how == "mounted":
+            elif how is PushOutcome.MOUNTED:
                 self.mounted += 1
             else:
                 self.uploaded += 1
                 self.bytes_moved += size
+
+    def count_manifest(self, desc: Descriptor, *, referrer: bool = False) -> None:
+        with self._lock:
+            self.manifests += 1
+            if referrer:
+                self.referrers += 1
+                self.copied_referrers.append(desc)
 
 
 def blob_name(desc: Descriptor) -> str:
@@ -82,40 +113,87 @@ def blob_name(desc: Descriptor) -> str:
 
 
 class CopyEngine:
+    """Settings shared by the calls (concurrency, progress); the state is per call."""
+
     def __init__(self, *, concurrency: int = 3, progress: Progress | None = None) -> None:
         self.concurrency = max(1, concurrency)
         self.progress: Progress = progress or NoProgress()
+
+    def _run(self, src: ReadOnlyTarget, dst: Target, cancel: threading.Event | None) -> _CopyRun:
+        return _CopyRun(self, src, dst, cancel or threading.Event())
+
+    def copy_blobs(
+        self,
+        src: ReadOnlyTarget,
+        dst: Target,
+        descs: Sequence[Descriptor],
+        *,
+        cancel: threading.Event | None = None,
+    ) -> CopyStats:
+        """Copy blobs in parallel (duplicates once); the first failure cancels the rest and is raised."""
+        run = self._run(src, dst, cancel)
+        run.copy_blobs(descs)
+        return run.stats
+
+    def copy_graph(
+        self,
+        src: ReadOnlyTarget,
+        dst: Target,
+        root: Descriptor,
+        *,
+        tags: Sequence[str] = (),
+        referrers: bool = False,
+        root_data: bytes | None = None,
+        hooks: CopyHooks | None = None,
+        cancel: threading.Event | None = None,
+    ) -> CopyStats:
+        """Copy the manifest (or index) ``root`` and everything below it, then tag the root."""
+        run = self._run(src, dst, cancel)
+        run.copy_graph(root, tags=tags, referrers=referrers, root_data=root_data, hooks=hooks)
+        return run.stats
+
+
+class _CopyRun:
+    """One call of the engine: its source, destination, statistics and cancellation."""
+
+    def __init__(self, engine: CopyEngine, src: ReadOnlyTarget, dst: Target, cancel: threading.Event) -> None:
+        self.src = src
+        self.dst = dst
+        self.concurrency = engine.concurrency
+        self.progress = engine.progress
+        self.cancel = cancel
         self.stats = CopyStats()
-        self._cancel = threading.Event()
 
     # ------------------------------------------------------------------ blobs
-    def copy_blob(self, src: Target, dst: Target, desc: Descriptor) -> str:
-        """Copy one blob, verified while it streams; returns "exists", "mounted" or "uploaded"."""
-        state = VerifyingStreamState(desc, self._cancel)
-
-        @contextmanager
-        def opener(offset: int) -> Iterator[Iterator[bytes]]:
-            with sided("source", src.open_blob(desc, offset)) as chunks:
-                yield state.stream(chunks, offset, src, self.progress)
-
+    def copy_blob(self, desc: Descriptor) -> PushOutcome:
+        """Copy one blob, verified while it streams."""
+        if self.cancel.is_set():
+            raise CancelledTransfer(f"{blob_name(desc)}: cancelled")
+        reader = BlobReader(
+            self.src,
+            desc,
+            cancel=self.cancel,
+            on_bytes=lambda n: self.progress.blob_advanced(desc, n),
+        )
         self.progress.blob_started(desc)
         with on_side("destination"):
-            how = dst.push_blob(desc, opener)
-        if how == "uploaded" and not state.finished:
-            # The destination stopped reading at the stated size without exhausting the stream:
-            # every byte it took was hashed, so finish the check now.
-            if state.stream_obj is None or state.stream_obj.count != desc.size:
+            how = PushOutcome(self.dst.push_blob(desc, reader.open))
+        if how is PushOutcome.UPLOADED and not reader.finish_unread():
+            # The destination holds the blob but did not read it all from us: only a store that
+            # checks digests itself (a registry, which had it already or completed an upload
+            # another push started) does that. Otherwise it was stored unverified.
+            with on_side("destination"):
+                present = self.dst.has_blob(desc)
+            if not present:
                 raise VerificationError(
                     f"{blob_name(desc)}: the destination stored it before it was verified", side="destination"
                 )
-            with on_side("source"):
-                state.stream_obj.finish()
+            how = PushOutcome.EXISTS
         self.stats.count(how, desc.size)
         self.progress.blob_done(desc, how)
         return how
 
-    def copy_blobs(self, src: Target, dst: Target, descs: Sequence[Descriptor]) -> None:
-        """Copy blobs in parallel (duplicates once); the first failure cancels the rest and is raised."""
+    def copy_blobs(self, descs: Sequence[Descriptor]) -> None:
         unique: dict[str, Descriptor] = {}
         for d in descs:
             unique.setdefault(d.digest, d)
@@ -124,151 +202,115 @@ class CopyEngine:
         self.progress.add_total(sum(d.size for d in unique.values()))
         if self.concurrency == 1 or len(unique) == 1:
             for d in unique.values():
-                self.copy_blob(src, dst, d)
+                self.copy_blob(d)
             return
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="stella-oci-copy") as pool:
-            futures: list[Future[str]] = [pool.submit(self.copy_blob, src, dst, d) for d in unique.values()]
+            futures: list[Future[PushOutcome]] = [pool.submit(self.copy_blob, d) for d in unique.values()]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in futures if f in done and f.exception() is not None]
             if failed:
-                self._cancel.set()  # running transfers stop at their next chunk
+                self.cancel.set()  # running transfers stop at their next chunk
                 for f in pending:
                     f.cancel()
                 wait(pending)
-                self._cancel.clear()
-                failed[0].result()  # raises the first failure
+                # the first real failure, not a sibling's CancelledTransfer
+                real = [f for f in failed if not isinstance(f.exception(), CancelledTransfer)]
+                (real or failed)[0].result()
 
     # ------------------------------------------------------------------ graphs
-    def fetch_verified_manifest(self, src: Target, desc: Descriptor) -> bytes:
-        with on_side("source"):
-            data = src.fetch_manifest(desc)
-            if len(data) != desc.size:
-                raise VerificationError(
-                    f"manifest {desc.digest} from {src.name}: {len(data)} bytes, the descriptor states {desc.size}"
-                )
-            check_digest_matches(data, desc.digest, f"manifest {desc.digest} from {src.name}")
-        return data
-
     def copy_graph(
         self,
-        src: Target,
-        dst: Target,
         root: Descriptor,
         *,
-        tags: Sequence[str] = (),
-        referrers: bool = False,
-        root_data: bytes | None = None,
-    ) -> Descriptor:
-        """Copy the manifest (or index) ``root`` and everything below it; tag the root."""
-        data = root_data if root_data is not None else self.fetch_verified_manifest(src, root)
+        tags: Sequence[str],
+        referrers: bool,
+        root_data: bytes | None,
+        hooks: CopyHooks | None,
+    ) -> None:
+        data = read_manifest(self.src, root) if root_data is None else root_data
+        if hooks is not None:
+            hooks.before_blobs(root, data)
         with on_side("destination"):
-            present = dst.has_manifest(root)
+            present = self.dst.has_manifest(root)
         if present:
             # The whole graph is already there (a re-push, a repeated copy): only the tags move.
             blobs = children(data, media_type_of(data, root.media_type))
             self.progress.add_total(sum(child.size for child in blobs))
             for child in blobs:
-                self.stats.count("exists", child.size)
-                self.progress.blob_done(child, "exists")
-            with on_side("destination"):
-                dst.push_manifest(root, data, tags)
+                self.stats.count(PushOutcome.EXISTS, child.size)
+                self.progress.blob_done(child, PushOutcome.EXISTS)
         else:
-            self._copy_node(src, dst, root, data, tags, seen=set())
+            self.copy_node(root, data, seen=set(), hooks=hooks)
+        with on_side("destination"):
+            for tag in tags:
+                self.dst.tag(root, tag)
         if referrers:
-            self.copy_referrers(src, dst, root)
-        return root
+            self.copy_referrers(root)
 
-    def _copy_node(
+    def copy_node(
         self,
-        src: Target,
-        dst: Target,
         desc: Descriptor,
         data: bytes,
-        tags: Sequence[str],
         seen: set[str],
+        hooks: CopyHooks | None = None,
         depth: int = 0,
+        referrer: bool = False,
     ) -> None:
         if desc.digest in seen:
             return
         if depth > MAX_INDEX_DEPTH:
             raise VerificationError(
-                f"manifest {desc.digest} from {src.name}: image indexes nested more than "
+                f"manifest {desc.digest} from {self.src.name}: image indexes nested more than "
                 f"{MAX_INDEX_DEPTH} levels deep",
                 hint="real images nest one or two levels; this graph is damaged or hostile",
                 details={"max_depth": MAX_INDEX_DEPTH},
+                side="source",
             )
         seen.add(desc.digest)
-        media_type = media_type_of(data, desc.media_type)
-        kids = children(data, media_type)
+        kids = children(data, media_type_of(data, desc.media_type))
         blobs = [k for k in kids if k.media_type not in mt.MANIFEST_MEDIA_TYPES]
-        manifests = [k for k in kids if k.media_type in mt.MANIFEST_MEDIA_TYPES]
-        for child in manifests:
-            self._copy_node(src, dst, child, self.fetch_verified_manifest(src, child), (), seen, depth + 1)
-        self.copy_blobs(src, dst, blobs)
-        with on_side("destination"):
-            dst.push_manifest(desc, data, tags)
-        with self.stats._lock:
-            self.stats.manifests += 1
+        for child in kids:
+            if child.media_type in mt.MANIFEST_MEDIA_TYPES:
+                self.copy_node(child, read_manifest(self.src, child), seen, depth=depth + 1)
+        self.copy_blobs(blobs)
+        if hooks is not None:
+            hooks.after_blobs(desc, data)
+        self.push_manifest(desc, data, kids)
+        self.stats.count_manifest(desc, referrer=referrer)
 
-    def copy_referrers(self, src: Target, dst: Target, subject: Descriptor, depth: int = 0) -> None:
+    def push_manifest(self, desc: Descriptor, data: bytes, kids: Sequence[Descriptor]) -> None:
+        """PUT the manifest; when the registry says blobs it names are missing (another push
+        raced us, a blob expired), re-check them, copy what is missing and retry once."""
+        try:
+            with on_side("destination"):
+                self.dst.push_manifest(desc, data)
+            return
+        except ManifestBlobsMissing:
+            pass
+        for child in kids:
+            if child.media_type in mt.MANIFEST_MEDIA_TYPES:
+                with on_side("destination"):
+                    present = self.dst.has_manifest(child)
+                if not present:
+                    self.copy_node(child, read_manifest(self.src, child), seen=set())
+            else:
+                with on_side("destination"):
+                    present = self.dst.has_blob(child)
+                if not present:
+                    self.copy_blob(child)
+        with on_side("destination"):
+            self.dst.push_manifest(desc, data)
+
+    def copy_referrers(self, subject: Descriptor, depth: int = 0) -> None:
         """Copy every manifest that refers to ``subject`` (and, recursively, their referrers)."""
-        if depth > 4:
+        if depth > MAX_REFERRER_DEPTH:
             return
         with on_side("source"):
-            found = list(src.referrers(subject))
+            found = list(self.src.referrers(subject))
         for ref in found:
-            data = self.fetch_verified_manifest(src, ref)
-            self._copy_node(src, dst, ref, data, (), seen=set())
-            with self.stats._lock:
-                self.stats.referrers += 1
-                self.stats.copied_referrers.append(ref)
-            self.copy_referrers(src, dst, ref, depth + 1)
+            data = read_manifest(self.src, ref)
+            self.copy_node(ref, data, seen=set(), referrer=True)
+            self.copy_referrers(ref, depth + 1)
 
 
-class VerifyingStreamState:
-    """Verification state of one blob across re-opens (resumed transfers).
-
-    The hash covers bytes from offset 0. When the destination resumes at an offset the state has
-    not hashed up to, the missing prefix is re-read from the source and hashed (not sent).
-    """
-
-    def __init__(self, desc: Descriptor, cancel: threading.Event) -> None:
-        self.desc = desc
-        self.cancel = cancel
-        self.stream_obj: VerifyingStream | None = None
-        self.finished = False
-
-    def stream(
-        self, chunks: Iterator[bytes], offset: int, src: Target, progress: Progress
-    ) -> Iterator[bytes]:
-        with on_side("source"):
-            yield from self._stream(chunks, offset, src, progress)
-
-    def _stream(
-        self, chunks: Iterator[bytes], offset: int, src: Target, progress: Progress
-    ) -> Iterator[bytes]:
-        desc = self.desc
-        what = f"{blob_name(desc)} from {src.name}"
-        if offset == 0 or self.stream_obj is None or self.stream_obj.count != offset:
-            verifier = VerifyingStream(iter(()), desc.digest, desc.size, what)
-            if offset:  # resumed where we have not hashed: hash the prefix again, without sending it
-                with src.open_blob(desc, 0) as prefix:
-                    for chunk in prefix:
-                        verifier.feed(chunk[: offset - verifier.count])
-                        if verifier.count >= offset:
-                            break
-            self.stream_obj = verifier
-        verifier = self.stream_obj
-        for chunk in chunks:
-            if self.cancel.is_set():
-                raise CancelledTransfer(f"{what}: cancelled because another transfer failed")
-            if chunk:
-                verifier.feed(chunk)
-                progress.blob_advanced(desc, len(chunk))
-                yield chunk
-        verifier.finish()
-        self.finished = True
-
-
-class CancelledTransfer(StellaOciError):
-    """A transfer stopped because a sibling failed (never the error reported to the user)."""
+__all__ = ["CancelledTransfer", "CopyEngine", "CopyHooks", "CopyStats", "NoProgress", "Progress"]

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pydantic models: imported by the commands that make them, n
     from pydantic import BaseModel
 
     from stella_oci.oci.manifest import Descriptor
+    from stella_oci.targets.base import PushOutcome
 
 
 def emit_json(doc: dict[str, Any], stream: TextIO | None = None) -> None:
@@ -133,12 +134,12 @@ class RichProgress:
         if task is not None:
             self._progress.advance(task, nbytes)
 
-    def blob_done(self, desc: Descriptor, how: str) -> None:
+    def blob_done(self, desc: Descriptor, how: PushOutcome) -> None:
         with self._lock:
             task = self._tasks.pop(desc.digest, None)
         if task is not None:
             self._progress.remove_task(task)
-        if how != "uploaded":
+        if how != "uploaded":  # PushOutcome is a str enum (not imported at runtime: fast --help)
             self._progress.advance(self._overall, desc.size)
 
     def close(self) -> None:

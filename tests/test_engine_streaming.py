@@ -58,10 +58,10 @@ def test_chunked_upload_reads_each_byte_once(registry, fresh_repo, tmp_path: Pat
         client = RegistryClient(ref.api_host, TransportOptions(chunk_size=8 * MiB))
         dst = RegistryTarget(client, ref)
         engine = CopyEngine(concurrency=2)
-        engine.copy_graph(src, dst, artifact.descriptor, tags=["v1"], root_data=artifact.data)
+        stats = engine.copy_graph(src, dst, artifact.descriptor, tags=["v1"], root_data=artifact.data)
         dst.close()
     total = sum(f.size for f in bundle.files) + 2  # the layers and the empty config
-    assert engine.stats.uploaded == len(bundle.files) + 1
+    assert stats.uploaded == len(bundle.files) + 1
     assert src.read_bytes == total, f"read {src.read_bytes} bytes for {total}: some were read twice"
     big = next(f for f in bundle.files if f.path == "db/big.db")
     assert registry.blob_path(big.digest).stat().st_size == size

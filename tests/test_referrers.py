@@ -25,7 +25,7 @@ from stella_oci.export.bundle import open_bundle
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.reference import parse_reference
 from stella_oci.transport.options import TransportOptions
-from stella_oci.verbs.common import RunOptions, open_target
+from stella_oci.verbs.common import RunOptions, open_destination
 from stella_oci.verbs.referrers import attach, attach_bundle_signatures, build_referrer_manifest, discover
 from tests.support.bundles import copy_example
 from tests.support.referrers_server import ReferrersProxy, start_referrers_proxy
@@ -255,7 +255,7 @@ def test_attach_bundle_signatures_attaches_envelopes_and_provenance(registry, fr
     bundle = copy_example("mirror-full", tmp_path / "bundle")
     ref = f"{registry.host}/{fresh_repo}:v1"
     pushed = api.push(bundle, ref)
-    target = open_target(parse_reference(ref), TransportOptions(), write=True)
+    target = open_destination(parse_reference(ref), RunOptions())
     try:
         subject = target.resolve("v1")
         with open_bundle(bundle) as b:

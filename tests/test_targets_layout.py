@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,13 @@ LAYER2 = bytes(range(256)) * 5000  # 1.28 MB: more than one 1 MiB chunk
 
 
 # --- helpers ----------------------------------------------------------------------------
+def push_tagged(target: Target, desc: Descriptor, data: bytes, tags: Sequence[str]) -> None:
+    """Push a manifest, then tag it (tagging is its own step)."""
+    target.push_manifest(desc, data)
+    for tag in tags:
+        target.tag(desc, tag)
+
+
 def bytes_opener(data: bytes, chunk: int = 65536) -> BlobOpener:
     @contextlib.contextmanager
     def opener(offset: int) -> Iterator[Iterator[bytes]]:
@@ -93,7 +100,7 @@ def push_artifact(target: Target, tmp_path: Path, tags: tuple[str, ...] = ("v1",
     assert target.push_blob(l1, bytes_opener(LAYER1, chunk=7)) in ("uploaded", "exists")
     assert target.push_blob(l2, file_opener(big)) in ("uploaded", "exists")
     data, desc = build_manifest([l1, l2], note=note)
-    target.push_manifest(desc, data, tags)
+    push_tagged(target, desc, data, tags)
     return data, desc, [empty, l1, l2]
 
 
@@ -131,7 +138,7 @@ def test_layout_files_are_exact_and_deterministic(tmp_path: Path) -> None:
     assert (out / "blobs" / "sha256" / desc.digest.split(":")[1]).read_bytes() == data
     # pushing again changes nothing and reports "exists"
     assert target.push_blob(blobs[2], bytes_opener(LAYER2)) == "exists"
-    target.push_manifest(desc, data, ["v1"])
+    push_tagged(target, desc, data, ["v1"])
     assert (out / "index.json").read_bytes() == expected_index
 
 
@@ -168,7 +175,7 @@ def copy_tag(src: Target, dst: Target, tag: str, new_tag: str) -> None:
                 yield iter(VerifyingStream(chunks, d.digest, d.size, d.short()))
 
         dst.push_blob(d, opener)
-    dst.push_manifest(desc, data, [new_tag])
+    push_tagged(dst, desc, data, [new_tag])
     dst.commit()
 
 
@@ -194,7 +201,7 @@ def test_push_manifest_checks_bytes_and_moves_tags(tmp_path: Path) -> None:
     target = OciLayoutTarget(out, create=True)
     data1, desc1, _ = push_artifact(target, tmp_path, tags=("v1", "latest"), note="1")
     with pytest.raises(VerificationError):
-        target.push_manifest(desc1, data1 + b" ", ["x"])
+        target.push_manifest(desc1, data1 + b" ")
     data2, desc2, _ = push_artifact(target, tmp_path, tags=("latest",), note="2")
     assert target.resolve("latest").digest == desc2.digest
     assert target.resolve("v1").digest == desc1.digest
@@ -205,7 +212,7 @@ def test_push_manifest_checks_bytes_and_moves_tags(tmp_path: Path) -> None:
         (desc1.digest, "v1"),
     ]
     # moving v1 too leaves manifest 1 listed without a tag (as oras-go does), not lost
-    target.push_manifest(desc2, data2, ["v1"])
+    target.tag(desc2, "v1")
     entries = json.loads((out / "index.json").read_bytes())["manifests"]
     assert [(e["digest"], (e.get("annotations") or {}).get(mt.ANNOTATION_REF_NAME)) for e in entries] == [
         (desc2.digest, "latest"),
@@ -213,7 +220,7 @@ def test_push_manifest_checks_bytes_and_moves_tags(tmp_path: Path) -> None:
         (desc1.digest, None),
     ]
     with pytest.raises(InvalidInputError):
-        target.push_manifest(desc2, data2, ["-bad tag"])
+        target.tag(desc2, "-bad tag")
 
 
 def test_resolve_errors(tmp_path: Path) -> None:
@@ -330,7 +337,7 @@ def test_referrers_in_layout(tmp_path: Path) -> None:
         path = out / "blobs" / "sha256" / digest
         arch.push_blob(Descriptor(media_type="x", digest="sha256:" + digest, size=path.stat().st_size),
                        file_opener(path))
-    arch.push_manifest(subject, target.fetch_manifest(subject), ["v1"])
+    push_tagged(arch, subject, target.fetch_manifest(subject), ["v1"])
     arch.push_manifest(sig_desc, sig)
     arch.commit()
     assert OciArchiveTarget(archive, create=False).referrers(subject, SIG_TYPE) == only_sig
@@ -383,8 +390,8 @@ def test_archive_accumulates_tags(tmp_path: Path) -> None:
     reader = OciArchiveTarget(archive, create=False)
     assert reader.tags() == ["v1", "v2"]
     assert_same_artifact(reader, "v2", data2, blobs)
-    with pytest.raises(InvalidInputError):
-        reader.push_manifest(reader.resolve("v1"), data1, ["v3"])
+    # opened for reading: not a Target (no push, no tag), so nothing can be written through it
+    assert not isinstance(reader._reader, Target)
 
 
 def test_archive_abort_leaves_destination(tmp_path: Path) -> None:

@@ -12,9 +12,11 @@ Mappings come from ``--registry-mirror SOURCE=MIRROR`` (repeatable) and from a J
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from stella_oci.errors import InvalidInputError
 from stella_oci.oci.reference import Reference, parse_reference
@@ -42,10 +44,26 @@ def parse_mirror_args(items: Iterable[str], where: str = "--registry-mirror") ->
     return out
 
 
-def load_mirror_config(path: Path) -> dict[str, str]:
-    from stella_oci.export.schema import load_json_file
+#: A mirror config maps a few hosts; refuse a file larger than this.
+MAX_MIRROR_CONFIG_BYTES = 1024 * 1024
 
-    doc = load_json_file(path, "mirror config")
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_MIRROR_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInputError(f"{what} {path}: cannot be read: {exc.strerror}") from None
+    if len(data) > MAX_MIRROR_CONFIG_BYTES:
+        raise InvalidInputError(f"{what} {path}: larger than {MAX_MIRROR_CONFIG_BYTES} bytes")
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} {path}: not valid JSON ({exc})") from None
+
+
+def load_mirror_config(path: Path) -> dict[str, str]:
+    doc = _read_json(path, "mirror config")
     mirrors = doc.get("mirrors") if isinstance(doc, dict) else None
     if not isinstance(mirrors, dict) or not all(isinstance(v, str) for v in mirrors.values()):
         raise InvalidInputError(

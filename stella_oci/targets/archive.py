@@ -31,7 +31,7 @@ import stat
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -42,7 +42,7 @@ from stella_oci.export.bundle import MAX_ARCHIVE_MEMBERS, BoundedTarInfo
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import CHUNK, is_digest, write_verified
 from stella_oci.oci.manifest import Descriptor
-from stella_oci.targets.base import BlobOpener, ProgressFn, Target
+from stella_oci.targets.base import BlobOpener, ProgressFn, PushOutcome
 from stella_oci.targets.layout import (
     BLOBS_DIR,
     INDEX_FILE,
@@ -197,19 +197,13 @@ class _TarLayout(LayoutReader):
 
             yield chunks()
 
-    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> str:
-        raise InvalidInputError(f"{self.name}: opened for reading only")
-
-    def push_manifest(self, desc: Descriptor, data: bytes, tags: Sequence[str] = ()) -> None:
-        raise InvalidInputError(f"{self.name}: opened for reading only")
-
     def iter_files(self) -> Iterator[tuple[str, tarfile.TarInfo]]:
         """Members in name order."""
         for name in sorted(self.members):
             yield name, self.members[name]
 
 
-class OciArchiveTarget(Target):
+class OciArchiveTarget:
     """An OCI image layout in an uncompressed tar file.
 
     ``create=False``: the file must exist; it is read in place. ``create=True``: writes are
@@ -315,6 +309,9 @@ class OciArchiveTarget(Target):
     def has_blob(self, desc: Descriptor) -> bool:
         return self._store().has_blob(desc)
 
+    def has_manifest(self, desc: Descriptor) -> bool:
+        return self._store().has_manifest(desc)
+
     def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
         return self._store().referrers(subject, artifact_type)
 
@@ -322,11 +319,14 @@ class OciArchiveTarget(Target):
         return self._store().tags()
 
     # --- Target: writing ----------------------------------------------------------
-    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> str:
+    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> PushOutcome:
         return self._stage().push_blob(desc, opener, progress)
 
-    def push_manifest(self, desc: Descriptor, data: bytes, tags: Sequence[str] = ()) -> None:
-        self._stage().push_manifest(desc, data, tags)
+    def push_manifest(self, desc: Descriptor, data: bytes) -> None:
+        self._stage().push_manifest(desc, data)
+
+    def tag(self, desc: Descriptor, tag: str) -> None:
+        self._stage().tag(desc, tag)
 
     def commit(self) -> None:
         """Write the staged layout as a deterministic tar and rename it over the destination."""

@@ -1,11 +1,18 @@
 """A StellaOps bundle directory as a target.
 
-- :class:`BundleSource` serves a checked bundle (and the manifest built from it) for a push:
-  blobs are read from the bundle's files, in chunks.
-- :class:`BundleSink` receives a pull: every blob is written under its layer title into a
-  temporary directory beside the output, verified while written; :meth:`BundleSink.commit`
-  renames it into place, :meth:`BundleSink.abort` removes it, so a failed pull leaves nothing.
-- :class:`DiscardSink` receives a verify: blobs are streamed, hashed and dropped.
+- :class:`BundleSource` (a :class:`~stella_oci.targets.base.ReadOnlyTarget`) serves a checked
+  bundle (and the manifest built from it) for a push: blobs are read from the bundle's files,
+  in chunks.
+- :class:`BundleSink` (a :class:`~stella_oci.targets.base.Target`) receives a pull: every blob
+  is written under its layer title (the names the layers carried at push time) into a
+  temporary directory beside the output, verified while written; layers that share a digest
+  are restored from the first copy. :meth:`BundleSink.commit` renames the directory into
+  place, :meth:`BundleSink.abort` removes it, so a failed pull leaves nothing.
+- :class:`DiscardSink` (a :class:`~stella_oci.targets.base.Target`) receives a verify: blobs
+  are streamed, hashed and dropped.
+
+None of them has a method that exists only to refuse: a source cannot be written to and a
+sink cannot be read from, and the type checker says so.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -30,27 +37,28 @@ from stella_oci.export.paths import check_relative_path
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import is_digest, iter_file
 from stella_oci.oci.manifest import Descriptor
-from stella_oci.targets.base import BlobOpener, ProgressFn, Target
+from stella_oci.targets.base import BlobOpener, ProgressFn, PushOutcome
 
 log = logging.getLogger("stella_oci")
 
 
-class BundleSource(Target):
-    """Read-only: the artifact of a bundle being pushed."""
+class LocalSource:
+    """Read-only: one manifest built in memory and the local files its blobs are (plus the OCI
+    empty config). Used for a push of a bundle and for an ``attach`` of a file."""
 
-    def __init__(self, bundle: Bundle, artifact: BuiltArtifact) -> None:
-        self.bundle = bundle
-        self.artifact = artifact
-        self.name = str(bundle.root)
-        self._files = {f.digest: f.file for f in bundle.files}
+    def __init__(self, name: str, root: Descriptor, data: bytes, files: Mapping[str, Path]) -> None:
+        self.name = name
+        self.root = root
+        self.data = data
+        self._files = dict(files)
 
     def resolve(self, selector: str) -> Descriptor:
-        return self.artifact.descriptor
+        return self.root
 
     def fetch_manifest(self, desc: Descriptor) -> bytes:
-        if desc.digest != self.artifact.descriptor.digest:
+        if desc.digest != self.root.digest:
             raise NotFoundError(f"{self.name}: no manifest {desc.digest}")
-        return self.artifact.data
+        return self.data
 
     @contextmanager
     def _open(self, desc: Descriptor, offset: int) -> Iterator[Iterator[bytes]]:
@@ -65,17 +73,26 @@ class BundleSource(Target):
     def open_blob(self, desc: Descriptor, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
         return self._open(desc, offset)
 
-    def has_blob(self, desc: Descriptor) -> bool:
-        return desc.digest == mt.EMPTY_DIGEST or desc.digest in self._files
+    def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
+        """Local files have no referrers (a bundle's signatures are layers)."""
+        return []
 
-    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> str:
-        raise InvalidInputError(f"{self.name}: a bundle being pushed is read-only")
-
-    def push_manifest(self, desc: Descriptor, data: bytes, tags: Sequence[str] = ()) -> None:
-        raise InvalidInputError(f"{self.name}: a bundle being pushed is read-only")
+    def close(self) -> None:
+        """Files are opened per read."""
 
 
-class BundleSink(Target):
+class BundleSource(LocalSource):
+    """Read-only: the artifact of a bundle being pushed."""
+
+    def __init__(self, bundle: Bundle, artifact: BuiltArtifact) -> None:
+        super().__init__(
+            str(bundle.root), artifact.descriptor, artifact.data, {f.digest: f.file for f in bundle.files}
+        )
+        self.bundle = bundle
+        self.artifact = artifact
+
+
+class BundleSink:
     """Write-only: a pulled bundle, assembled in a temporary directory beside ``output``.
 
     The directory is ``.<name>.partial-<pid>-<host>-<random>`` in the output's parent (a
@@ -98,6 +115,8 @@ class BundleSink(Target):
             raise output_error(self.output, exc, f"cannot create a directory in {parent}") from None
         self._token: int | None = interrupts.track(self.tmp)
         self._titles: dict[str, list[str]] = {}
+        self._written: set[str] = set()
+        self.manifest_digest: str | None = None
         self.committed = False
 
     def expect(self, layers: Sequence[Descriptor]) -> None:
@@ -113,25 +132,23 @@ class BundleSink(Target):
         return self.tmp / title
 
     # --- Target ---------------------------------------------------------------
-    def resolve(self, selector: str) -> Descriptor:
-        raise NotFoundError(f"{self.name}: a bundle being pulled is write-only")
-
-    def fetch_manifest(self, desc: Descriptor) -> bytes:
-        raise NotFoundError(f"{self.name}: a bundle being pulled is write-only")
-
-    def open_blob(self, desc: Descriptor, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
-        raise NotFoundError(f"{self.name}: a bundle being pulled is write-only")
-
     def has_blob(self, desc: Descriptor) -> bool:
+        """True once the blob is written (e.g. export.json, written by the pull's checks)."""
+        return desc.digest in self._written
+
+    def has_manifest(self, desc: Descriptor) -> bool:
+        """A bundle keeps no OCI manifest: never."""
         return False
 
-    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> str:
+    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> PushOutcome:
         if not is_digest(desc.digest):
             raise VerificationError(f"invalid digest {desc.digest!r}")
+        if desc.digest in self._written:
+            return PushOutcome.EXISTS
         titles = self._titles.get(desc.digest)
         if not titles:
             if desc.digest == mt.EMPTY_DIGEST:
-                return "exists"  # the config: verified by the engine, not part of the bundle
+                return PushOutcome.EXISTS  # the config: checked from the manifest, not part of the bundle
             raise VerificationError(f"blob {desc.digest} is not a layer of this export")
         first = self.path_of(titles[0])
         partial = first.with_name(f".{first.name}.partial")
@@ -163,7 +180,8 @@ class BundleSink(Target):
             with self._writing(title):
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(first, dest)
-        return "uploaded"
+        self._written.add(desc.digest)
+        return PushOutcome.UPLOADED
 
     @contextmanager
     def _writing(self, title: str) -> Iterator[None]:
@@ -175,8 +193,15 @@ class BundleSink(Target):
         except OSError as exc:
             raise output_error(self.output, exc, f"cannot write {title!r}") from None
 
-    def push_manifest(self, desc: Descriptor, data: bytes, tags: Sequence[str] = ()) -> None:
+    def push_manifest(self, desc: Descriptor, data: bytes) -> None:
         """The bundle keeps no OCI manifest: the pull result reports its digest instead."""
+        self.manifest_digest = desc.digest
+
+    def tag(self, desc: Descriptor, tag: str) -> None:
+        """A bundle directory has no tags: its name is the --output path."""
+
+    def close(self) -> None:
+        """Commit or abort releases everything."""
 
     def commit(self) -> None:
         """Rename the complete bundle into place (an empty directory there is replaced).
@@ -291,28 +316,41 @@ def remove_stale_partials(parent: Path, name: str) -> list[Path]:
     return removed
 
 
-class DiscardSink(Target):
+class DiscardSink:
     """A verify: blobs stream through the engine's verification and are dropped."""
 
     name = "(verify)"
 
-    def resolve(self, selector: str) -> Descriptor:
-        raise NotFoundError("verify keeps nothing")
-
-    def fetch_manifest(self, desc: Descriptor) -> bytes:
-        raise NotFoundError("verify keeps nothing")
-
-    def open_blob(self, desc: Descriptor, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
-        raise NotFoundError("verify keeps nothing")
+    def __init__(self, skip: Sequence[str] = ()) -> None:
+        self._seen: set[str] = set(skip)
 
     def has_blob(self, desc: Descriptor) -> bool:
+        """True for blobs already read through (or checked before the copy, ``skip``)."""
+        return desc.digest in self._seen
+
+    def has_manifest(self, desc: Descriptor) -> bool:
         return False
 
-    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> str:
+    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> PushOutcome:
+        if desc.digest in self._seen:
+            return PushOutcome.EXISTS
         with opener(0) as chunks:
             for _ in chunks:
                 pass
-        return "uploaded"
+        self._seen.add(desc.digest)
+        return PushOutcome.UPLOADED
 
-    def push_manifest(self, desc: Descriptor, data: bytes, tags: Sequence[str] = ()) -> None:
-        pass
+    def push_manifest(self, desc: Descriptor, data: bytes) -> None:
+        """Nothing is kept."""
+
+    def tag(self, desc: Descriptor, tag: str) -> None:
+        """Nothing is kept."""
+
+    def commit(self) -> None:
+        """Nothing is kept."""
+
+    def abort(self) -> None:
+        """Nothing is kept."""
+
+    def close(self) -> None:
+        """Nothing is held."""

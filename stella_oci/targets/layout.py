@@ -45,7 +45,7 @@ from stella_oci.oci.digest import CHUNK, is_digest, sha256_digest, write_verifie
 from stella_oci.oci.digest import check_digest as _check_digest
 from stella_oci.oci.manifest import Descriptor, canonical_json, media_type_of
 from stella_oci.oci.reference import check_tag
-from stella_oci.targets.base import BlobOpener, ProgressFn, Target
+from stella_oci.targets.base import BlobOpener, ProgressFn, PushOutcome
 
 INDEX_FILE = "index.json"
 BLOBS_DIR = "blobs"
@@ -140,8 +140,11 @@ def serialize_index(index: dict[str, Any]) -> bytes:
     return canonical_json(out)
 
 
-class LayoutReader(Target):
-    """Read side shared by the directory and tar forms of an OCI layout."""
+class LayoutReader:
+    """Read side shared by the directory and tar forms of an OCI layout (a
+    :class:`~stella_oci.targets.base.ReadOnlyTarget`)."""
+
+    name: str = "oci-layout"
 
     def __init__(self) -> None:
         #: digest -> (subject digest, artifactType, annotations, mediaType) of a manifest
@@ -246,6 +249,13 @@ class LayoutReader(Target):
         check_digest(desc.digest, self.name)
         size = self._blob_size(desc.digest)
         return size is not None and size == desc.size
+
+    def has_manifest(self, desc: Descriptor) -> bool:
+        """Manifests are stored as blobs, after everything they point at."""
+        return self.has_blob(desc)
+
+    def close(self) -> None:
+        """Nothing is held open between reads."""
 
     def _summary(self, digest: str) -> tuple[str | None, str | None, dict[str, str] | None, str]:
         cached = self._summary_cache.get(digest)
@@ -438,13 +448,13 @@ class OciLayoutTarget(LayoutReader):
         with self._lock:
             return self._blob_locks.setdefault(digest, threading.Lock())
 
-    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> str:
+    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> PushOutcome:
         rel = blob_relpath(desc.digest, self.name)
         with self._lock:
             self._ensure_layout()
         with self._blob_lock(desc.digest):
             if self._blob_size(desc.digest) == desc.size:
-                return "exists"
+                return PushOutcome.EXISTS
             with opener(0) as chunks:
 
                 def counted() -> Iterator[bytes]:
@@ -457,7 +467,7 @@ class OciLayoutTarget(LayoutReader):
                 write_verified(counted(), self.path / rel, desc.digest, desc.size, what)
             with self._lock:
                 self._uploaded.add(desc.digest)
-        return "uploaded"
+        return PushOutcome.UPLOADED
 
     @contextlib.contextmanager
     def _index_locked(self) -> Iterator[None]:
@@ -470,7 +480,15 @@ class OciLayoutTarget(LayoutReader):
             finally:
                 os.close(fd)  # closing releases the lock
 
-    def push_manifest(self, desc: Descriptor, data: bytes, tags: Sequence[str] = ()) -> None:
+    def push_manifest(self, desc: Descriptor, data: bytes) -> None:
+        """Store the manifest blob and list it in index.json (untagged until :meth:`tag`)."""
+        self._store_manifest(desc, data, ())
+
+    def tag(self, desc: Descriptor, tag: str) -> None:
+        """Point ``tag`` at a stored manifest (its index.json entry carries the ``ref.name``)."""
+        self._store_manifest(desc, self._read_blob_small(desc.digest), (tag,))
+
+    def _store_manifest(self, desc: Descriptor, data: bytes, tags: Sequence[str]) -> None:
         where = f"{self.name}: manifest {desc.digest}"
         check_digest(desc.digest, where)
         for tag in tags:

@@ -10,13 +10,16 @@ from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import is_digest
 from stella_oci.oci.manifest import Descriptor, Index, encode, parse_index, parse_manifest
 from stella_oci.oci.reference import Reference
-from stella_oci.targets.base import BlobOpener, ProgressFn, Target
+from stella_oci.targets.base import BlobOpener, ProgressFn, PushOutcome
 from stella_oci.transport.client import ManifestResponse, RegistryClient
 
 ACCEPT = (mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST_V2, mt.DOCKER_MANIFEST_LIST)
 
 
-class RegistryTarget(Target):
+class RegistryTarget:
+    """Reads and writes (a :class:`~stella_oci.targets.base.Storage`): resolve, fetch, list
+    referrers, check, push, tag."""
+
     def __init__(self, client: RegistryClient, ref: Reference, *, mount_from: Sequence[str] = ()) -> None:
         self.client = client
         self.ref = ref
@@ -25,6 +28,8 @@ class RegistryTarget(Target):
         self.mount_from = tuple(m for m in mount_from if m != self.repo)
         self.last_response: ManifestResponse | None = None
         self._manifest_cache: dict[str, bytes] = {}
+        self._pushed: dict[str, bytes] = {}
+        """Manifests this target pushed, by digest: ``tag`` PUTs them again under the tag."""
 
     # --- reading ------------------------------------------------------------------
     def get(self, selector: str) -> ManifestResponse:
@@ -77,28 +82,48 @@ class RegistryTarget(Target):
         return True
 
     # --- writing ------------------------------------------------------------------
-    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> str:
-        return self.client.upload_blob(
-            self.repo, desc.digest, desc.size, opener, mount_from=self.mount_from, on_bytes=progress
+    def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> PushOutcome:
+        return PushOutcome(
+            self.client.upload_blob(
+                self.repo, desc.digest, desc.size, opener, mount_from=self.mount_from, on_bytes=progress
+            )
         )
 
-    def push_manifest(self, desc: Descriptor, data: bytes, tags: Sequence[str] = ()) -> None:
-        """PUT the manifest under each tag (or its digest). A manifest with a ``subject`` that the
-        registry did not acknowledge with ``OCI-Subject`` is added to the referrers fallback tag."""
-        media = desc.media_type
-        results = []
-        for ref in tags or (desc.digest,):
-            result = self.client.put_manifest(self.repo, ref, data, media)
-            if result.digest_header and result.digest_header != desc.digest:
-                raise VerificationError(
-                    f"{self.name}:{ref}: the registry stored the manifest as {result.digest_header}, "
-                    f"expected {desc.digest}"
-                )
-            results.append(result)
-        if media == mt.OCI_MANIFEST and b'"subject"' in data:
+    def _put(self, reference: str, desc: Descriptor, data: bytes) -> bool:
+        """PUT ``data`` under ``reference``; True when the registry acknowledged a subject."""
+        result = self.client.put_manifest(self.repo, reference, data, desc.media_type)
+        if result.digest_header and result.digest_header != desc.digest:
+            raise VerificationError(
+                f"{self.name}:{reference}: the registry stored the manifest as {result.digest_header}, "
+                f"expected {desc.digest}"
+            )
+        return bool(result.subject_header)
+
+    def push_manifest(self, desc: Descriptor, data: bytes) -> None:
+        """PUT the manifest by digest. A manifest with a ``subject`` that the registry did not
+        acknowledge with ``OCI-Subject`` is added to the referrers fallback tag."""
+        acknowledged = self._put(desc.digest, desc, data)
+        self._pushed[desc.digest] = data
+        if desc.media_type == mt.OCI_MANIFEST and b'"subject"' in data:
             manifest = parse_manifest(data)
-            if manifest.subject is not None and not any(r.subject_header for r in results):
+            if manifest.subject is not None and not acknowledged:
                 self.add_to_fallback_index(manifest.subject, self.referrer_descriptor(desc, data))
+
+    def tag(self, desc: Descriptor, tag: str) -> None:
+        """PUT the manifest again under ``tag`` (the bytes pushed before, or fetched by digest)."""
+        data = self._pushed.get(desc.digest)
+        if data is None:
+            from stella_oci.targets.verified import check_manifest_bytes
+
+            resp = self.client.get_manifest(self.repo, desc.digest, ACCEPT)
+            data = check_manifest_bytes(resp.data, desc, f"{self.name}@{desc.digest}")
+        self._put(tag, desc, data)
+
+    def commit(self) -> None:
+        """A registry makes each PUT visible at once: nothing left to do."""
+
+    def abort(self) -> None:
+        """A registry cannot take back what it stored; blobs without a manifest are garbage-collected."""
 
     # --- referrers ----------------------------------------------------------------
     def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:

@@ -1,18 +1,19 @@
-"""What the verbs share: opening a target for a reference, and turning layers into results."""
+"""What the verbs share: opening sources and destinations (offline mode and mirrors applied in
+one place), and turning layers and statistics into results."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stella_oci.engine import CopyEngine, Progress
+from stella_oci.engine import CopyEngine, CopyStats, Progress
 from stella_oci.errors import InvalidInputError, OfflineError
 from stella_oci.oci.manifest import Descriptor
 from stella_oci.oci.mirrors import apply_mirrors
 from stella_oci.oci.reference import Reference, parse_reference
 from stella_oci.results import LayerInfo, TransferStats
-from stella_oci.targets.base import Target
+from stella_oci.targets.base import ReadOnlyTarget, Storage
 from stella_oci.transport.options import TransportOptions
 
 
@@ -31,21 +32,15 @@ def as_reference(ref: str | Reference) -> Reference:
     return ref if isinstance(ref, Reference) else parse_reference(ref)
 
 
-def open_target(
-    ref: Reference, transport: TransportOptions, *, write: bool, mirrors: Mapping[str, str] | None = None
-) -> Target:
-    """The target a reference names. Registry targets are opened lazily: no connection yet.
-
-    With ``--offline`` a registry reference is refused here, before any socket exists. Reads
-    (``write=False``) go to a mirror when one maps the reference.
-    """
+def _refuse_offline(ref: Reference, transport: TransportOptions) -> None:
     if ref.transport == "registry" and transport.offline:
         raise OfflineError(
             f"{ref}: --offline is set and this would contact the registry {ref.registry}",
             hint="offline, read from an oci:DIR or oci-archive:FILE copy of the artifact",
         )
-    if mirrors and not write:
-        ref = apply_mirrors(ref, mirrors)
+
+
+def _open(ref: Reference, transport: TransportOptions, *, write: bool) -> Storage:
     if ref.transport == "oci":
         from stella_oci.targets.layout import OciLayoutTarget
 
@@ -60,6 +55,29 @@ def open_target(
     return RegistryTarget(RegistryClient(ref.api_host, transport), ref)
 
 
+def source_reference(ref: Reference, run: RunOptions) -> Reference:
+    """Where a read of ``ref`` really goes: the mirror that maps it, if any."""
+    return apply_mirrors(ref, run.mirrors) if run.mirrors else ref
+
+
+def open_source(ref: Reference, run: RunOptions) -> ReadOnlyTarget:
+    """The target to read ``ref`` from: the one place that applies ``--offline`` (refused here,
+    before any socket exists) and ``--registry-mirror`` (reads go to the mirror that maps the
+    reference). Every verb that reads opens its source here. Registry targets connect lazily."""
+    _refuse_offline(ref, run.transport)
+    mirrored = source_reference(ref, run)
+    _refuse_offline(mirrored, run.transport)
+    return _open(mirrored, run.transport, write=False)
+
+
+def open_destination(ref: Reference, run: RunOptions) -> Storage:
+    """The target to write ``ref`` to (never a mirror: mirrors are for reading). ``--offline``
+    refuses a registry here. Call it before :func:`open_source` so that an offline copy to a
+    registry fails before the source is read."""
+    _refuse_offline(ref, run.transport)
+    return _open(ref, run.transport, write=True)
+
+
 def engine_for(run: RunOptions, default_concurrency: int) -> CopyEngine:
     return CopyEngine(concurrency=run.concurrency or default_concurrency, progress=run.progress)
 
@@ -68,8 +86,7 @@ def layer_infos(layers: Sequence[Descriptor]) -> list[LayerInfo]:
     return [LayerInfo(path=d.title, media_type=d.media_type, digest=d.digest, size=d.size) for d in layers]
 
 
-def transfer_stats(engine: CopyEngine) -> TransferStats:
-    s = engine.stats
+def transfer_stats(s: CopyStats) -> TransferStats:
     return TransferStats(uploaded=s.uploaded, skipped=s.skipped, mounted=s.mounted, bytes=s.bytes_moved)
 
 

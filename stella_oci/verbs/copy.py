@@ -21,12 +21,14 @@ from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import parse_manifest
 from stella_oci.oci.reference import Reference
 from stella_oci.results import CopyResult, ReferrerInfo
+from stella_oci.targets.verified import read_manifest
 from stella_oci.verbs.airgap import AirgapCheck, AirgapOptions
 from stella_oci.verbs.common import (
     RunOptions,
     as_reference,
     engine_for,
-    open_target,
+    open_destination,
+    open_source,
     selector_of,
     transfer_stats,
 )
@@ -48,9 +50,9 @@ def copy(
     src_ref = as_reference(source)
     dst_ref = as_reference(destination)
     is_import = dst_ref.transport in ("registry", "oci")
-    dst = open_target(dst_ref, run.transport, write=True)  # first: --offline refuses before reading
+    dst = open_destination(dst_ref, run)  # first: --offline refuses before reading
     try:
-        src = open_target(src_ref, run.transport, write=False, mirrors=run.mirrors)
+        src = open_source(src_ref, run)
     except BaseException:
         dst.abort()
         dst.close()
@@ -64,16 +66,16 @@ def copy(
     try:
         with on_side("source"):
             desc = src.resolve(selector_of(src_ref, "copy"))
-        data = engine.fetch_verified_manifest(src, desc)
+        data = read_manifest(src, desc)
         if desc.media_type == mt.OCI_MANIFEST and parse_manifest(data).artifact_type == ARTIFACT_TYPE:
             pinned = src_ref.with_digest(desc.digest)
-            fetched, _ = fetch_export(pinned, src, expect_digest=None, workdir=workdir, run=run)
+            fetched, _ = fetch_export(pinned, src, expect_digest=None, workdir=workdir)
             gap = (
                 AirgapCheck(airgap or AirgapOptions(), is_import=is_import) if (airgap or is_import) else None
             )
             extra = run_checks([*([gap] if gap else []), *checks], fetched)
         tags = [t for t in [dst_ref.tag or src_ref.tag] if t]
-        engine.copy_graph(src, dst, desc, tags=tags, referrers=referrers, root_data=data)
+        stats = engine.copy_graph(src, dst, desc, tags=tags, referrers=referrers, root_data=data)
         with on_side("destination"):
             dst.commit()
     except BaseException:
@@ -89,8 +91,8 @@ def copy(
         destination=f"{dst_ref.base()}@{desc.digest}",
         digest=desc.digest,
         tags=tags,
-        referrers=[ReferrerInfo.of(d) for d in engine.stats.copied_referrers],
-        transfer=transfer_stats(engine),
+        referrers=[ReferrerInfo.of(d) for d in stats.copied_referrers],
+        transfer=transfer_stats(stats),
         staleness=extra.get("staleness"),
         provenance=extra.get("provenance"),
     )

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from stella_oci.engine import CopyEngine
 from stella_oci.errors import VerificationError, on_side
 from stella_oci.jsonio import load_json
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Index, Manifest, parse_index, parse_manifest
 from stella_oci.oci.reference import Reference
 from stella_oci.results import InspectResult
-from stella_oci.verbs.common import RunOptions, as_reference, layer_infos, open_target, selector_of
+from stella_oci.targets.verified import read_manifest
+from stella_oci.verbs.common import RunOptions, as_reference, layer_infos, open_source, selector_of
 
 
 def inspect(reference: str | Reference, *, run: RunOptions | None = None) -> InspectResult:
     run = run or RunOptions()
     ref = as_reference(reference)
-    src = open_target(ref, run.transport, write=False)
+    src = open_source(ref, run)
     try:
         with on_side("source"):
             desc = src.resolve(selector_of(ref, "inspect"))
-        data = CopyEngine().fetch_verified_manifest(src, desc)
+        data = read_manifest(src, desc)
     finally:
         src.close()
     where = f"{ref.base()}@{desc.digest}"

@@ -18,6 +18,7 @@ from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, VerificationError, on_side
 from stella_oci.export.annotations import ANN_MANIFEST_DIGEST, check_annotations
 from stella_oci.export.artifact import (
+    MAX_EXPORT_JSON_BYTES,
     build_manifest,
     check_layers_against_export,
     check_manifest_shape,
@@ -26,19 +27,19 @@ from stella_oci.export.artifact import (
 from stella_oci.export.bundle import EXPORT_JSON, load_export_json, scan_directory
 from stella_oci.export.models import ExportManifest
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.digest import write_verified
 from stella_oci.oci.manifest import Descriptor, Manifest, parse_manifest, require_sha256
 from stella_oci.oci.reference import Reference
 from stella_oci.results import TransferStats, VerifyResult
-from stella_oci.targets.base import Target
+from stella_oci.targets.base import ReadOnlyTarget
 from stella_oci.targets.bundle import BundleSink, DiscardSink
+from stella_oci.targets.verified import read_manifest, write_blob
 from stella_oci.verbs.airgap import AirgapCheck, AirgapOptions
 from stella_oci.verbs.common import (
     RunOptions,
     as_reference,
     engine_for,
     layer_infos,
-    open_target,
+    open_source,
     selector_of,
     transfer_stats,
 )
@@ -70,7 +71,7 @@ class FetchedExport:
     manifest: Manifest
     doc: dict[str, Any]
     model: ExportManifest
-    src: Target | None = None
+    src: ReadOnlyTarget | None = None
     """Where the artifact is read from (None for a local bundle directory)."""
     export_json: Path | None = None
     """The verified export.json on disk."""
@@ -88,13 +89,11 @@ ExtraCheck = Callable[[FetchedExport], dict[str, Any]]
 @on_side("source")
 def fetch_export(
     ref: Reference,
-    src: Target,
+    src: ReadOnlyTarget,
     *,
     expect_digest: str | None,
     workdir: Path,
-    run: RunOptions,
 ) -> tuple[FetchedExport, list[Descriptor]]:
-    engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
     pinned = [d for d in (ref.digest, expect_digest) if d]
     for d in pinned:
         require_sha256(d, "--expect-digest")
@@ -110,7 +109,7 @@ def fetch_export(
             details={"expected": pinned[0], "found": desc.digest},
         )
     where = f"{ref.base()}@{desc.digest}"
-    data = engine.fetch_verified_manifest(src, desc)
+    data = read_manifest(src, desc, what=f"manifest {where}")
     checks = [CHECK_MANIFEST_BYTES, *([CHECK_PINNED] if pinned else [])]
     last = getattr(src, "last_response", None)
     if getattr(last, "digest_header", None):
@@ -121,10 +120,7 @@ def fetch_export(
     export_layer = check_manifest_shape(manifest, where)
 
     export_path = workdir / EXPORT_JSON
-    with src.open_blob(export_layer, 0) as chunks:
-        write_verified(
-            chunks, export_path, export_layer.digest, export_layer.size, f"{where} layer export.json"
-        )
+    write_blob(src, export_layer, export_path, limit=MAX_EXPORT_JSON_BYTES, what=f"{where} layer export.json")
     try:
         doc, model = load_export_json(export_path, source=f"{where} export.json")
     except InvalidInputError as exc:
@@ -186,16 +182,16 @@ def pull(
     gap = AirgapCheck(airgap or AirgapOptions(), is_import=True)
     out = Path(output)
     sink = BundleSink(out)
-    src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
+    src = open_source(ref, run)
     try:
-        fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=sink.tmp, run=run)
+        fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=sink.tmp)
         extra = run_checks([gap, *checks], fetched)
         with on_side("destination"):
             sink.expect(rest)
         engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
-        engine.copy_blobs(src, sink, rest)
+        stats = engine.copy_blobs(src, sink, rest)
         fetched.checks.append(CHECK_BLOBS)
-        result = _result(fetched, str(out), transfer_stats(engine), extra)
+        result = _result(fetched, str(out), transfer_stats(stats), extra)
         # Everything that can fail is checked before the rename: the ledger is written (and
         # locked) first, committed after it; a signal cannot split the two.
         with gap.importing(fetched, extra.get("provenance"), reference=result.reference) as record:
@@ -234,17 +230,17 @@ def verify(
     ):
         return verify_directory(Path(reference), expect_digest=expect_digest, checks=all_checks)
     ref = as_reference(reference)
-    src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
+    src = open_source(ref, run)
     try:
         with interrupts.temp_dir("stella-oci-verify-") as workdir:
-            fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=workdir, run=run)
+            fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=workdir)
             extra = run_checks(all_checks, fetched)
             engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
-            engine.copy_blobs(src, DiscardSink(), rest)
+            stats = engine.copy_blobs(src, DiscardSink(), rest)
             fetched.checks.append(CHECK_BLOBS)
     finally:
         src.close()
-    return _result(fetched, None, transfer_stats(engine), extra)
+    return _result(fetched, None, transfer_stats(stats), extra)
 
 
 def verify_directory(

@@ -16,7 +16,7 @@ from stella_oci.export.bundle import Bundle, open_bundle
 from stella_oci.oci.reference import Reference, check_tag, parse_reference
 from stella_oci.results import PushResult, ReferrerInfo
 from stella_oci.targets.bundle import BundleSource
-from stella_oci.verbs.common import RunOptions, engine_for, layer_infos, open_target, transfer_stats
+from stella_oci.verbs.common import RunOptions, engine_for, layer_infos, open_destination, transfer_stats
 from stella_oci.verbs.referrers import attach_bundle_signatures
 
 DEFAULT_PUSH_CONCURRENCY = 5
@@ -78,10 +78,10 @@ def push(
         all_tags = list(dict.fromkeys([*([ref.tag] if ref.tag else []), *tags]))
         if not all_tags:
             all_tags = [check_tag(b.manifest.export_id)]
-        dst = open_target(ref, run.transport, write=True)
+        dst = open_destination(ref, run)
         engine = engine_for(run, DEFAULT_PUSH_CONCURRENCY)
         try:
-            engine.copy_graph(
+            stats = engine.copy_graph(
                 BundleSource(b, artifact), dst, artifact.descriptor, tags=all_tags, root_data=artifact.data
             )
             with on_side("destination"):
@@ -103,6 +103,6 @@ def push(
             annotations=artifact.annotations,
             layers=layer_infos(artifact.manifest.layers),
             ignored=b.ignored,
-            transfer=transfer_stats(engine),
+            transfer=transfer_stats(stats),
             referrers=[ReferrerInfo.of(d) for d in attached],
         )

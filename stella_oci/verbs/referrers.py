@@ -25,13 +25,13 @@ same subject gives the same referrer digest.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
+from stella_oci.engine import CopyEngine
 from stella_oci.errors import InvalidInputError
 from stella_oci.export.annotations import (
     ANN_ID,
@@ -43,12 +43,13 @@ from stella_oci.export.artifact import EMPTY_CONFIG
 from stella_oci.export.bundle import Bundle, BundleFile
 from stella_oci.jsonio import load_json
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.digest import file_digest, iter_file
+from stella_oci.oci.digest import file_digest
 from stella_oci.oci.manifest import Descriptor, Manifest, encode, parse_index
 from stella_oci.oci.reference import Reference
 from stella_oci.results import LayerInfo, ReferrerInfo, ResultModel
-from stella_oci.targets.base import BlobOpener, Target
-from stella_oci.verbs.common import RunOptions, as_reference, open_target, selector_of
+from stella_oci.targets.base import ReadOnlyTarget, Resolver, Target
+from stella_oci.targets.bundle import LocalSource
+from stella_oci.verbs.common import RunOptions, as_reference, open_destination, open_source, selector_of
 
 #: Where a target keeps its referrers (``AttachResult.via``, ``DiscoverResult.source``).
 ReferrersSource = Literal["referrers-api", "fallback-tag", "oci-layout"]
@@ -127,36 +128,18 @@ def build_referrer_manifest(
     return encode(manifest)
 
 
-def _file_opener(path: Path) -> BlobOpener:
-    @contextmanager
-    def opener(offset: int) -> Iterator[Iterator[bytes]]:
-        yield iter_file(path, offset)
-
-    return opener
-
-
-def _empty_opener(offset: int) -> AbstractContextManager[Iterator[bytes]]:
-    @contextmanager
-    def cm() -> Iterator[Iterator[bytes]]:
-        yield iter((mt.EMPTY_JSON[offset:],))
-
-    return cm()
-
-
 def _push_referrer(
     dst: Target, subject: Descriptor, artifact_type: str, layer: Descriptor, file: Path, ann: dict[str, str]
 ) -> tuple[bytes, Descriptor]:
-    """Push the layer blob, the empty config and the referrer manifest (by digest)."""
-    dst.push_blob(
-        Descriptor(media_type=mt.OCI_EMPTY, digest=mt.EMPTY_DIGEST, size=mt.EMPTY_SIZE), _empty_opener
-    )
-    dst.push_blob(layer, _file_opener(file))
+    """Copy the layer blob, the empty config and the referrer manifest (by digest) through the
+    engine, so the file is verified while it is sent like every other blob."""
     data, desc = build_referrer_manifest(subject, artifact_type, [layer], ann)
-    dst.push_manifest(desc, data, ())
+    src = LocalSource(str(file), desc, data, {layer.digest: file})
+    CopyEngine(concurrency=1).copy_graph(src, dst, desc, root_data=data)
     return data, desc
 
 
-def _registry_source(target: Target, subject: Descriptor) -> ReferrersSource:
+def _registry_source(target: object, subject: Descriptor) -> ReferrersSource:
     from stella_oci.targets.registry import RegistryTarget
 
     if not isinstance(target, RegistryTarget):
@@ -165,7 +148,7 @@ def _registry_source(target: Target, subject: Descriptor) -> ReferrersSource:
     return "fallback-tag" if data is None else "referrers-api"
 
 
-def _resolve_subject(target: Target, ref: Reference, verb: str) -> Descriptor:
+def _resolve_subject(target: Resolver, ref: Reference, verb: str) -> Descriptor:
     subject = target.resolve(selector_of(ref, verb))
     if subject.media_type not in mt.MANIFEST_MEDIA_TYPES:
         raise InvalidInputError(f"{ref}: {subject.media_type!r} is not a manifest media type")
@@ -209,7 +192,7 @@ def attach(
         size=size,
         annotations={mt.ANNOTATION_TITLE: path.name},
     )
-    dst = open_target(ref, run.transport, write=True)
+    dst = open_destination(ref, run)
     try:
         subject = _resolve_subject(dst, ref, "attach to")
         _, desc = _push_referrer(dst, subject, artifact_type, layer, path, ann)
@@ -290,7 +273,7 @@ def attach_bundle_signatures(dst: Target, subject: Descriptor, bundle: Bundle) -
 
 
 def list_referrers(
-    target: Target, subject: Descriptor, artifact_type: str | None = None
+    target: ReadOnlyTarget, subject: Descriptor, artifact_type: str | None = None
 ) -> tuple[ReferrersSource, list[Descriptor]]:
     """The referrers of ``subject`` in ``target`` and where they were found."""
     from stella_oci.targets.registry import RegistryTarget
@@ -323,7 +306,7 @@ def discover(
     if artifact_type is not None:
         check_artifact_type(artifact_type)
     ref = as_reference(reference)
-    src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
+    src = open_source(ref, run)
     try:
         subject = _resolve_subject(src, ref, "discover")
         source, found = list_referrers(src, subject, artifact_type)

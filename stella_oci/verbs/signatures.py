@@ -26,9 +26,7 @@ from typing import Any
 
 from stella_oci.errors import InvalidInputError, VerificationError
 from stella_oci.export.annotations import DSSE_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
-from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.digest import VerifyingStream
-from stella_oci.oci.manifest import Descriptor, check_digest_matches, parse_manifest
+from stella_oci.oci.manifest import Descriptor, parse_manifest
 from stella_oci.results import SignatureSourceInfo, SignaturesResult
 from stella_oci.signing.dsse import MAX_ENVELOPE_BYTES
 from stella_oci.signing.models import ProvenanceResult, SignatureReport
@@ -37,7 +35,8 @@ from stella_oci.signing.verify import (
     verify_bundle_signatures,
     verify_export_signatures,
 )
-from stella_oci.targets.base import Target
+from stella_oci.targets.base import BlobFetcher
+from stella_oci.targets.verified import read_blob, read_manifest
 from stella_oci.verbs.pull import ExtraCheck, FetchedExport
 
 #: Referrers (of one artifactType) looked at, at most; more is refused as a flood.
@@ -82,18 +81,10 @@ class SignatureMaterial:
         (self.envelopes if kind == "envelope" else self.provenance).append((name, data))
 
 
-def read_small_blob(src: Target, desc: Descriptor, what: str, limit: int = MAX_ENVELOPE_BYTES) -> bytes:
-    """A blob of at most ``limit`` bytes, verified against ``desc`` (digest and size) as it streams."""
-    if desc.size > limit:
-        raise VerificationError(
-            f"{what}: {desc.size} bytes, more than the {limit} a signature document may have",
-            hint="signatures and provenance statements are small documents; this one is not one",
-        )
-    buf = bytearray()
-    with src.open_blob(desc, 0) as chunks:
-        for chunk in VerifyingStream(chunks, desc.digest, desc.size, f"{what} ({desc.digest})"):
-            buf += chunk
-    return bytes(buf)
+def read_small_blob(src: BlobFetcher, desc: Descriptor, what: str, limit: int = MAX_ENVELOPE_BYTES) -> bytes:
+    """A signature document: at most ``limit`` bytes (checked from the descriptor before any
+    byte is read), verified against ``desc`` through the one verifying reader."""
+    return read_blob(src, desc, limit=limit, what=f"{what} ({desc.digest})")
 
 
 def _is_envelope_layer(d: Descriptor) -> bool:
@@ -136,10 +127,7 @@ def gather_signature_material(f: FetchedExport) -> SignatureMaterial:
             )
         for ref_desc in found:
             where = f"referrer {ref_desc.digest}"
-            if ref_desc.size > mt.MAX_MANIFEST_BYTES:
-                raise VerificationError(f"{where}: manifest of {ref_desc.size} bytes, over the 4 MiB limit")
-            data = src.fetch_manifest(ref_desc)
-            check_digest_matches(data, ref_desc.digest, where)
+            data = read_manifest(src, ref_desc, what=where)
             manifest = parse_manifest(data, where)
             if manifest.subject is None or manifest.subject.digest != f.desc.digest:
                 m.ignored.append(
