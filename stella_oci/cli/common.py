@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +108,26 @@ def common_options(func: F) -> F:
             help=f"Longest time one request may spend retrying before exit 10 "
             f"[default: {RetryPolicy().total_seconds:g}]; raise it for a registry that restarts slowly.",
         ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0.1),
+            envvar="STELLA_OCI_TIMEOUT",
+            default=TransportOptions.timeout,
+            show_default=True,
+            metavar="SECONDS",
+            help="Total deadline of one registry request (redirects included; blob bodies excepted), "
+            "then retried (also STELLA_OCI_TIMEOUT).",
+        ),
+        click.option(
+            "--min-speed",
+            type=click.FloatRange(min=0),
+            envvar="STELLA_OCI_MIN_SPEED",
+            default=TransportOptions.min_speed,
+            show_default=True,
+            metavar="BYTES/S",
+            help="Slowest blob transfer accepted, over a 30 s window (STELLA_OCI_SPEED_WINDOW); "
+            "slower is aborted and resumed; 0: no minimum (also STELLA_OCI_MIN_SPEED).",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress, only the result."),
         click.option(
             "--verbose", "-v", is_flag=True, help="Log HTTP exchanges (secrets redacted) to stderr."
@@ -134,6 +155,22 @@ def retry_policy(retries: int | None, max_time: float | None) -> RetryPolicy:
     )
 
 
+def _speed_window() -> float:
+    """``STELLA_OCI_SPEED_WINDOW`` (seconds, > 0), else the default."""
+    raw = os.environ.get("STELLA_OCI_SPEED_WINDOW", "").strip()
+    if not raw:
+        return TransportOptions.speed_window
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise InvalidInputError(
+            f"STELLA_OCI_SPEED_WINDOW={raw!r}: expected a number of seconds between 0 and 3600"
+        )
+    return value
+
+
 class Context:
     def __init__(self, kw: dict[str, Any]) -> None:
         self.fmt: str = kw.pop("fmt")
@@ -159,6 +196,9 @@ class Context:
             registry_config=kw.pop("registry_config"),
             offline=kw.pop("offline"),
             retry=retry_policy(kw.pop("retries"), kw.pop("retry_max_time")),
+            timeout=kw.pop("timeout"),
+            min_speed=kw.pop("min_speed"),
+            speed_window=_speed_window(),
         )
         self.concurrency: int | None = kw.pop("concurrency")
         self.mirrors: dict[str, str] = {}

@@ -47,6 +47,7 @@ from stella_oci.errors import (
     VerificationError,
 )
 from stella_oci.transport.auth import repository_scope
+from stella_oci.transport.bodies import small_body
 from stella_oci.transport.http import RegistrySession, is_loopback
 from stella_oci.transport.http_errors import STREAM_ERRORS, Interrupted, short_reason
 from stella_oci.transport.options import TransportOptions
@@ -100,6 +101,10 @@ def _cut_in_headers(resp: requests.Response) -> bool:
     if resp.headers.get("Content-Length", "").strip().isdigit():
         return False
     return "chunked" not in resp.headers.get("Transfer-Encoding", "").lower()
+
+
+FRESH_BUDGET_PROGRESS = 1024 * 1024
+"""Bytes a cut download must have moved since the last cut to get a fresh retry budget."""
 
 
 @dataclass(frozen=True)
@@ -382,8 +387,10 @@ class RegistryClient:
                         state["resp"].close()
                         state["resp"] = None
                     reason = exc.reason if isinstance(exc, Interrupted) else short_reason(exc)
-                    if pos > last_failure_pos:
-                        budget = RetryBudget(self.options.retry)  # progress made: fresh budget
+                    if pos - last_failure_pos >= FRESH_BUDGET_PROGRESS:
+                        # real progress made: a fresh budget (a peer that trickles a few
+                        # bytes per try must not earn endless retries)
+                        budget = RetryBudget(self.options.retry)
                     last_failure_pos = pos
                     delay = budget.next_delay(exc.retry_after if isinstance(exc, Interrupted) else None)
                     if delay is None:
@@ -462,7 +469,7 @@ def _raise_blobs_missing(resp: requests.Response, what: str, host: str) -> None:
     blobs it names are missing (``MANIFEST_BLOB_UNKNOWN``, ``BLOB_UNKNOWN``,
     ``DIGEST_INVALID``); other answers are left to the status mapping."""
     try:
-        raw = resp.content[: 64 * 1024]
+        raw = small_body(resp, 64 * 1024)
         doc = json.loads(raw)
     except _CUT_OR_JSON_ERRORS:
         return

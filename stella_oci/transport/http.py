@@ -35,14 +35,17 @@ from stella_oci.errors import (
     StellaOciError,
     TransientError,
 )
+from stella_oci.transport import deadline
 from stella_oci.transport.auth import (
     Challenge,
     TokenCache,
     merge_scopes,
     parse_www_authenticate,
 )
+from stella_oci.transport.bodies import TOKEN_BODY_LIMIT, keep_small_body, read_capped, small_body
 from stella_oci.transport.credentials import Credentials, lookup_places, resolve_credentials
 from stella_oci.transport.http_errors import (
+    STREAM_ERRORS,
     Interrupted,
     error_detail,
     short_reason,
@@ -56,6 +59,51 @@ from stella_oci.transport.retry import RETRY_STATUSES, RetryBudget, parse_retry_
 log = logging.getLogger("stella_oci.transport")
 
 _HTTPS_ONLY_MARKER = b"HTTP request to an HTTPS server"
+MAX_REDIRECTS = 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_TOKEN_LIFETIME = 366 * 24 * 3600.0
+"""A token ``expires_in`` beyond this (a year) is not a lifetime but a broken token service."""
+
+
+class _GuardedAdapter(requests.adapters.HTTPAdapter):
+    """An adapter whose connections count their bytes and can be aborted by the watchdog
+    (:mod:`stella_oci.transport.deadline`)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(deadline.POOL_CLASSES)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if hasattr(manager, "pool_classes_by_scheme"):
+            manager.pool_classes_by_scheme = dict(deadline.POOL_CLASSES)
+        return manager
+
+
+class _Session(requests.Session):
+    """A requests session that never follows redirects itself: ``Session.send`` would read a
+    redirect's whole body (unbounded) even with ``allow_redirects=False``, to prepare the
+    next hop; :meth:`RegistrySession._request_following` follows them instead."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        return None
+
+
+class _GuardedBody:
+    """A streamed request body (it has a length) whose sending is held to the minimum
+    throughput; once it is sent, the answer has the total deadline."""
+
+    def __init__(self, body: Any, guard: deadline.RequestGuard) -> None:
+        self._body = body
+        self._guard = guard
+
+    def __len__(self) -> int:
+        return len(self._body)
+
+    def __iter__(self) -> Any:
+        self._guard.speed()
+        yield from self._body
+        self._guard.total()
 
 
 def is_loopback(host: str) -> bool:
@@ -88,7 +136,7 @@ class RegistrySession:
             self._auto_http = True
         else:
             self.scheme = "https"
-        self._session = requests.Session()
+        self._session = _Session()
         # requests would re-read the whole environment (proxies, no_proxy, netrc, CA bundle
         # variables) on every request: a large share of the CPU time of a small request, and
         # a netrc entry would even replace the Authorization header this client chose. The
@@ -97,7 +145,9 @@ class RegistrySession:
         self._session.trust_env = False
         self._proxy_cache: dict[str, dict[str, str]] = {}
         self._session.headers["User-Agent"] = options.user_agent
-        adapter = requests.adapters.HTTPAdapter(
+        # No compressed answers: a small gzip body can inflate to gigabytes.
+        self._session.headers["Accept-Encoding"] = "identity"
+        adapter = _GuardedAdapter(
             pool_connections=options.pool_size, pool_maxsize=options.pool_size, max_retries=0
         )
         self._session.mount("https://", adapter)
@@ -187,34 +237,41 @@ class RegistrySession:
         """One request, retried on connection errors and 408/429/5xx (when ``retry``).
 
         Without ``retry`` a retryable failure raises :class:`Interrupted` for the caller.
+        Every try has the total deadline ``options.timeout`` (a body sent from
+        ``body_factory``, and a streamed answer's body, the minimum throughput instead). An
+        answer that is not streamed has its body read here, at most
+        :data:`~stella_oci.transport.bodies.SMALL_BODY_LIMIT` bytes of it.
         """
         self._check_offline(url)
         budget = RetryBudget(self.options.retry)
         while True:
+            guard = deadline.RequestGuard(
+                self.options.timeout, self.options.min_speed, self.options.speed_window
+            )
             try:
-                with ExitStack() as stack:
+                with ExitStack() as stack, deadline.guarded(guard):
                     body = body_factory(stack) if body_factory is not None else data
-                    resp = self._session.request(
-                        method,
-                        url,
-                        headers=headers,
-                        data=body,
-                        stream=stream,
-                        allow_redirects=allow_redirects,
-                        proxies=self._proxies_for(url),
-                        timeout=(self.options.connect_timeout, self.options.read_timeout),
-                        # (plain HTTP: skip requests' per-request CA path checks)
-                        verify=self._verify if url.startswith("https:") else True,
-                        cert=self._cert,
-                    )
+                    if body_factory is not None and hasattr(body, "__len__") and hasattr(body, "__iter__"):
+                        body = _GuardedBody(body, guard)
+                    resp = self._request_following(method, url, headers, body, allow_redirects, what)
+                    if stream:
+                        guard.watch_response(resp.raw)
+                        guard.speed()
+                    else:
+                        keep_small_body(resp)
+                        guard.finish()
             except requests.exceptions.SSLError as exc:
+                guard.finish()
                 raise tls_error(url, exc) from None
             except (
                 requests.exceptions.ConnectionError,
                 requests.exceptions.Timeout,
                 requests.exceptions.ChunkedEncodingError,
+                urllib3.exceptions.HTTPError,
+                deadline.DeadlineExceeded,
             ) as exc:
-                reason = short_reason(exc)
+                guard.finish()
+                reason = guard.fired or short_reason(exc)
                 if not retry:
                     raise Interrupted(reason) from None
                 delay = budget.next_delay()
@@ -223,13 +280,21 @@ class RegistrySession:
                         f"{what}: cannot reach registry {self.host} ({reason}); gave up after "
                         f"{budget.tries} tries in {time.monotonic() - budget.started:.1f} s",
                         hint="check the registry address and that it is running and reachable; "
-                        "retry later for a network outage",
+                        "retry later for a network outage"
+                        + (
+                            "; a slow link may need a larger --timeout or smaller --min-speed"
+                            if guard.fired
+                            else ""
+                        ),
                     ) from None
                 log.info(
                     "%s: %s %s failed (%s); retrying in %.2f s", what, method, redact(url), reason, delay
                 )
                 budget.sleep(delay)
                 continue
+            except BaseException:
+                guard.finish()
+                raise
             status = resp.status_code
             if status in RETRY_STATUSES:
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -254,7 +319,9 @@ class RegistrySession:
                 budget.sleep(delay)
                 continue
             if status == 400 and self._auto_http and url.startswith("http://"):
-                if _HTTPS_ONLY_MARKER in resp.content[:4096]:
+                if stream:
+                    keep_small_body(resp, 64 * 1024)
+                if _HTTPS_ONLY_MARKER in small_body(resp, 4096):
                     resp.close()
                     log.info("registry %s speaks HTTPS only: switching from HTTP", self.host)
                     self.scheme = "https"
@@ -262,6 +329,70 @@ class RegistrySession:
                     url = "https://" + url[len("http://") :]
                     continue
             return resp
+
+    def _request_following(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Any,
+        allow_redirects: bool,
+        what: str,
+    ) -> requests.Response:
+        """Send, following redirects of GET and HEAD ourselves: at most
+        :data:`MAX_REDIRECTS`, only to http(s) URLs, and without the Authorization header
+        once a redirect leaves the host or goes from HTTPS to HTTP (a storage backend or CDN
+        gets no registry credentials)."""
+        hops = 0
+        current = url
+        hdrs = dict(headers)
+        while True:
+            resp = self._session.request(
+                method,
+                current,
+                headers=hdrs,
+                data=body,
+                stream=True,
+                allow_redirects=False,
+                proxies=self._proxies_for(current),
+                timeout=(self.options.connect_timeout, min(self.options.read_timeout, self.options.timeout)),
+                # (plain HTTP: skip requests' per-request CA path checks)
+                verify=self._verify if current.startswith("https:") else True,
+                cert=self._cert,
+            )
+            if not (allow_redirects and method in ("GET", "HEAD") and resp.status_code in _REDIRECTS):
+                return resp
+            location = resp.headers.get("Location")
+            if not location:
+                return resp
+            keep_small_body(resp, 64 * 1024)
+            target = urllib.parse.urljoin(current, location)
+            parts = urllib.parse.urlsplit(target)
+            where = urllib.parse.urlsplit(current).netloc
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise AuthError(
+                    f"{what}: {where} redirected to {redact(target)!r}, which is not an http(s) URL; refused",
+                    hint="a registry may redirect blob downloads only to http:// or https:// URLs: "
+                    "check the registry (or the proxy in front of it)",
+                    details={"registry": self.host, "redirect": redact(target)},
+                )
+            hops += 1
+            if hops > MAX_REDIRECTS:
+                raise TransientError(
+                    f"{what}: {where} redirected more than {MAX_REDIRECTS} times (a redirect loop, "
+                    f"last to {redact(target)!r})",
+                    hint="the registry or its storage backend is misconfigured: retry later or "
+                    "report it to the registry's operator",
+                    details={"registry": self.host, "redirects": hops - 1},
+                )
+            self._check_offline(target)
+            old = urllib.parse.urlsplit(current)
+            if parts.netloc.lower() != old.netloc.lower() or (
+                old.scheme == "https" and parts.scheme == "http"
+            ):
+                hdrs = {k: v for k, v in hdrs.items() if k.lower() != "authorization"}
+            log.info("%s: redirected to %s", what, redact(target))
+            current = target
 
     def _auth_header(
         self, scopes: list[str]
@@ -303,7 +434,8 @@ class RegistrySession:
         while True:
             if self.scheme == "https" and url.startswith(f"http://{self.host}/"):
                 url = "https://" + url[len("http://") :]  # switched to HTTPS meanwhile
-            auth, key = self._auth_header(wanted)
+            ours = self._is_registry_url(url)
+            auth, key = self._auth_header(wanted) if ours else ({}, None)
             if key is not None and not auth and self._challenge is not None:
                 # We know the realm: fetch the token before sending (saves a 401 round trip).
                 self._fetch_token(self._challenge, wanted, what)
@@ -326,8 +458,23 @@ class RegistrySession:
             if resp.status_code == 401:
                 challenges = parse_www_authenticate(resp.headers.get("WWW-Authenticate"))
                 detail = error_detail(resp)
+                answered = resp.url or url
                 resp.close()
+                if not self._is_registry_url(answered):
+                    # A redirect target (storage backend, CDN) or a Location on another host
+                    # asks for credentials: they are the registry's, it gets none of them.
+                    other = urllib.parse.urlsplit(answered).netloc
+                    raise AuthError(
+                        f"{what}: {other}, where registry {self.host} sent this request, answered "
+                        f"HTTP 401{detail}; stella-oci sends credentials only to the registry "
+                        "and to the token service its own challenge names, never to another host",
+                        hint="the registry's storage redirect (or upload location) must be usable "
+                        "without credentials (pre-signed); report it to the registry's operator",
+                        details={"registry": self.host, "host": other, "status": 401},
+                    )
                 usable = [c for c in challenges if c.scheme in ("bearer", "basic")]
+                if sent_auth and fresh and key is not None and _token_invalid(challenges):
+                    raise self._fresh_token_refused(wanted, what, detail)
                 if (sent_auth and fresh) or rounds >= 2 or not usable:
                     raise self._auth_error(401, wanted, what, detail)
                 rounds += 1
@@ -352,6 +499,26 @@ class RegistrySession:
                 raise self._auth_error(403, wanted, what, detail)
             return resp
 
+    def _is_registry_url(self, url: str) -> bool:
+        """Whether ``url`` points at this registry's host (credentials go nowhere else)."""
+        parts = urllib.parse.urlsplit(url)
+        return parts.scheme in ("http", "https") and parts.netloc.lower() == self.host.lower()
+
+    def _fresh_token_refused(self, scopes: list[str], what: str, detail: str) -> AuthError:
+        """The registry refused (``error="invalid_token"``) a token its token service had
+        just issued for this request."""
+        realm = redact(self._challenge.realm if self._challenge else "") or "?"
+        scope_text = " ".join(merge_scopes(scopes)) or "(registry login)"
+        return AuthError(
+            f"{what}: registry {self.host} refused the token that its token service {realm} had "
+            f"just issued for {scope_text} (HTTP 401{detail}, error=invalid_token): the token expired (or was not yet valid) at once, so the credentials were "
+            "accepted by the token service but the token was not",
+            hint="the clocks of the registry and of its token service disagree, or the token "
+            "service issues tokens with a lifetime shorter than a request: check both clocks "
+            "(NTP) and the token lifetime",
+            details={"registry": self.host, "scope": scope_text, "status": 401, "reason": "token expired"},
+        )
+
     def _auth_error(self, status: int, scopes: list[str], what: str, detail: str) -> AuthError:
         creds = self._credentials() if status != 0 else None
         scope_text = " ".join(merge_scopes(scopes)) or "(registry login)"
@@ -372,8 +539,32 @@ class RegistrySession:
         realm = challenge.realm
         if not realm:
             raise AuthError(f"{what}: registry {self.host} sent a Bearer challenge without a realm")
+        realm_name = redact(realm)
+        realm_parts = urllib.parse.urlsplit(realm)
+        if realm_parts.scheme not in ("http", "https") or not realm_parts.netloc:
+            raise AuthError(
+                f"{what}: registry {self.host} names the token service {realm_name!r}, which is not "
+                "an http(s) URL",
+                hint="the registry's auth configuration (token realm) is broken: report it to its operator",
+            )
         scope_list = merge_scopes(scopes)
         creds = self._credentials()
+        has_secret = creds is not None and (
+            bool(creds.identity_token) or (creds.username is not None and creds.password is not None)
+        )
+        if (
+            has_secret
+            and realm_parts.scheme == "http"
+            and self.scheme == "https"
+            and not self.options.insecure
+        ):
+            raise AuthError(
+                f"{what}: registry {self.host} (HTTPS) names the token service {realm_name}, over "
+                "plain HTTP: refusing to send credentials there in clear text",
+                hint="fix the registry's token realm to an https:// URL; --insecure sends them anyway "
+                "(only for test registries)",
+                details={"registry": self.host, "realm": realm_name},
+            )
         headers = {"Accept": "application/json"}
         params: list[tuple[str, str]] = []
         if challenge.service:
@@ -390,7 +581,10 @@ class RegistrySession:
             )
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             body = urllib.parse.urlencode(form).encode()
-            resp = self.exchange("POST", realm, headers, data=body, what=what)
+            # (no redirects: a 307 would carry the refresh token in the body to another host)
+            resp = self.exchange(
+                "POST", realm, headers, data=body, stream=True, allow_redirects=False, what=what
+            )
         else:
             params.extend(("scope", s) for s in scope_list)
             if creds is not None and creds.username is not None and creds.password is not None:
@@ -398,8 +592,7 @@ class RegistrySession:
                 params.append(("account", creds.username))
             sep = "&" if "?" in realm else "?"
             url = realm + (sep + urllib.parse.urlencode(params) if params else "")
-            resp = self.exchange("GET", url, headers, what=what)
-        realm_name = redact(realm)
+            resp = self.exchange("GET", url, headers, stream=True, what=what)
         try:
             if resp.status_code in (401, 403):
                 raise self._auth_error(
@@ -411,7 +604,21 @@ class RegistrySession:
                     f"{resp.status_code}{error_detail(resp)}"
                 )
             try:
-                doc = json.loads(resp.content[: 1024 * 1024])
+                raw, more = read_capped(resp, TOKEN_BODY_LIMIT)
+            except STREAM_ERRORS as exc:
+                raise TransientError(
+                    f"{what}: token endpoint {realm_name} of registry {self.host}: connection lost "
+                    f"while reading the token ({short_reason(exc)})",
+                    hint="retry later",
+                ) from None
+            if more:
+                raise AuthError(
+                    f"{what}: token endpoint {realm_name} of registry {self.host} answered more than "
+                    f"{TOKEN_BODY_LIMIT // 1024} KiB: not a token",
+                    hint="the registry's token service (realm) is misconfigured",
+                )
+            try:
+                doc = json.loads(raw)
             except ValueError:
                 ctype = resp.headers.get("Content-Type", "?")
                 raise AuthError(
@@ -424,11 +631,40 @@ class RegistrySession:
         if not isinstance(token, str) or not token:
             raise AuthError(f"{what}: token endpoint {realm_name} answered JSON without a token")
         register_secret(token)
-        expires_in = doc.get("expires_in", 60)
-        if not isinstance(expires_in, (int, float)) or expires_in <= 0:
-            expires_in = 60
-        self._tokens.put((realm, challenge.service or "", tuple(scope_list)), token, float(expires_in))
+        lifetime = _token_lifetime(doc.get("expires_in"), f"{what}: token endpoint {realm_name}")
+        self._tokens.put((realm, challenge.service or "", tuple(scope_list)), token, lifetime)
         return token
+
+
+def _token_lifetime(value: object, where: str) -> float:
+    """Seconds a token lives, from a token answer's ``expires_in`` (default 60 s when absent
+    or 0, as the distribution token spec says); anything but a number of seconds from 0 to a
+    year is a broken token service (AuthError, exit 6)."""
+    if value is None:
+        return 60.0
+    problem = None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        problem = f"is a JSON {type(value).__name__}, not a number of seconds"
+    elif value != value or value < 0:  # (NaN, negative)
+        problem = "is negative"
+    elif value > MAX_TOKEN_LIFETIME:
+        problem = f"is more than a year (the limit is {MAX_TOKEN_LIFETIME:.0f} s)"
+    if problem is not None:
+        shown = repr(value) if not isinstance(value, (int, float)) else str(value)
+        if len(shown) > 40:
+            shown = shown[:20] + f"...({len(shown)} characters)"
+        raise AuthError(
+            f"{where} answered a token whose expires_in {shown} {problem}",
+            hint="the registry's token service is broken or hostile: report it to its operator",
+        )
+    seconds = float(value) if isinstance(value, (int, float)) else 60.0  # (<= a year: no overflow)
+    return seconds if seconds > 0 else 60.0
+
+
+def _token_invalid(challenges: list[Challenge]) -> bool:
+    """The registry says the bearer token itself is bad (expired, not yet valid, badly
+    signed), as opposed to lacking the scope (``insufficient_scope``)."""
+    return any(c.scheme == "bearer" and c.params.get("error") == "invalid_token" for c in challenges)
 
 
 def _basic(username: str, password: str) -> str:

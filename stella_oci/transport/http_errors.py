@@ -25,9 +25,13 @@ from stella_oci.errors import (
     TransientError,
     VerificationError,
 )
+from stella_oci.transport.bodies import small_body
+from stella_oci.transport.deadline import DeadlineExceeded
 from stella_oci.transport.redact import redact
 from stella_oci.transport.retry import RETRY_STATUSES
 
+ERROR_BODY_LIMIT = 64 * 1024
+"""What is read of an error answer's body (its distribution error codes and message)."""
 _NOT_FOUND_CODES = {"MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN", "MANIFEST_BLOB_UNKNOWN"}
 _VERIFY_CODES = {"DIGEST_INVALID", "SIZE_INVALID"}
 #: TLS alerts a server sends when it wants a (different) client certificate.
@@ -53,6 +57,9 @@ class Interrupted(Exception):
 
 def short_reason(exc: BaseException) -> str:
     """A one-line reason for a connection failure, without requests' pool noise."""
+    limit = _deadline_reason(exc)
+    if limit:
+        return limit
     text = str(exc)
     m = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
     if m:
@@ -69,6 +76,22 @@ def short_reason(exc: BaseException) -> str:
         if needle.lower() in text.lower():
             return needle.lower()
     return type(exc).__name__
+
+
+def _deadline_reason(exc: BaseException, depth: int = 0) -> str | None:
+    """The text of a :class:`~stella_oci.transport.deadline.DeadlineExceeded` somewhere in
+    ``exc`` (urllib3 and requests wrap it in their own errors)."""
+    if isinstance(exc, DeadlineExceeded):
+        return str(exc)
+    if depth > 6:
+        return None
+    inner = [a for a in exc.args if isinstance(a, BaseException)]
+    inner += [e for e in (exc.__cause__, exc.__context__) if e is not None]
+    for e in inner:
+        found = _deadline_reason(e, depth + 1)
+        if found:
+            return found
+    return None
 
 
 def tls_error(url: str, exc: BaseException) -> StellaOciError:
@@ -99,7 +122,9 @@ def tls_error(url: str, exc: BaseException) -> StellaOciError:
             registry=answer,
         )
     return TlsError(
-        f"TLS handshake with registry {where} failed ({_tls_reason(text)})", problem="handshake", registry=answer
+        f"TLS handshake with registry {where} failed ({_tls_reason(text)})",
+        problem="handshake",
+        registry=answer,
     )
 
 
@@ -128,8 +153,12 @@ def status_error(resp: requests.Response, what: str, host: str) -> StellaOciErro
             f"{what}: registry {host} does not allow this operation (HTTP 405{detail})", registry=answer
         )
     if 400 <= status < 500:
-        return RegistryError(f"{what}: registry {host} refused the request (HTTP {status}{detail})", registry=answer)
-    return RegistryError(f"{what}: unexpected answer HTTP {status} from registry {host}{detail}", registry=answer)
+        return RegistryError(
+            f"{what}: registry {host} refused the request (HTTP {status}{detail})", registry=answer
+        )
+    return RegistryError(
+        f"{what}: unexpected answer HTTP {status} from registry {host}{detail}", registry=answer
+    )
 
 
 def _tls_reason(text: str) -> str:
@@ -143,7 +172,7 @@ def _tls_reason(text: str) -> str:
 def _error_codes(resp: requests.Response) -> tuple[set[str], str]:
     """The distribution error codes of a response body and a short ``: CODE: message`` detail."""
     try:
-        raw = resp.content[: 64 * 1024]
+        raw = small_body(resp, ERROR_BODY_LIMIT)
     except STREAM_ERRORS:
         return set(), ""
     codes: set[str] = set()

@@ -43,6 +43,17 @@ class TransportOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    """Longest silence between two reads (seconds)."""
+    timeout: float = 60.0
+    """Total deadline of one small request (everything but blob bodies) and of the headers
+    of every answer, redirects included (``--timeout``, ``STELLA_OCI_TIMEOUT``); past it the
+    request is aborted and retried like a cut connection. See :mod:`~stella_oci.transport.deadline`."""
+    min_speed: float = 1024.0
+    """Blob bodies (uploads and downloads) must move at least this many bytes per second,
+    measured over ``speed_window`` seconds (``--min-speed``, ``STELLA_OCI_MIN_SPEED``; 0: no
+    minimum); a slower transfer is aborted and resumed like a cut connection."""
+    speed_window: float = 30.0
+    """The window of ``min_speed`` (seconds; ``STELLA_OCI_SPEED_WINDOW``)."""
     offline: bool = False
     """Refuse (exit 5) before opening any connection."""
     pool_size: int = 32

@@ -30,6 +30,7 @@ from stella_oci.errors import (
     VerificationError,
 )
 from stella_oci.transport.auth import repository_scope
+from stella_oci.transport.bodies import small_body
 from stella_oci.transport.http import RegistrySession
 from stella_oci.transport.http_errors import Interrupted
 from stella_oci.transport.retry import RetryBudget
@@ -373,9 +374,9 @@ _SESSION_CODES = (b"BLOB_UPLOAD_UNKNOWN", b"BLOB_UPLOAD_INVALID")
 def _session_lost(resp: requests.Response) -> None:
     """Raise :class:`SessionLost` for an answer saying the upload session is gone."""
     if resp.status_code == 404 or (
-        resp.status_code == 400 and any(c in resp.content[:65536] for c in _SESSION_CODES)
+        resp.status_code == 400 and any(c in small_body(resp, 65536) for c in _SESSION_CODES)
     ):
-        body = resp.content[:65536]
+        body = small_body(resp, 65536)
         code = next((c.decode() for c in _SESSION_CODES if c in body), "not found")
         resp.close()
         raise SessionLost(f"HTTP {resp.status_code} {code}: the registry forgot the upload session")
