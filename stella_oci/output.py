@@ -70,10 +70,14 @@ def emit_error(error: StellaOciError, fmt: str) -> None:
     from stella_oci.cli.hints import hint_for
 
     error.hint = hint_for(error)
+    # Every secret this process learned (passwords, tokens, credentials refused in a
+    # reference) is masked here too, whatever built the message.
+    from stella_oci.transport.redact import redact
+
     if fmt == "json":
-        emit_json(error.to_json())
+        emit_json(json.loads(redact(json.dumps(error.to_json()))))
     else:
-        sys.stderr.write(f"stella-oci: error: {error}\n")
+        sys.stderr.write(f"stella-oci: error: {redact(str(error))}\n")
         sys.stderr.flush()
 
 

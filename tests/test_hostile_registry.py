@@ -335,3 +335,48 @@ def test_hostile_transport_answers_have_named_exits(
         assert_clean(run, tmp_path, out)
     finally:
         server.stop()
+
+
+# ----------------------------------------------------------------------------- item 7: secrets in references
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize(
+    "how",
+    ["reference", "reference-scheme", "reference-port-only", "mirror-arg", "mirror-arg-no-equals", "mirror-config"],
+)
+def test_credentials_in_references_are_refused_unprinted(
+    how: str, fmt: str, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    secret_ref = f"{USER}:{PASSWORD}@registry.example:5000/acme/exports:v1"
+    ref = "registry.example:5000/acme/exports:v1"
+    extra: list[str] = []
+    if how == "reference":
+        ref = secret_ref
+    elif how == "reference-scheme":
+        ref = "https://" + secret_ref
+    elif how == "reference-port-only":
+        ref = f"{USER}:{PASSWORD}@registry.example:5000"
+    elif how == "mirror-arg":
+        extra = ["--registry-mirror", f"registry.example:5000={USER}:{PASSWORD}@mirror.example:5000"]
+    elif how == "mirror-arg-no-equals":
+        extra = ["--registry-mirror", f"{USER}:{PASSWORD}@mirror.example:5000"]
+    else:
+        config = tmp_path / "mirrors.json"
+        config.write_text(json.dumps({"mirrors": {"registry.example:5000": f"{USER}:{PASSWORD}@mirror.example"}}))
+        extra = ["--mirror-config", str(config)]
+    out = tmp_path / "out"
+    run = cli("pull", ref, "-o", out, "--offline", "--format", fmt, *extra)
+    assert run.code == 2, run.text
+    message = str(error_of(run)["message"]) if fmt == "json" else run.err
+    assert "credentials" in message and "***@" in message
+    assert "--password-stdin" in run.text
+    assert_clean(run, tmp_path, out)
+
+
+def test_tag_and_digest_are_not_mistaken_for_credentials() -> None:
+    from stella_oci.oci.reference import parse_reference
+
+    digest = "sha256:" + "ab" * 32
+    ref = parse_reference(f"alpine:3.19@{digest}")
+    assert (ref.repository, ref.tag, ref.digest) == ("library/alpine", "3.19", digest)

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from stella_oci.errors import InvalidInputError
-from stella_oci.oci.reference import Reference, parse_reference
+from stella_oci.oci.reference import Reference, mask_credentials, parse_reference, refuse_credentials
 
 
 def _normalize(side: str, where: str) -> str:
     side = side.strip().rstrip("/")
+    refuse_credentials(side, f"{where} registry mirror")
     if not side:
         raise InvalidInputError(f"{where}: empty side in registry mirror mapping")
     probe = parse_reference(side + "/x" if "/" not in side else side)
@@ -36,8 +37,9 @@ def parse_mirror_args(items: Iterable[str], where: str = "--registry-mirror") ->
     out: dict[str, str] = {}
     for item in items:
         if "=" not in item:
+            refuse_credentials(item, f"{where} registry mirror")
             raise InvalidInputError(
-                f"{where} {item!r}: expected SOURCE=MIRROR, e.g. ghcr.io=mirror.local:5000"
+                f"{where} {mask_credentials(item)!r}: expected SOURCE=MIRROR, e.g. ghcr.io=mirror.local:5000"
             )
         src, dst = item.split("=", 1)
         out[_normalize(src, where)] = _normalize(dst, where)

@@ -78,8 +78,57 @@ class Reference:
         return out
 
 
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_DIGEST_AFTER_AT_RE = re.compile(r"^(?:sha256|sha384|sha512):[A-Za-z0-9=_-]*$")
+
+
+def _userinfo_span(text: str) -> tuple[int, int] | None:
+    """Where ``user[:password]@`` sits in ``text`` (after an optional ``scheme://``), or None.
+
+    ``repo:tag@sha256:...`` is a tag and a digest, not credentials: what follows the ``@``
+    is a digest there."""
+    start = 0
+    m = _SCHEME_RE.match(text)
+    if m:
+        start = m.end()
+    at = text.find("@", start)
+    if at < 0 or "/" in text[start:at]:
+        return None
+    if _DIGEST_AFTER_AT_RE.match(text[at + 1 :]):
+        return None
+    return start, at + 1
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with a ``user:password@`` part replaced by ``***@`` (for messages)."""
+    span = _userinfo_span(text)
+    if span is None:
+        return text
+    return text[: span[0]] + "***@" + text[span[1] :]
+
+
+def refuse_credentials(text: str, where: str = "reference") -> None:
+    """Refuse (exit 2) a reference, mirror or host that carries ``user:password@``; the
+    password is registered as a secret so that no later message shows it either."""
+    span = _userinfo_span(text)
+    if span is None:
+        return
+    from stella_oci.transport.redact import register_secret
+
+    userinfo = text[span[0] : span[1] - 1]
+    register_secret(userinfo.partition(":")[2])
+    register_secret(userinfo)
+    raise InvalidInputError(
+        f"invalid {where} {mask_credentials(text)!r}: it carries credentials (user:password@), "
+        "which stella-oci refuses in references (they would end up in logs and shell history)",
+        hint="give the user with --username and the password with --password-stdin "
+        "(or STELLA_OCI_USERNAME/STELLA_OCI_PASSWORD, or a Docker config)",
+    )
+
+
 def parse_reference(text: str) -> Reference:
     """Parse any reference stella-oci accepts, or raise :class:`InvalidInputError` (exit 2)."""
+    refuse_credentials(text)
     if not text or text != text.strip():
         raise InvalidInputError(f"invalid reference {text!r}: empty or surrounded by white space")
     for prefix in ("oci-archive:", "oci:"):
