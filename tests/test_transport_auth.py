@@ -13,7 +13,6 @@ import logging
 import os
 import stat
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,21 +117,25 @@ def test_token_wrong_password(
 
 
 def test_token_expiring_mid_upload_is_refreshed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    # the registry accepts each token ~1.5 s, the client is told 300 s: only a 401 reveals it
-    server = TokenServer(users={USER: PASSWORD}, registry_ttl=1.5, reported_ttl=300).start()
+    # The client is told every token lives 300 s; the registry accepts the first ones 2 s.
+    # Before the second part of the upload goes out, the test waits until the registry
+    # refuses every token issued so far (computed from their exp, not guessed), so that
+    # PATCH meets a 401 and must fetch a new token and resend the part. Tokens issued after
+    # that live long, so nothing else depends on timing.
+    server = TokenServer(users={USER: PASSWORD}, registry_ttl=2, reported_ttl=300).start()
     reg = start_token_registry(tmp_path / "short", server)
     try:
         size = 5 * MiB + 99
         path, digest = make_blob(tmp_path / "slow", size, seed=21)
+        issued_before_wait: list[int] = []
 
         @contextlib.contextmanager
-        def slow_opener(offset: int) -> Iterator[Iterator[bytes]]:
-            def gen() -> Iterator[bytes]:
-                for chunk in iter_file(path, offset, 256 * 1024):
-                    time.sleep(0.12)
-                    yield chunk
-
-            yield gen()
+        def opener(offset: int) -> Iterator[Iterator[bytes]]:
+            if offset >= MiB and not issued_before_wait:
+                issued_before_wait.append(len(server.issued))
+                server.registry_ttl = 300
+                server.wait_until_all_refused()
+            yield iter_file(path, offset, 256 * 1024)
 
         opts = TransportOptions(
             username=USER,
@@ -141,12 +144,36 @@ def test_token_expiring_mid_upload_is_refreshed(tmp_path: Path, caplog: pytest.L
             retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=1, total_seconds=15),
         )
         client = RegistryClient(reg.host, opts)
-        assert client.upload_blob("tok/slow", digest, size, slow_opener) == "uploaded"
-        assert len(server.issued) >= 3  # refreshed during the upload
+        assert client.upload_blob("tok/slow", digest, size, opener) == "uploaded"
+        assert issued_before_wait, "the upload never reached its second part"
+        assert len(server.issued) > issued_before_wait[0]  # refreshed during the upload
         stored = reg.blob_path(digest)
         assert stored.stat().st_size == size
         assert "sha256:" + hashlib.sha256(stored.read_bytes()).hexdigest() == digest
         assert_no_secret(caplog.text, *server.tokens)
+    finally:
+        reg.stop()
+        server.stop()
+
+
+def test_token_refused_right_after_issue_reads_as_expired(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every token is already expired when issued (a token service whose clock runs behind):
+    # the credentials were fine (the token service accepted them), the token was not.
+    server = TokenServer(users={USER: PASSWORD}, registry_ttl=-5).start()
+    reg = start_token_registry(tmp_path / "expired", server)
+    try:
+        client = RegistryClient(reg.host, TransportOptions(username=USER, password=PASSWORD))
+        with pytest.raises(AuthError) as exc:
+            client.list_tags("tok/app")
+        msg = str(exc.value)
+        assert exc.value.exit_code == 6
+        assert "token expired" in msg and "just issued" in msg and "clocks" in msg
+        assert "were refused" not in msg
+        assert exc.value.details["reason"] == "token expired"
+        assert server.refused == 0 and server.issued
+        assert_no_secret(msg + caplog.text, *server.tokens)
     finally:
         reg.stop()
         server.stop()

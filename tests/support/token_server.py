@@ -3,9 +3,10 @@
 It signs RS256 JWTs with a key whose self-signed certificate is both the registry's
 ``rootcertbundle`` and the token's ``x5c`` header, checks basic credentials against a user
 table, and grants what was asked to known users (anonymous callers get ``pull`` only when
-``anonymous_pull``). ``registry_ttl`` is how long the *registry* accepts a token: the
-distribution registry adds 60 s of leeway to ``exp``, so ``exp`` is set 60 s earlier than
-that. ``reported_ttl`` is the ``expires_in`` told to the client (lying about it lets a test
+``anonymous_pull``). ``registry_ttl`` is how long the *registry* accepts a token, in whole
+seconds (JWT ``exp`` is whole seconds; the distribution registry adds 60 s of leeway to it,
+so ``exp`` is set 60 s earlier); ``accepted_until`` records, per token, when the registry
+starts refusing it, and :meth:`TokenServer.wait_until_all_refused` waits for that. ``reported_ttl`` is the ``expires_in`` told to the client (lying about it lets a test
 make a token die while the client still believes in it).
 """
 
@@ -47,6 +48,8 @@ class TokenServer:
     """One entry per token: account, scopes asked, access granted."""
     refused: int = 0
     tokens: list[str] = field(default_factory=list)
+    accepted_until: list[float] = field(default_factory=list)
+    """Per token: the wall-clock time (epoch seconds) after which the registry refuses it."""
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     cert_pem: bytes = b""
@@ -85,11 +88,12 @@ class TokenServer:
             if actions:
                 access.append({"type": typ, "name": name, "actions": actions})
         now = int(time.time())
+        exp = now + int(self.registry_ttl) - LEEWAY
         claims = {
             "iss": ISSUER,
             "sub": account or "",
             "aud": SERVICE,
-            "exp": now + int(self.registry_ttl) - LEEWAY,
+            "exp": exp,
             "nbf": now - 5,
             "iat": now,
             "jti": uuid.uuid4().hex,
@@ -98,7 +102,14 @@ class TokenServer:
         token = jwt.encode(claims, self.key, algorithm="RS256", headers={"x5c": [self._x5c]})
         self.issued.append({"account": account, "scopes": scopes, "access": access})
         self.tokens.append(token)
+        self.accepted_until.append(float(exp + LEEWAY))
         return token
+
+    def wait_until_all_refused(self) -> None:
+        """Sleep until the registry refuses every token issued so far (computed from their
+        ``exp``, plus a second for the registry's whole-second clock): no timing luck."""
+        if self.accepted_until:
+            time.sleep(max(0.0, max(self.accepted_until) + 1.0 - time.time()))
 
     def start(self) -> TokenServer:
         server_ref = self
