@@ -166,7 +166,7 @@ def test_token_refused_right_after_issue_reads_as_expired(
     try:
         client = RegistryClient(reg.host, TransportOptions(username=USER, password=PASSWORD))
         with pytest.raises(AuthError) as exc:
-            client.list_tags("tok/app")
+            list_tags(client, "tok/app")
         msg = str(exc.value)
         assert exc.value.exit_code == 6
         assert "token expired" in msg and "just issued" in msg and "clocks" in msg
