@@ -64,6 +64,12 @@ CASES = {
     "manifest-put-cut-in-headers": Case(
         "push", Fault("cut-in-headers", "PUT", r"/manifests/"), always_fails=False
     ),
+    # a 201 whose Docker-Content-Digest was cut short: stored, not a digest mismatch (exit 3)
+    "manifest-put-digest-header-cut": Case(
+        "push",
+        Fault("cut-in-headers", "PUT", r"/manifests/", header="Docker-Content-Digest"),
+        always_fails=False,
+    ),
     "manifest-put-reset-request": Case("push", Fault("reset-request", "PUT", r"/manifests/")),
 }
 

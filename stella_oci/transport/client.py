@@ -255,7 +255,7 @@ class RegistryClient:
                     raise Interrupted("HTTP 200 without Content-Length (answer cut inside its headers?)")
                 return ManifestHead(
                     media_type=resp.headers.get("Content-Type", "").split(";", 1)[0].strip(),
-                    digest_header=resp.headers.get("Docker-Content-Digest"),
+                    digest_header=_whole_digest(resp.headers.get("Docker-Content-Digest")),
                     size=int(size),
                 )
             finally:
@@ -280,7 +280,8 @@ class RegistryClient:
                 _raise_blobs_missing(resp, what, self.host)
                 raise self._http.raise_status(resp, what)
             return PutManifestResult(
-                resp.headers.get("Docker-Content-Digest"), resp.headers.get("OCI-Subject")
+                _whole_digest(resp.headers.get("Docker-Content-Digest")),
+                _whole_digest(resp.headers.get("OCI-Subject")),
             )
         finally:
             resp.close()
@@ -462,6 +463,21 @@ class RegistryClient:
                 resp.close()
 
         return self._retrying(what, attempt)
+
+
+_WHOLE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}")
+
+
+def _whole_digest(value: str | None) -> str | None:
+    """A digest header's value when it is a whole digest; None when absent or cut short (an
+    answer without a body cut inside its headers still looks whole to http.client)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _WHOLE_DIGEST.fullmatch(value):
+        return value
+    log.info("ignoring a digest header cut short or malformed: %r", value[:80])
+    return None
 
 
 def _raise_blobs_missing(resp: requests.Response, what: str, host: str) -> None:

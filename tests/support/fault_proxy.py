@@ -28,7 +28,8 @@ Fault kinds (:data:`KINDS`):
   * ``cut-after-status``: forward only the status line, then close (http.client takes the
     EOF for the end of the headers: a status without headers or body);
   * ``cut-in-headers``: forward the status line and part of the headers, cut at a seeded
-    place (possibly inside a line), then close;
+    place (possibly inside a line), then close; with ``Fault.header``, cut inside that
+    header's value (e.g. ``Docker-Content-Digest: sha256:5e``);
   * ``cut-in-location``: like ``cut-in-headers``, cut inside the host of ``Location``
     (``http://127.0.0.1:5``); answers without Location are cut as ``cut-in-headers``;
   * ``status``: answer ``Fault.status`` (500, 502, 503, 504) itself, never forwarding;
@@ -75,6 +76,7 @@ class Fault:
     status: int = 503
     retry_after: str = "1"
     stall: float = 1.0
+    header: str | None = None
     hits: int = 0
 
     def __post_init__(self) -> None:
@@ -284,6 +286,7 @@ class FaultProxy:
             _abort(client)
             return
         cut_kind = fault.kind if fault is not None and fault.kind in RESPONSE_CUTS else None
+        cut_header = fault.header if fault is not None else None
         is_blob_get = method == "GET" and "/blobs/" in path and "/uploads/" not in path
         done = threading.Event()
 
@@ -339,7 +342,7 @@ class FaultProxy:
                         head, data = head[:end], head[end:]
                         head_done = True
                         if cut_kind != "reset-body":
-                            client.sendall(head[: _cut_point(head, cut_kind or "", draw)])
+                            client.sendall(head[: _cut_point(head, cut_kind or "", draw, cut_header)])
                             seen.outcome = cut_kind or ""
                             self.cuts += 1
                             _close(client)
@@ -406,11 +409,16 @@ class FaultProxy:
             pass
 
 
-def _cut_point(head: bytes, kind: str, draw: float) -> int:
+def _cut_point(head: bytes, kind: str, draw: float, header: str | None = None) -> int:
     """How many bytes of the answer head ``head`` (status line, headers, blank line) to send."""
     status_end = head.find(b"\r\n") + 2
     if kind == "cut-after-status" or status_end >= len(head) - 2:
         return status_end
+    if kind == "cut-in-headers" and header:
+        m = re.search(rb"\r\n" + re.escape(header.encode()) + rb": *([^\r]+)", head, re.IGNORECASE)
+        if m:
+            start, end = m.span(1)
+            return start + 1 + int(draw * max(1, end - start - 1))
     if kind == "cut-in-location":
         m = re.search(rb"\r\nLocation: *(?:[a-z]+://)?([^/\r]+)", head, re.IGNORECASE)
         if m:
