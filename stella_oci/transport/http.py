@@ -251,7 +251,12 @@ class RegistrySession:
             try:
                 with ExitStack() as stack, deadline.guarded(guard):
                     body = body_factory(stack) if body_factory is not None else data
-                    if body_factory is not None and hasattr(body, "__len__") and hasattr(body, "__iter__"):
+                    if (
+                        body_factory is not None
+                        and not isinstance(body, (bytes, bytearray, memoryview, str))
+                        and hasattr(body, "__len__")
+                        and hasattr(body, "__iter__")
+                    ):
                         body = _GuardedBody(body, guard)
                     resp = self._request_following(method, url, headers, body, allow_redirects, what)
                     if stream:
