@@ -37,6 +37,10 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from stella_oci.export.models import ExportManifest
+
+model_of = ExportManifest.from_json_obj
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -123,7 +127,7 @@ def gzip_stored(data: bytes) -> bytes:
 
 def finish_integrity(doc: dict[str, Any], provenance_ref: str, extra: dict[str, str]) -> dict[str, Any]:
     """Add ``integrity`` to ``doc``: the io.stellaops.* annotations computed from it, plus ``extra``."""
-    anns = compute_annotations(doc, provenance_digest=None, provenance_ref=provenance_ref, user={})
+    anns = compute_annotations(model_of(doc), provenance_digest=None, provenance_ref=provenance_ref, user={})
     oci_anns = {k: v for k, v in anns.items() if k.startswith(RESERVED_PREFIX)}
     oci_anns.update(extra)
     doc = dict(doc)
@@ -327,8 +331,8 @@ def check_bundle(root: Path) -> None:
         assert entry["digest"] == "sha256:" + sha256_hex(data) and entry["bytes"] == len(data), entry
     prov = root / "provenance.json"
     prov_digest = "sha256:" + sha256_hex(prov.read_bytes()) if prov.exists() else None
-    anns = compute_annotations(doc, provenance_digest=prov_digest, provenance_ref=None, user={})
-    check_annotations(anns, doc, provenance_digest=prov_digest)
+    anns = compute_annotations(model_of(doc), provenance_digest=prov_digest, provenance_ref=None, user={})
+    check_annotations(anns, model_of(doc), provenance_digest=prov_digest)
     assert anns[ANN_PROVENANCE_REF]
     # the signatures verify with the public half of the example key, and bind to this export.json
     trust = TrustRoot.load(SIGNING_KEY.with_suffix(".pub"))

@@ -1,4 +1,7 @@
-"""The one JSON reader for data stella-oci did not write itself.
+"""The one JSON reader for data stella-oci did not write itself, and RFC 8785 canonical JSON.
+
+Neutral: nothing here knows StellaOps; ``export/``, ``airgap/`` and ``signing/`` share it
+(the schema plumbing is :mod:`stella_oci.schemas`).
 
 Every JSON document that comes from outside (export.json, a manifest or index from a
 registry or a layout, a layout's index.json, a DSSE envelope and its payload, a config
@@ -18,7 +21,10 @@ document:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
+
+import rfc8785
 
 from stella_oci.errors import InvalidInputError, StellaOciError
 
@@ -101,4 +107,52 @@ def load_json(
     return obj
 
 
-__all__ = ["DEFAULT_MAX_BYTES", "MAX_JSON_DEPTH", "json_depth_exceeds", "load_json"]
+def parse_json_bytes(data: bytes, what: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Parse strict JSON (UTF-8, no duplicate members, no NaN/Infinity, bounded size and
+    nesting: :func:`stella_oci.jsonio.load_json`) from ``data``; exit 2 on any problem.
+
+    ``what`` names the document in errors (a path, or ``export.json layer sha256:..``).
+    """
+    return load_json(data, what, max_bytes=max_bytes)
+
+
+def load_json_file(path: Path, what: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
+    """Read and parse a JSON file; ``what`` says what the file is (``"export manifest"``).
+
+    A missing or unreadable file, one larger than ``max_bytes``, or a parse error, raises
+    :class:`InvalidInputError` naming the path (and the line and column of a parse error).
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"{what} {path}: no such file", details={"file": str(path)}) from exc
+    except IsADirectoryError as exc:
+        raise InvalidInputError(f"{what} {path}: is a directory, expected a JSON file") from exc
+    except OSError as exc:
+        raise InvalidInputError(f"{what} {path}: cannot be read: {exc.strerror}") from exc
+    return parse_json_bytes(data, f"{what} {path}", max_bytes=max_bytes)
+
+
+def canonical_bytes(obj: Any, what: str) -> bytes:
+    """RFC 8785 (JSON Canonicalization Scheme) UTF-8 bytes of a JSON value; exit 2 for a value
+    JCS cannot represent (an integer beyond +/-(2^53-1), a non-finite float, a non-string key)."""
+    try:
+        data: bytes = rfc8785.dumps(obj)
+    except rfc8785.CanonicalizationError as exc:
+        raise InvalidInputError(
+            f"{what}: cannot be canonicalized with RFC 8785 (JCS): {exc}",
+            hint="integers must lie within +/-(2^53-1), floats must be finite, keys must be strings",
+        ) from exc
+    return data
+
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "MAX_JSON_DEPTH",
+    "canonical_bytes",
+    "json_depth_exceeds",
+    "load_json",
+    "load_json_file",
+    "parse_json_bytes",
+]

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from stella_oci.export.canonical import manifest_digest
-from stella_oci.export.schema import validate_against
+from stella_oci.schemas import validate_against
 from tests.support.bundles import copy_example, make_bundle, read_export_json, tree
 from tests.support.registry import start_registry
 

@@ -27,7 +27,10 @@ from stella_oci.airgap import (
     StalenessOutcome as Outcome,
 )
 from stella_oci.errors import InvalidInputError, StalenessError, StellaOciError
-from stella_oci.export.schema import validate_against, validate_export_manifest
+from stella_oci.export.models import ExportManifest, validate_export_manifest
+from stella_oci.schemas import validate_against
+
+model_of = ExportManifest.from_json_obj
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = "ledger-airgap-staleness"
@@ -345,7 +348,7 @@ def test_uuid5_is_deterministic_and_uuids_are_kept() -> None:
 def test_build_provenance_validates_and_is_deterministic() -> None:
     doc = export_doc()
     kwargs: dict[str, Any] = dict(
-        doc=doc,
+        export=model_of(doc),
         manifest_digest="sha256:" + "a" * 64,
         bundle_digest="sha256:" + "b" * 64,
         anchor=anchor(uncertainty=50),
@@ -391,7 +394,7 @@ def test_build_provenance_minimal_without_oci_manifest() -> None:
     doc["contents"][1]["contentType"] = "application/x-ndjson"
     doc["contents"][1]["path"] = "b.ndjson"
     prov = build_provenance(
-        doc=doc,
+        export=model_of(doc),
         manifest_digest=None,
         bundle_digest=None,
         anchor=system_anchor(NOW),
@@ -408,12 +411,12 @@ def test_build_provenance_minimal_without_oci_manifest() -> None:
 
 def test_export_domain_explicit_else_profile_name() -> None:
     doc = export_doc()
-    assert export_domain(doc) == "vex-advisories"
-    assert export_domain(doc, "vulnerability-feeds") == "vulnerability-feeds"
-    del doc["profile"]["name"]
+    assert export_domain(model_of(doc)) == "vex-advisories"
+    assert export_domain(model_of(doc), "vulnerability-feeds") == "vulnerability-feeds"
+    del doc["profile"]["name"]  # the schema requires it: no model, so no export without a domain
     with pytest.raises(InvalidInputError) as info:
-        export_domain(doc)
-    assert "profile.name" in str(info.value) and "--domain" in str(info.value)
+        model_of(doc)
+    assert "/profile: missing required member 'name'" in str(info.value)
 
 
 def test_text_report_names_codes_and_fix() -> None:

@@ -28,7 +28,10 @@ from stella_oci.export.annotations import (
     parse_user_annotations,
 )
 from stella_oci.export.canonical import manifest_digest
+from stella_oci.export.models import ExportManifest
 from stella_oci.oci.digest import file_digest
+
+model_of = ExportManifest.from_json_obj
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MIRROR_PROV_DIGEST = file_digest(EXAMPLES / "mirror-full" / "provenance.json")[0]
@@ -65,7 +68,7 @@ def test_constants() -> None:
 
 def test_mirror_full_annotations_exactly() -> None:
     anns = compute_annotations(
-        example("mirror-full"), provenance_digest=MIRROR_PROV_DIGEST, provenance_ref=None, user={}
+        model_of(example("mirror-full")), provenance_digest=MIRROR_PROV_DIGEST, provenance_ref=None, user={}
     )
     assert anns == {
         "io.stellaops.export.id": "exp-20261120-mirror-full-0001",
@@ -84,7 +87,7 @@ def test_mirror_full_annotations_exactly() -> None:
 
 
 def test_trivy_db_run_falls_back_to_export_id() -> None:
-    anns = compute_annotations(example("trivy-db"), provenance_digest=None, provenance_ref=None, user={})
+    anns = compute_annotations(model_of(example("trivy-db")), provenance_digest=None, provenance_ref=None, user={})
     assert anns[ANN_RUN] == anns[ANN_ID] == "exp-20261120-trivy-db-0001"
     assert anns[ANN_PROFILE] == "trivy:db"
     assert anns[ANN_CREATED] == "2026-11-20T08:00:00Z"
@@ -98,31 +101,31 @@ def test_provenance_ref_from_integrity_wins_over_everything() -> None:
 
     doc_with_att["integrity"]["oci"]["annotations"][ANN_MANIFEST_DIGEST] = manifest_digest(doc_with_att)
     anns = compute_annotations(
-        doc_with_att, provenance_digest=MIRROR_PROV_DIGEST, provenance_ref="cli-ref", user={}
+        model_of(doc_with_att), provenance_digest=MIRROR_PROV_DIGEST, provenance_ref="cli-ref", user={}
     )
     assert anns[ANN_PROVENANCE_REF] == "provenance.json"
 
 
 def test_provenance_ref_from_attestations_second() -> None:
     anns = compute_annotations(
-        example("trivy-db"), provenance_digest="sha256:" + "c" * 64, provenance_ref="cli-ref", user={}
+        model_of(example("trivy-db")), provenance_digest="sha256:" + "c" * 64, provenance_ref="cli-ref", user={}
     )
     assert anns[ANN_PROVENANCE_REF] == TRIVY_REF
 
 
 def test_provenance_ref_from_provenance_json_third() -> None:
     anns = compute_annotations(
-        bare_trivy(), provenance_digest="sha256:" + "c" * 64, provenance_ref="cli", user={}
+        model_of(bare_trivy()), provenance_digest="sha256:" + "c" * 64, provenance_ref="cli", user={}
     )
     assert anns[ANN_PROVENANCE_REF] == "sha256:" + "c" * 64
     # a bare hex digest is normalized
-    anns = compute_annotations(bare_trivy(), provenance_digest="d" * 64, provenance_ref=None, user={})
+    anns = compute_annotations(model_of(bare_trivy()), provenance_digest="d" * 64, provenance_ref=None, user={})
     assert anns[ANN_PROVENANCE_REF] == "sha256:" + "d" * 64
 
 
 def test_provenance_ref_from_option_last() -> None:
     anns = compute_annotations(
-        bare_trivy(),
+        model_of(bare_trivy()),
         provenance_digest=None,
         provenance_ref="registry.example/att@sha256:" + "e" * 64,
         user={},
@@ -132,7 +135,7 @@ def test_provenance_ref_from_option_last() -> None:
 
 def test_no_provenance_ref_is_exit_2_with_a_fix() -> None:
     with pytest.raises(InvalidInputError) as info:
-        compute_annotations(bare_trivy(), provenance_digest=None, provenance_ref=None, user={})
+        compute_annotations(model_of(bare_trivy()), provenance_digest=None, provenance_ref=None, user={})
     assert info.value.exit_code == 2
     assert ANN_PROVENANCE_REF in str(info.value)
     assert "--provenance-ref" in str(info.value) and "provenance.json" in str(info.value)
@@ -153,7 +156,7 @@ def test_integrity_value_mismatch_is_exit_2(key: str, bad: str) -> None:
     good = doc["integrity"]["oci"]["annotations"][key]
     doc["integrity"]["oci"]["annotations"][key] = bad
     with pytest.raises(InvalidInputError) as info:
-        compute_annotations(doc, provenance_digest=MIRROR_PROV_DIGEST, provenance_ref=None, user={})
+        compute_annotations(model_of(doc), provenance_digest=MIRROR_PROV_DIGEST, provenance_ref=None, user={})
     assert info.value.exit_code == 2
     msg = str(info.value)
     assert key in msg and bad in msg and good in msg
@@ -164,7 +167,7 @@ def test_edited_export_json_no_longer_matches_its_integrity_block() -> None:
     doc = example("mirror-full")
     doc["contents"][0]["bytes"] += 1
     with pytest.raises(InvalidInputError, match="manifest-digest") as info:
-        compute_annotations(doc, provenance_digest=None, provenance_ref=None, user={})
+        compute_annotations(model_of(doc), provenance_digest=None, provenance_ref=None, user={})
     assert info.value.exit_code == 2
 
 
@@ -172,11 +175,11 @@ def test_integrity_created_mismatch_and_unknown_reserved_key() -> None:
     doc = example("mirror-full")
     doc["integrity"]["oci"]["annotations"][ANN_CREATED] = "2020-01-01T00:00:00Z"
     with pytest.raises(InvalidInputError, match=ANN_CREATED):
-        compute_annotations(doc, provenance_digest=None, provenance_ref=None, user={})
+        compute_annotations(model_of(doc), provenance_digest=None, provenance_ref=None, user={})
     doc = example("mirror-full")
     doc["integrity"]["oci"]["annotations"]["io.stellaops.export.colour"] = "blue"
     with pytest.raises(InvalidInputError, match=r"io\.stellaops\.export\.colour"):
-        compute_annotations(doc, provenance_digest=None, provenance_ref=None, user={})
+        compute_annotations(model_of(doc), provenance_digest=None, provenance_ref=None, user={})
 
 
 def test_user_annotations_merge_sorted_and_cannot_override() -> None:
@@ -184,21 +187,21 @@ def test_user_annotations_merge_sorted_and_cannot_override() -> None:
         ["org.opencontainers.image.source=https://git.example/acme", "a.b=1=2", "z="]
     )
     assert user == {"a.b": "1=2", "org.opencontainers.image.source": "https://git.example/acme", "z": ""}
-    anns = compute_annotations(example("trivy-db"), provenance_digest=None, provenance_ref=None, user=user)
+    anns = compute_annotations(model_of(example("trivy-db")), provenance_digest=None, provenance_ref=None, user=user)
     assert anns["a.b"] == "1=2" and anns["z"] == ""
     assert list(anns) == sorted(anns)
     with pytest.raises(InvalidInputError) as info:
         compute_annotations(
-            example("trivy-db"), provenance_digest=None, provenance_ref=None, user={ANN_TENANT: "x"}
+            model_of(example("trivy-db")), provenance_digest=None, provenance_ref=None, user={ANN_TENANT: "x"}
         )
     assert info.value.exit_code == 2
     with pytest.raises(InvalidInputError, match=ANN_CREATED):
         compute_annotations(
-            example("trivy-db"), provenance_digest=None, provenance_ref=None, user={ANN_CREATED: "now"}
+            model_of(example("trivy-db")), provenance_digest=None, provenance_ref=None, user={ANN_CREATED: "now"}
         )
     # the same value as computed is harmless
     same = compute_annotations(
-        example("trivy-db"),
+        model_of(example("trivy-db")),
         provenance_digest=None,
         provenance_ref=None,
         user={ANN_CREATED: "2026-11-20T08:00:00Z"},
@@ -236,16 +239,16 @@ def test_parse_user_annotations_conflicting_duplicates() -> None:
 def test_check_accepts_what_compute_produced(name: str) -> None:
     doc = example(name)
     prov = MIRROR_PROV_DIGEST if name == "mirror-full" else None
-    anns = compute_annotations(doc, provenance_digest=prov, provenance_ref=None, user={"x.y": "1"})
+    anns = compute_annotations(model_of(doc), provenance_digest=prov, provenance_ref=None, user={"x.y": "1"})
     assert anns[ANN_ID] == doc["exportId"] and anns["x.y"] == "1"
-    assert check_annotations(anns, doc, provenance_digest=prov) is None
+    assert check_annotations(anns, model_of(doc), provenance_digest=prov) is None
     with pytest.raises(VerificationError):
-        check_annotations({**anns, ANN_ID: anns[ANN_ID] + "x"}, doc, provenance_digest=prov)
+        check_annotations({**anns, ANN_ID: anns[ANN_ID] + "x"}, model_of(doc), provenance_digest=prov)
 
 
 def _mirror_annotations() -> tuple[dict[str, Any], dict[str, str]]:
     doc = example("mirror-full")
-    anns = compute_annotations(doc, provenance_digest=MIRROR_PROV_DIGEST, provenance_ref=None, user={})
+    anns = compute_annotations(model_of(doc), provenance_digest=MIRROR_PROV_DIGEST, provenance_ref=None, user={})
     return doc, anns
 
 
@@ -267,7 +270,7 @@ def test_check_catches_each_altered_annotation(key: str) -> None:
     altered = dict(anns)
     altered[key] = anns[key] + "x"
     with pytest.raises(VerificationError) as info:
-        check_annotations(altered, doc, provenance_digest=MIRROR_PROV_DIGEST)
+        check_annotations(altered, model_of(doc), provenance_digest=MIRROR_PROV_DIGEST)
     assert info.value.exit_code == 3
     msg = str(info.value)
     assert key in msg and repr(anns[key]) in msg and repr(anns[key] + "x") in msg
@@ -283,7 +286,7 @@ def test_check_catches_each_missing_annotation(key: str) -> None:
     doc, anns = _mirror_annotations()
     del anns[key]
     with pytest.raises(VerificationError, match=f"{key}: missing") as info:
-        check_annotations(anns, doc, provenance_digest=MIRROR_PROV_DIGEST)
+        check_annotations(anns, model_of(doc), provenance_digest=MIRROR_PROV_DIGEST)
     assert info.value.exit_code == 3
 
 
@@ -291,7 +294,7 @@ def test_check_catches_an_altered_export_json() -> None:
     doc, anns = _mirror_annotations()
     doc["selectors"]["tenants"] = ["acme", "globex"]
     with pytest.raises(VerificationError, match=ANN_MANIFEST_DIGEST) as info:
-        check_annotations(anns, doc, provenance_digest=MIRROR_PROV_DIGEST)
+        check_annotations(anns, model_of(doc), provenance_digest=MIRROR_PROV_DIGEST)
     assert info.value.exit_code == 3
     problems = {p["annotation"] for p in info.value.details["annotations"]}
     # the annotation differs from the recomputed digest, and so does export.json's own integrity value
@@ -302,23 +305,23 @@ def test_check_refuses_unknown_reserved_annotation() -> None:
     doc, anns = _mirror_annotations()
     anns["io.stellaops.export.extra"] = "1"
     with pytest.raises(VerificationError, match=r"io\.stellaops\.export\.extra"):
-        check_annotations(anns, doc, provenance_digest=MIRROR_PROV_DIGEST)
+        check_annotations(anns, model_of(doc), provenance_digest=MIRROR_PROV_DIGEST)
 
 
 def test_check_provenance_ref_without_a_reference_in_export_json() -> None:
     doc = bare_trivy()
     for ref in ("sha256:" + "c" * 64, "anything-given-by---provenance-ref"):
-        anns = compute_annotations(doc, provenance_digest=None, provenance_ref=ref, user={})
-        check_annotations(anns, doc, provenance_digest="sha256:" + "c" * 64)
+        anns = compute_annotations(model_of(doc), provenance_digest=None, provenance_ref=ref, user={})
+        check_annotations(anns, model_of(doc), provenance_digest="sha256:" + "c" * 64)
     anns[ANN_PROVENANCE_REF] = ""
     with pytest.raises(VerificationError, match="non-empty"):
-        check_annotations(anns, doc, provenance_digest=None)
+        check_annotations(anns, model_of(doc), provenance_digest=None)
 
 
 def test_check_provenance_ref_from_attestations_must_match() -> None:
     doc = example("trivy-db")
-    anns = compute_annotations(doc, provenance_digest=None, provenance_ref=None, user={})
+    anns = compute_annotations(model_of(doc), provenance_digest=None, provenance_ref=None, user={})
     anns[ANN_PROVENANCE_REF] = "sha256:" + "c" * 64
     with pytest.raises(VerificationError) as info:
-        check_annotations(anns, doc, provenance_digest="sha256:" + "c" * 64)
+        check_annotations(anns, model_of(doc), provenance_digest="sha256:" + "c" * 64)
     assert TRIVY_REF in str(info.value)

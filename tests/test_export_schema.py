@@ -16,19 +16,19 @@ import rfc8785
 
 from stella_oci.errors import InvalidInputError
 from stella_oci.export.canonical import (
-    canonical_bytes,
     digest_to_http,
     http_digest_header,
     manifest_digest,
     rerun_hash,
 )
-from stella_oci.export.schema import (
-    json_pointer,
-    load_json_file,
-    load_schema,
-    validate_against,
-    validate_export_manifest,
-)
+from stella_oci.export.models import validate_export_manifest
+from stella_oci.jsonio import canonical_bytes as _canonical_bytes
+from stella_oci.jsonio import load_json_file
+from stella_oci.schemas import json_pointer, load_schema, validate_against
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    return _canonical_bytes(obj, "export.json")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -23,11 +23,14 @@ import pytest
 import requests
 
 from stella_oci.errors import InvalidInputError, VerificationError
+from stella_oci.export.models import ExportManifest
 from stella_oci.jsonio import MAX_JSON_DEPTH, load_json
 from stella_oci.oci.digest import check_digest, is_digest
 from stella_oci.oci.reference import check_tag, parse_reference
 from tests.conftest import _cli_env
 from tests.support.bundles import copy_example, make_bundle, read_export_json, write_export_json
+
+model_of = ExportManifest.from_json_obj
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -422,7 +425,7 @@ def craft_artifact(registry: Any, repo: str, tag: str, files: dict[str, bytes], 
                                upload_blob(registry, repo, export_json), len(export_json))]
     for p, b in sorted(files.items()):
         layers.append(layer_descriptor(p, "application/octet-stream", upload_blob(registry, repo, b), len(b)))
-    annotations = compute_annotations(doc, provenance_digest=None, provenance_ref=None, user={})
+    annotations = compute_annotations(model_of(doc), provenance_digest=None, provenance_ref=None, user={})
     manifest = Manifest(
         schema_version=2, media_type=OCI_MANIFEST, artifact_type="application/vnd.stellaops.export.v1+json",
         config=EMPTY_CONFIG, layers=layers, annotations=dict(sorted(annotations.items())),

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from stella_oci.export.annotations import compute_annotations
+from stella_oci.export.models import ExportManifest
 from tests.support.bundles import copy_example, read_export_json, tree
+
+model_of = ExportManifest.from_json_obj
 
 oras_provider = pytest.importorskip("oras.provider")
 
@@ -98,7 +101,7 @@ def _oras_push_bundle(registry, repo: str, bundle: Path, tamper: dict[str, str] 
         "size": 2,
     }
     reg.upload_blob(str(empty), container, config)
-    annotations = compute_annotations(doc, provenance_digest=prov_digest, provenance_ref=None, user={})
+    annotations = compute_annotations(model_of(doc), provenance_digest=prov_digest, provenance_ref=None, user={})
     annotations.update(tamper or {})
     manifest = {
         "schemaVersion": 2,
@@ -172,7 +175,7 @@ def test_layout_written_by_hand_and_pushed_by_skopeo_verifies(
         "artifactType": ARTIFACT_TYPE,
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": put(b"{}"), "size": 2},
         "layers": layers,
-        "annotations": compute_annotations(doc, provenance_digest=None, provenance_ref=None, user={}),
+        "annotations": compute_annotations(model_of(doc), provenance_digest=None, provenance_ref=None, user={}),
     }
     mbytes = json.dumps(manifest, indent=1).encode()  # not our canonical form: must still verify
     mdigest = put(mbytes)

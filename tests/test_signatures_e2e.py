@@ -21,6 +21,7 @@ from stella_oci import api
 from stella_oci.errors import InvalidInputError, OfflineError, VerificationError
 from stella_oci.export.annotations import compute_annotations
 from stella_oci.export.canonical import digest_to_http, manifest_digest
+from stella_oci.export.models import ExportManifest
 from stella_oci.transport.options import TransportOptions
 from stella_oci.verbs.common import RunOptions
 from stella_oci.verbs.pull import verify_directory
@@ -34,6 +35,8 @@ from tests.support.signing import (
     sign_example_bundle,
     x_stella_signature,
 )
+
+model_of = ExportManifest.from_json_obj
 
 KEYS = EXAMPLES / "keys"
 ED_KEY = KEYS / "EXAMPLE-ONLY-ed25519.key"
@@ -69,7 +72,7 @@ def signed_bundle(
     root = make_bundle(tmp_path / name, FILES)
     if headers:
         doc = read_export_json(root)
-        anns = compute_annotations(doc, provenance_digest=None, provenance_ref=None, user={})
+        anns = compute_annotations(model_of(doc), provenance_digest=None, provenance_ref=None, user={})
         doc["integrity"] = {
             "httpHeaders": {
                 "Digest": digest_to_http(manifest_digest(doc)),

@@ -5,7 +5,6 @@ Pure logic and SQLite; nothing here speaks HTTP. See docs/airgap.md for the rule
 
 from stella_oci.airgap.ledger import (
     ERR_EXPORT_BASE_MISSING,
-    DomainSummary,
     ImportRecord,
     Ledger,
     check_delta,
@@ -14,6 +13,7 @@ from stella_oci.airgap.ledger import (
 from stella_oci.airgap.metrics import build_metrics, render_prometheus
 from stella_oci.airgap.models import (
     EXPORT_CENTER_NAMESPACE,
+    DomainSummary,
     NotificationThreshold,
     StalenessConfig,
     TimeAnchor,

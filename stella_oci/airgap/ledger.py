@@ -24,7 +24,9 @@ from typing import Any
 
 import platformdirs
 
+from stella_oci.airgap.metrics import build_metrics
 from stella_oci.airgap.models import (
+    DomainSummary,
     StalenessConfig,
     TimeAnchor,
     export_uuid,
@@ -34,6 +36,7 @@ from stella_oci.airgap.models import (
 )
 from stella_oci.airgap.staleness import StalenessOutcome, evaluate_domain
 from stella_oci.errors import InvalidInputError, TransientError, VerificationError
+from stella_oci.export.models import ExportManifest
 
 LEDGER_ENV = "STELLA_OCI_LEDGER"
 SCHEMA_VERSION = 1
@@ -138,17 +141,6 @@ class ImportRecord:
             staleness_seconds=row[16],
             provenance=json.loads(row[17]),
         )
-
-
-@dataclass(frozen=True)
-class DomainSummary:
-    """What the ledger knows about one domain: the inputs of StalenessMetrics."""
-
-    domain: str
-    bundle_count: int
-    import_count: int
-    last_import_at: datetime
-    last_source_at: datetime
 
 
 class Ledger:
@@ -266,12 +258,12 @@ class Ledger:
     def record_import(
         self,
         *,
-        doc: dict[str, Any],
+        export: ExportManifest,
         provenance: dict[str, Any],
         export_manifest_digest: str,
         reference: str | None = None,
     ) -> ImportRecord:
-        """Record the import of export ``doc`` (export.json) described by ``provenance``
+        """Record the import of ``export`` (export.json) described by ``provenance``
         (a BundleProvenance from :func:`~stella_oci.airgap.provenance.build_provenance`).
 
         ``export_manifest_digest`` is the export's ``io.stellaops.export.manifest-digest``:
@@ -279,7 +271,7 @@ class Ledger:
         digest, importedAt, time anchor and staleness are taken from ``provenance``.
         """
         with self.pending_import(
-            doc=doc, provenance=provenance, export_manifest_digest=export_manifest_digest, reference=reference
+            export=export, provenance=provenance, export_manifest_digest=export_manifest_digest, reference=reference
         ) as record:
             pass
         return record
@@ -288,7 +280,7 @@ class Ledger:
     def pending_import(
         self,
         *,
-        doc: dict[str, Any],
+        export: ExportManifest,
         provenance: dict[str, Any],
         export_manifest_digest: str,
         reference: str | None = None,
@@ -299,7 +291,7 @@ class Ledger:
         ledger that cannot be written fails before the step; the row is committed when the
         block ends and rolled back if it raised.
         """
-        values = self._import_values(doc, provenance, export_manifest_digest, reference)
+        values = self._import_values(export, provenance, export_manifest_digest, reference)
         try:
             tx = self._write()
             cur = tx.__enter__()
@@ -323,21 +315,17 @@ class Ledger:
 
     @staticmethod
     def _import_values(
-        doc: dict[str, Any], provenance: dict[str, Any], export_manifest_digest: str, reference: str | None
+        export: ExportManifest, provenance: dict[str, Any], export_manifest_digest: str, reference: str | None
     ) -> tuple[Any, ...]:
-        profile = doc.get("profile") or {}
-        delta = doc.get("delta") if isinstance(doc.get("delta"), dict) else {}
-        generated_at = parse_rfc3339(str(doc["generatedAt"]), field="export.json generatedAt")
+        generated_at = parse_rfc3339(export.generated_at, field="export.json generatedAt")
         imported_at = parse_rfc3339(str(provenance["importedAt"]), field="provenance importedAt")
         return (
-            str(doc["exportId"]),
-            export_uuid(str(doc["exportId"])),
-            doc.get("runId"),
-            doc.get("tenant"),
-            f"{profile['kind']}:{profile['variant']}"
-            if profile.get("kind") and profile.get("variant")
-            else None,
-            profile.get("name"),
+            export.export_id,
+            export_uuid(export.export_id),
+            export.run_id,
+            export.tenant,
+            export.profile_label,
+            export.profile.name,
             str(provenance["domainId"]),
             provenance.get("manifestDigest"),
             export_manifest_digest,
@@ -347,8 +335,8 @@ class Ledger:
             _micros(imported_at),
             json.dumps(provenance.get("timeAnchor", {}), sort_keys=True, separators=(",", ":")),
             reference,
-            (delta or {}).get("baseExportId"),
-            (delta or {}).get("baseManifestDigest"),
+            export.delta.base_export_id if export.delta else None,
+            export.delta.base_manifest_digest if export.delta else None,
             provenance.get("stalenessSeconds"),
             json.dumps(provenance, sort_keys=True, separators=(",", ":")),
         )
@@ -438,49 +426,31 @@ class Ledger:
         anchor: TimeAnchor | None = None,
     ) -> dict[str, Any]:
         """A schema-valid StalenessMetrics document (see :mod:`stella_oci.airgap.metrics`)."""
-        from stella_oci.airgap.metrics import build_metrics
-
         return build_metrics(self.domain_summaries(tenant=tenant), config, now, tenant=tenant, anchor=anchor)
 
 
-def check_delta(doc: dict[str, Any], ledger: Ledger) -> None:
+def check_delta(export: ExportManifest, ledger: Ledger) -> None:
     """Refuse a delta export that cannot be applied here (VerificationError, exit 3).
 
-    An export whose profile variant is ``delta`` must carry a ``delta`` block with a
-    ``tombstones`` member (an empty list is accepted: a delta that removes nothing). Any
-    export with a ``delta`` block needs its base imported first: the ledger must hold an
-    import of ``delta.baseExportId`` whose io.stellaops.export.manifest-digest equals
+    An export whose profile variant is ``delta`` must carry a ``delta`` block (the schema makes
+    the block name its base and carry ``tombstones``; an empty list is a delta that removes
+    nothing). Any export with a ``delta`` block needs its base imported first: the ledger must
+    hold an import of ``delta.baseExportId`` whose io.stellaops.export.manifest-digest equals
     ``delta.baseManifestDigest``; otherwise ``ERR_EXPORT_BASE_MISSING``.
     """
-    export_id = doc.get("exportId", "?")
-    profile = doc.get("profile") or {}
-    is_delta = profile.get("variant") == "delta"
-    delta = doc.get("delta")
-    label = f"{profile.get('kind', '?')}:{profile.get('variant', '?')}"
-    if is_delta and not isinstance(delta, dict):
-        raise VerificationError(
-            f"export {export_id} is a {label} export but export.json has no 'delta' block: "
-            "a delta must name its base and carry tombstones",
-            hint="re-export the delta from the Export Center; a delta without tombstones cannot be applied",
-            details={"exportId": export_id, "field": "delta"},
-        )
-    if not isinstance(delta, dict):
+    export_id = export.export_id
+    delta = export.delta
+    if delta is None:
+        if export.profile.variant == "delta":
+            raise VerificationError(
+                f"export {export_id} is a {export.profile_label} export but export.json has no 'delta' "
+                "block: a delta must name its base and carry tombstones",
+                hint="re-export the delta from the Export Center; a delta without tombstones cannot be applied",
+                details={"exportId": export_id, "field": "delta"},
+            )
         return
-    if is_delta and "tombstones" not in delta:
-        raise VerificationError(
-            f"export {export_id} is a {label} export but export.json 'delta' has no 'tombstones' list",
-            hint="re-export the delta from the Export Center; a delta without tombstones cannot be applied",
-            details={"exportId": export_id, "field": "delta.tombstones"},
-        )
-    base_id = delta.get("baseExportId")
-    base_digest = delta.get("baseManifestDigest")
-    if not base_id or not base_digest:
-        missing = "baseExportId" if not base_id else "baseManifestDigest"
-        raise VerificationError(
-            f"export {export_id}: export.json 'delta.{missing}' is missing; the base cannot be checked",
-            hint="re-export the delta from the Export Center",
-            details={"exportId": export_id, "field": f"delta.{missing}"},
-        )
+    base_id = delta.base_export_id
+    base_digest = delta.base_manifest_digest
     if ledger.has_import(str(base_id), str(base_digest)):
         return
     others = sorted({r.export_manifest_digest for r in ledger.imports(export_id=str(base_id))})

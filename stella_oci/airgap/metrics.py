@@ -16,13 +16,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from stella_oci.airgap.models import StalenessConfig, TimeAnchor, format_rfc3339, parse_rfc3339, to_utc
+from stella_oci.airgap.models import (
+    DomainSummary,
+    StalenessConfig,
+    TimeAnchor,
+    format_rfc3339,
+    parse_rfc3339,
+    to_utc,
+)
 from stella_oci.airgap.staleness import percent_of
-
-if TYPE_CHECKING:
-    from stella_oci.airgap.ledger import DomainSummary
 
 DEFAULT_WARNING_PERCENT = 75
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +22,9 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stella_oci.errors import InvalidInputError
-from stella_oci.export.schema import load_json_file, validate_against
+from stella_oci.export.models import ExportManifest
+from stella_oci.jsonio import load_json_file
+from stella_oci.schemas import validate_against
 
 EnforcementMode = Literal["STRICT", "WARN", "DISABLED"]
 AnchorType = Literal["NTP", "ROUGHTIME", "HARDWARE_CLOCK", "ATTESTATION_TSA", "MANUAL"]
@@ -37,6 +40,17 @@ EXPORT_CENTER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://stellaops.io/e
 _CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
+@dataclass(frozen=True)
+class DomainSummary:
+    """What the ledger knows about one domain: the inputs of StalenessMetrics."""
+
+    domain: str
+    bundle_count: int
+    import_count: int
+    last_import_at: datetime
+    last_source_at: datetime
+
+
 def export_uuid(export_id: str) -> str:
     """The UUID the schema wants for an export id (``bundleId``, ``exports[].exportId``).
 
@@ -49,20 +63,10 @@ def export_uuid(export_id: str) -> str:
     return str(uuid.uuid5(EXPORT_CENTER_NAMESPACE, export_id))
 
 
-def export_domain(doc: dict[str, Any], domain: str | None = None) -> str:
+def export_domain(export: ExportManifest, domain: str | None = None) -> str:
     """The domain of an export: ``domain`` when given (CLI ``--domain``), else export.json
-    ``profile.name``. Raises InvalidInputError when neither is there."""
-    if domain:
-        return domain
-    profile = doc.get("profile")
-    name = profile.get("name") if isinstance(profile, dict) else None
-    if not isinstance(name, str) or not name:
-        raise InvalidInputError(
-            f"export {doc.get('exportId', '?')}: export.json has no profile.name "
-            "to use as the air-gap domain",
-            hint="give the domain explicitly (--domain NAME)",
-        )
-    return name
+    ``profile.name`` (which the schema requires)."""
+    return domain or export.profile.name
 
 
 def to_utc(value: datetime) -> datetime:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from stella_oci.airgap.models import TimeAnchor, export_uuid, format_rfc3339, parse_rfc3339
+from stella_oci.export.models import ContentEntry, ExportManifest
 
 # contentType / file suffix -> ExportRecord.format (the schema's enum).
 _FORMAT_BY_HINT: tuple[tuple[str, str], ...] = (
@@ -19,19 +20,19 @@ _FORMAT_BY_HINT: tuple[tuple[str, str], ...] = (
 )
 
 
-def _content_format(entry: dict[str, Any]) -> str | None:
-    hint = f"{entry.get('contentType', '')} {entry.get('path', '')}".lower()
+def _content_format(entry: ContentEntry) -> str | None:
+    hint = f"{entry.content_type or ''} {entry.path}".lower()
     for needle, fmt in _FORMAT_BY_HINT:
         if needle in hint:
             return fmt
     return None
 
 
-def export_format(doc: dict[str, Any]) -> str:
+def export_format(export: ExportManifest) -> str:
     """ExportRecord ``format`` of an export: the one data format all its contents share
     (openvex, csaf, cyclonedx, spdx, ndjson, recognised from contentType or file name),
     else ``json`` (the export manifest itself)."""
-    formats = {_content_format(entry) for entry in doc.get("contents", [])}
+    formats = {_content_format(entry) for entry in export.contents}
     if len(formats) == 1:
         (only,) = formats
         if only is not None:
@@ -41,7 +42,7 @@ def export_format(doc: dict[str, Any]) -> str:
 
 def build_provenance(
     *,
-    doc: dict[str, Any],
+    export: ExportManifest,
     manifest_digest: str | None,
     bundle_digest: str | None,
     anchor: TimeAnchor,
@@ -53,7 +54,7 @@ def build_provenance(
     reference: str | None = None,
     attestation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A BundleProvenance record for importing the export ``doc`` (a parsed export.json).
+    """A BundleProvenance record for importing ``export`` (export.json).
 
     ``manifest_digest`` is the OCI manifest digest (also the ExportRecord
     ``artifactDigest``); ``bundle_digest`` whatever digest the caller holds for the bundle
@@ -62,9 +63,8 @@ def build_provenance(
     profile, tenant, reference, export manifest-digest annotation and delta base go into
     ``metadata`` (string values only, keys sorted).
     """
-    export_id = str(doc["exportId"])
-    generated_at = format_rfc3339(parse_rfc3339(str(doc["generatedAt"]), field="export.json generatedAt"))
-    profile = doc.get("profile") or {}
+    export_id = export.export_id
+    generated_at = format_rfc3339(parse_rfc3339(export.generated_at, field="export.json generatedAt"))
     record: dict[str, Any] = {
         "provenanceType": "BUNDLE_PROVENANCE",
         "bundleId": export_uuid(export_id),
@@ -85,33 +85,34 @@ def build_provenance(
     if manifest_digest:
         export_record: dict[str, Any] = {
             "exportId": export_uuid(export_id),
-            "key": str(profile.get("name") or export_id),
-            "format": export_format(doc),
+            "key": export.profile.name,
+            "format": export_format(export),
             "createdAt": generated_at,
             "artifactDigest": manifest_digest,
         }
-        records = [e["records"] for e in doc.get("contents", []) if isinstance(e.get("records"), int)]
+        records = [e.records for e in export.contents if e.records is not None]
         if records:
             export_record["recordCount"] = sum(records)
         record["exports"] = [export_record]
-    metadata: dict[str, str] = {"exportId": export_id}
-    if doc.get("runId"):
-        metadata["runId"] = str(doc["runId"])
-    if doc.get("tenant"):
-        metadata["tenant"] = str(doc["tenant"])
-    if profile.get("kind") and profile.get("variant"):
-        metadata["profile"] = f"{profile['kind']}:{profile['variant']}"
-    if profile.get("name"):
-        metadata["profileName"] = str(profile["name"])
+    record["metadata"] = _metadata(export, export_manifest_digest, reference)
+    return record
+
+
+def _metadata(export: ExportManifest, export_manifest_digest: str | None, reference: str | None) -> dict[str, str]:
+    """BundleProvenance ``metadata``: the export's own ids and names, string values, keys sorted."""
+    metadata: dict[str, str] = {
+        "exportId": export.export_id,
+        "tenant": export.tenant,
+        "profile": export.profile_label,
+        "profileName": export.profile.name,
+    }
+    if export.run_id:
+        metadata["runId"] = export.run_id
     if export_manifest_digest:
         metadata["io.stellaops.export.manifest-digest"] = export_manifest_digest
     if reference:
         metadata["reference"] = reference
-    delta = doc.get("delta")
-    if isinstance(delta, dict):
-        if delta.get("baseExportId"):
-            metadata["baseExportId"] = str(delta["baseExportId"])
-        if delta.get("baseManifestDigest"):
-            metadata["baseManifestDigest"] = str(delta["baseManifestDigest"])
-    record["metadata"] = dict(sorted(metadata.items()))
-    return record
+    if export.delta is not None:
+        metadata["baseExportId"] = export.delta.base_export_id
+        metadata["baseManifestDigest"] = export.delta.base_manifest_digest
+    return dict(sorted(metadata.items()))

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from stella_oci.errors import InvalidInputError, VerificationError
-from stella_oci.export.canonical import manifest_digest
+from stella_oci.export.models import ExportManifest
 
 ARTIFACT_TYPE = "application/vnd.stellaops.export.v1+json"
 EXPORT_MANIFEST_MEDIA_TYPE = "application/vnd.stellaops.export.manifest.v1+json"
@@ -96,56 +95,26 @@ def _normalize_digest(digest: str) -> str:
     return "sha256:" + m.group(2)
 
 
-def _integrity_annotations(doc: Mapping[str, Any]) -> dict[str, str]:
-    integrity = doc.get("integrity")
-    if not isinstance(integrity, Mapping):
-        return {}
-    oci = integrity.get("oci")
-    if not isinstance(oci, Mapping):
-        return {}
-    anns = oci.get("annotations")
-    if not isinstance(anns, Mapping):
-        return {}
-    return {str(k): str(v) for k, v in anns.items()}
-
-
-def _attestation_ref(doc: Mapping[str, Any]) -> str | None:
-    att = doc.get("attestations")
-    if isinstance(att, Mapping):
-        ref = att.get("provenanceRef")
-        if isinstance(ref, str) and ref:
-            return ref
-    return None
-
-
-def _base_annotations(doc: Mapping[str, Any]) -> dict[str, str]:
+def _base_annotations(export: ExportManifest) -> dict[str, str]:
     """The annotations that depend on export.json only (all but provenance-ref)."""
-    try:
-        profile = doc["profile"]
-        export_id = str(doc["exportId"])
-        return {
-            ANN_PROFILE: f"{profile['kind']}:{profile['variant']}",
-            ANN_RUN: str(doc.get("runId") or export_id),
-            ANN_MANIFEST_DIGEST: manifest_digest(dict(doc)),
-            ANN_ID: export_id,
-            ANN_TENANT: str(doc["tenant"]),
-            ANN_CREATED: str(doc["generatedAt"]),
-        }
-    except (KeyError, TypeError) as exc:
-        raise InvalidInputError(
-            f"export.json: missing member {exc} needed for the OCI annotations",
-            hint="validate export.json against the export-manifest schema first",
-        ) from exc
+    return {
+        ANN_PROFILE: export.profile_label,
+        ANN_RUN: export.run_label,
+        ANN_MANIFEST_DIGEST: export.manifest_digest,
+        ANN_ID: export.export_id,
+        ANN_TENANT: export.tenant,
+        ANN_CREATED: export.generated_at,
+    }
 
 
 def compute_annotations(
-    doc: dict[str, Any],
+    export: ExportManifest,
     *,
     provenance_digest: str | None,
     provenance_ref: str | None,
     user: Mapping[str, str],
 ) -> dict[str, str]:
-    """The manifest annotations for pushing ``doc`` (CONTRACT section 2), sorted by key.
+    """The manifest annotations for pushing ``export`` (CONTRACT section 2), sorted by key.
 
     ``provenance_digest`` is the digest of the bundle's provenance.json (``sha256:<hex>``)
     or None; ``provenance_ref`` is the ``--provenance-ref`` option or None; ``user`` holds
@@ -153,12 +122,12 @@ def compute_annotations(
     provenance reference can be found, when ``integrity.oci.annotations`` disagrees with the
     computed values, or when a user annotation is reserved or contradicts a computed value.
     """
-    result = _base_annotations(doc)
-    integrity = _integrity_annotations(doc)
+    result = _base_annotations(export)
+    integrity = export.integrity_annotations
 
     candidates: list[tuple[str, str | None]] = [
         ("export.json integrity.oci.annotations", integrity.get(ANN_PROVENANCE_REF) or None),
-        ("export.json attestations.provenanceRef", _attestation_ref(doc)),
+        ("export.json attestations.provenanceRef", export.provenance_ref),
         ("provenance.json", _normalize_digest(provenance_digest) if provenance_digest else None),
         ("--provenance-ref", provenance_ref or None),
     ]
@@ -206,7 +175,7 @@ def compute_annotations(
 
 
 def check_annotations(
-    annotations: Mapping[str, str], doc: dict[str, Any], *, provenance_digest: str | None
+    annotations: Mapping[str, str], export: ExportManifest, *, provenance_digest: str | None
 ) -> None:
     """Check the annotations of a pulled manifest against its export.json (CONTRACT section 5,
     step 3). Raises :class:`VerificationError` (exit 3) listing every annotation that is
@@ -218,9 +187,9 @@ def check_annotations(
     non-empty value is required then.
     """
     del provenance_digest  # see docstring: any non-empty value is acceptable in that case
-    expected = _base_annotations(doc)
-    integrity = _integrity_annotations(doc)
-    prov = integrity.get(ANN_PROVENANCE_REF) or _attestation_ref(doc)
+    expected = _base_annotations(export)
+    integrity = export.integrity_annotations
+    prov = integrity.get(ANN_PROVENANCE_REF) or export.provenance_ref
     if prov is not None:
         expected[ANN_PROVENANCE_REF] = prov
     problems: list[dict[str, str | None]] = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from stella_oci.errors import InvalidInputError, VerificationError
 from stella_oci.export.annotations import (
@@ -28,6 +27,7 @@ from stella_oci.export.bundle import (
     Bundle,
     is_signature_path,
 )
+from stella_oci.export.models import ContentEntry, ExportManifest
 from stella_oci.export.paths import check_path_set, check_relative_path
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Descriptor, Manifest, encode
@@ -64,7 +64,7 @@ def build_manifest(
 ) -> BuiltArtifact:
     prov = bundle.provenance
     annotations = compute_annotations(
-        bundle.doc,
+        bundle.manifest,
         provenance_digest=prov.digest if prov else None,
         provenance_ref=provenance_ref,
         user=user_annotations,
@@ -122,32 +122,17 @@ def check_manifest_shape(manifest: Manifest, where: str) -> Descriptor:
     return first
 
 
-def check_layers_against_export(manifest: Manifest, doc: dict[str, Any], where: str) -> list[Descriptor]:
+def check_layers_against_export(manifest: Manifest, export: ExportManifest, where: str) -> list[Descriptor]:
     """CONTRACT section 5 steps 6 and 7: the layers are exactly export.json, its contents sorted by
     path (digest, size, media type and title equal to the contents entry), then provenance.json and
     DSSE envelopes. Returns the layers after export.json."""
-    contents = sorted(doc["contents"], key=lambda e: str(e["path"]))
+    contents = sorted(export.contents, key=lambda e: e.path)
     layers = manifest.layers[1:]
     for i, layer in enumerate(layers):
-        title = layer.title
-        if title is None:
+        if layer.title is None:
             raise VerificationError(f"{where}: layer {i + 1} ({layer.digest}) has no {mt.ANNOTATION_TITLE}")
-        check_relative_path(title, where=f"{where}: layer {i + 1} title", error=VerificationError)
-    for i, entry in enumerate(contents):
-        if i >= len(layers):
-            raise VerificationError(
-                f"{where}: export.json lists {entry['path']!r}, but the artifact has no layer for it"
-            )
-        layer = layers[i]
-        expected_type = entry.get("contentType") or DEFAULT_CONTENT_TYPE
-        found = (layer.title, layer.digest, layer.size, layer.media_type)
-        wanted = (entry["path"], entry["digest"], entry["bytes"], expected_type)
-        if found != wanted:
-            raise VerificationError(
-                f"{where}: layer {i + 1} is {layer.title!r} {layer.digest} ({layer.size} bytes, {layer.media_type}); "
-                f"export.json contents expects {entry['path']!r} {entry['digest']} ({entry['bytes']} bytes, "
-                f"{expected_type})"
-            )
+        check_relative_path(layer.title, where=f"{where}: layer {i + 1} title", error=VerificationError)
+    _check_content_layers(layers, contents, where)
     titles = [layer.title or "" for layer in manifest.layers]
     if len(set(titles)) != len(titles):
         dup = sorted({t for t in titles if titles.count(t) > 1})
@@ -156,10 +141,34 @@ def check_layers_against_export(manifest: Manifest, doc: dict[str, Any], where: 
     check_path_set(
         ((t, f"{where}: layer {i} title") for i, t in enumerate(titles)), error=VerificationError
     )
-    extras = layers[len(contents) :]
+    _check_extra_layers(layers[len(contents) :], len(contents), where)
+    return layers
+
+
+def _check_content_layers(layers: list[Descriptor], contents: list[ContentEntry], where: str) -> None:
+    """Layer i + 1 is contents entry i (sorted by path): title, digest, size and media type."""
+    for i, entry in enumerate(contents):
+        if i >= len(layers):
+            raise VerificationError(
+                f"{where}: export.json lists {entry.path!r}, but the artifact has no layer for it"
+            )
+        layer = layers[i]
+        expected_type = entry.content_type or DEFAULT_CONTENT_TYPE
+        found = (layer.title, layer.digest, layer.size, layer.media_type)
+        wanted = (entry.path, entry.digest, entry.bytes, expected_type)
+        if found != wanted:
+            raise VerificationError(
+                f"{where}: layer {i + 1} is {layer.title!r} {layer.digest} ({layer.size} bytes, {layer.media_type}); "
+                f"export.json contents expects {entry.path!r} {entry.digest} ({entry.bytes} bytes, "
+                f"{expected_type})"
+            )
+
+
+def _check_extra_layers(extras: list[Descriptor], listed: int, where: str) -> None:
+    """After the contents: provenance.json first (optional), then DSSE envelopes in path order."""
     last_sig = ""
     for j, layer in enumerate(extras):
-        n = len(contents) + j + 1
+        n = listed + j + 1
         title = layer.title or ""
         if title == PROVENANCE_JSON and layer.media_type == IN_TOTO_MEDIA_TYPE and j == 0:
             continue
@@ -172,7 +181,6 @@ def check_layers_against_export(manifest: Manifest, doc: dict[str, Any], where: 
             f"{where}: layer {n} {title!r} ({layer.media_type}) is not listed in export.json and is neither "
             "provenance.json nor a DSSE envelope"
         )
-    return layers
 
 
 def provenance_layer(manifest: Manifest) -> Descriptor | None:

@@ -24,7 +24,7 @@ from stella_oci.errors import InvalidInputError, StellaOciError
 from stella_oci.export.annotations import DSSE_MEDIA_TYPE, EXPORT_MANIFEST_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
 from stella_oci.export.models import ExportManifest
 from stella_oci.export.paths import check_path_set, check_relative_path, resolve_inside
-from stella_oci.export.schema import parse_json_bytes
+from stella_oci.jsonio import parse_json_bytes
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import file_digest
 

@@ -15,23 +15,10 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-import rfc8785
-
 from stella_oci.errors import InvalidInputError
+from stella_oci.jsonio import canonical_bytes
 
 DIGEST_PREFIX = "sha256:"
-
-
-def canonical_bytes(obj: Any, what: str = "export.json") -> bytes:
-    """RFC 8785 canonical UTF-8 bytes of a JSON value."""
-    try:
-        data: bytes = rfc8785.dumps(obj)
-    except rfc8785.CanonicalizationError as exc:
-        raise InvalidInputError(
-            f"{what}: cannot be canonicalized with RFC 8785 (JCS): {exc}",
-            hint="integers must lie within +/-(2^53-1), floats must be finite, keys must be strings",
-        ) from exc
-    return data
 
 
 def manifest_digest(doc: dict[str, Any]) -> str:
@@ -42,7 +29,7 @@ def manifest_digest(doc: dict[str, Any]) -> str:
     if not isinstance(doc, dict):
         raise InvalidInputError(f"export.json: the top level must be a JSON object, not {type(doc).__name__}")
     stripped = {k: v for k, v in doc.items() if k != "integrity"}
-    return DIGEST_PREFIX + hashlib.sha256(canonical_bytes(stripped)).hexdigest()
+    return DIGEST_PREFIX + hashlib.sha256(canonical_bytes(stripped, "export.json")).hexdigest()
 
 
 def rerun_hash(digests: Iterable[str]) -> str:

@@ -13,15 +13,17 @@ Timestamps stay strings: ``generatedAt`` is copied verbatim into the
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from stella_oci.errors import InvalidInputError
-from stella_oci.export.schema import MAX_REPORTED_VIOLATIONS, validate_export_manifest
+from stella_oci.export.canonical import manifest_digest
 from stella_oci.oci.digest import is_digest
+from stella_oci.schemas import MAX_REPORTED_VIOLATIONS, validate_against
 
 SCHEMA_URI = "https://stellaops.io/export-center/manifest/v1alpha2"
 
@@ -34,6 +36,11 @@ ProfileKind = Literal["json", "trivy", "mirror", "devportal", "attestation"]
 ProfileVariant = Literal["raw", "policy", "db", "java-db", "full", "delta", "offline", "bundle"]
 Severity = Literal["critical", "high", "medium", "low", "info"]
 Ecosystem = Literal["npm", "maven", "pypi", "nuget", "go", "cargo", "rpm", "deb", "apk", "java"]
+
+def validate_export_manifest(obj: Any, source: str = "export.json") -> None:
+    """Validate an export manifest (export.json) against the v1alpha2 schema (exit 2)."""
+    validate_against(obj, "export-manifest", source=source)
+
 
 REQUIRED_INTEGRITY_ANNOTATIONS = (
     "io.stellaops.export.profile",
@@ -212,12 +219,17 @@ class ExportManifest(_Model):
     approval: Approval | None = None
     quotas: Quotas | None = None
 
+    _source_obj: dict[str, Any] | None = PrivateAttr(default=None)
+
     @classmethod
     def from_json_obj(cls, obj: Any, source: str = "export.json") -> ExportManifest:
-        """Validate ``obj`` against the JSON Schema, then build the model (exit 2 on either)."""
+        """Validate ``obj`` against the JSON Schema, then build the model (exit 2 on either).
+
+        The model keeps a copy of ``obj``: :attr:`manifest_digest` is computed over the
+        document as it was given, member for member, never over a re-serialization."""
         validate_export_manifest(obj, source=source)
         try:
-            return cls.model_validate(obj)
+            model = cls.model_validate(obj)
         except ValidationError as exc:
             errors = exc.errors()
             lines = [
@@ -231,6 +243,30 @@ class ExportManifest(_Model):
                 + "\n".join("  " + ln for ln in lines),
                 hint="a value may end in a line break or other character the schema's pattern does not allow",
             ) from None
+        model._source_obj = copy.deepcopy(obj)
+        return model
+
+    def json_obj(self) -> dict[str, Any]:
+        """The export.json object this model was built from (a copy; :meth:`to_json_obj`
+        when the model was not built by :meth:`from_json_obj`)."""
+        return copy.deepcopy(self._source_obj) if self._source_obj is not None else self.to_json_obj()
+
+    @property
+    def manifest_digest(self) -> str:
+        """``io.stellaops.export.manifest-digest``: ``sha256:`` + SHA-256 of the RFC 8785 form of
+        export.json without ``integrity`` (:func:`stella_oci.export.canonical.manifest_digest`)."""
+        source = self._source_obj if self._source_obj is not None else self.to_json_obj()
+        return manifest_digest(source)
+
+    @property
+    def integrity_annotations(self) -> dict[str, str]:
+        """``integrity.oci.annotations`` (empty without an integrity block)."""
+        return dict(self.integrity.oci.annotations) if self.integrity else {}
+
+    @property
+    def provenance_ref(self) -> str | None:
+        """``attestations.provenanceRef`` (None without attestations, or when empty)."""
+        return (self.attestations.provenance_ref or None) if self.attestations else None
 
     @property
     def profile_label(self) -> str:

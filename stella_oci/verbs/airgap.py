@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from stella_oci.airgap import (
     Ledger,
@@ -32,6 +32,18 @@ from stella_oci.airgap import (
 )
 from stella_oci.errors import StalenessError, StellaOciError
 from stella_oci.export.annotations import ANN_MANIFEST_DIGEST
+from stella_oci.export.models import ExportManifest
+from stella_oci.oci.manifest import Descriptor, Manifest
+from stella_oci.oci.reference import Reference
+
+
+class FetchedExport(Protocol):
+    """What the air-gap checks read of a fetched export (:class:`stella_oci.verbs.pull.FetchedExport`)."""
+
+    ref: Reference
+    desc: Descriptor
+    manifest: Manifest
+    model: ExportManifest
 
 log = logging.getLogger("stella_oci")
 
@@ -65,19 +77,19 @@ class AirgapCheck:
     def _ledger(self) -> Ledger:
         return Ledger(self.opts.ledger)
 
-    def __call__(self, fetched: Any) -> dict[str, Any]:
-        doc: dict[str, Any] = fetched.doc
+    def __call__(self, fetched: FetchedExport) -> dict[str, Any]:
+        export = fetched.model
         out: dict[str, Any] = {}
-        domain = export_domain(doc, self.opts.domain)
+        domain = export_domain(export, self.opts.domain)
         if self.config is not None:
-            generated_at = parse_rfc3339(str(doc["generatedAt"]), field="export.json generatedAt")
+            generated_at = parse_rfc3339(export.generated_at, field="export.json generatedAt")
             self.outcome = evaluate_staleness(
                 generated_at=generated_at,
                 config=self.config,
                 anchor=self.anchor,
                 domain=domain,
                 now=self.now,
-                export_id=str(doc["exportId"]),
+                export_id=export.export_id,
             )
             out["staleness"] = self.outcome.result
             out.setdefault("checks", []).append("staleness against --staleness-config")
@@ -89,26 +101,26 @@ class AirgapCheck:
                         exc.details["provenance"] = self.provenance(fetched)
                     raise
         if self.is_import or self.opts.ledger is not None:
-            if doc.get("delta") is not None or (doc.get("profile") or {}).get("variant") == "delta":
+            if export.delta is not None or export.profile.variant == "delta":
                 with self._ledger() as ledger:
-                    check_delta(doc, ledger)
+                    check_delta(export, ledger)
                 out.setdefault("checks", []).append("delta: its base export was imported before (ledger)")
         if self.is_import:
             out["provenance"] = self.provenance(fetched)
         return out
 
-    def provenance(self, fetched: Any) -> dict[str, Any]:
-        doc: dict[str, Any] = fetched.doc
-        generated_at = parse_rfc3339(str(doc["generatedAt"]), field="export.json generatedAt")
+    def provenance(self, fetched: FetchedExport) -> dict[str, Any]:
+        export = fetched.model
+        generated_at = parse_rfc3339(export.generated_at, field="export.json generatedAt")
         staleness = max(0, int((self.anchor.timestamp - generated_at).total_seconds()))
         annotations = fetched.manifest.annotations or {}
         return build_provenance(
-            doc=doc,
+            export=export,
             manifest_digest=fetched.desc.digest,
             bundle_digest=None,
             anchor=self.anchor,
             imported_at=self.now,
-            domain=export_domain(doc, self.opts.domain),
+            domain=export_domain(export, self.opts.domain),
             staleness_seconds=staleness,
             source_environment=self.opts.source_environment,
             export_manifest_digest=annotations.get(ANN_MANIFEST_DIGEST),
@@ -117,7 +129,7 @@ class AirgapCheck:
 
     @contextmanager
     def importing(
-        self, fetched: Any, provenance: dict[str, Any] | None, reference: str
+        self, fetched: FetchedExport, provenance: dict[str, Any] | None, reference: str
     ) -> Iterator[Callable[[], None]]:
         """Record the import around the step that makes it real (a pull's final rename).
 
@@ -136,7 +148,7 @@ class AirgapCheck:
                 ledger = stack.enter_context(self._ledger())
                 stack.enter_context(
                     ledger.pending_import(
-                        doc=fetched.doc,
+                        export=fetched.model,
                         provenance=provenance,
                         export_manifest_digest=annotations.get(ANN_MANIFEST_DIGEST, ""),
                         reference=reference,
@@ -148,7 +160,7 @@ class AirgapCheck:
                 log.warning("import not recorded in the default ledger: %s", exc.message)
             yield stack.close
 
-    def record(self, fetched: Any, provenance: dict[str, Any] | None, reference: str) -> None:
+    def record(self, fetched: FetchedExport, provenance: dict[str, Any] | None, reference: str) -> None:
         """Write the import into the ledger. Without an explicit ``--ledger`` a failure to write
         the default ledger is a warning, not a failed pull."""
         if provenance is None:
@@ -157,7 +169,7 @@ class AirgapCheck:
         try:
             with self._ledger() as ledger:
                 ledger.record_import(
-                    doc=fetched.doc,
+                    export=fetched.model,
                     provenance=provenance,
                     export_manifest_digest=annotations.get(ANN_MANIFEST_DIGEST, ""),
                     reference=reference,

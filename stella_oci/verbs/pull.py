@@ -69,7 +69,6 @@ class FetchedExport:
     desc: Descriptor
     """The artifact manifest's descriptor (the subject of its referrers)."""
     manifest: Manifest
-    doc: dict[str, Any]
     model: ExportManifest
     src: ReadOnlyTarget | None = None
     """Where the artifact is read from (None for a local bundle directory)."""
@@ -122,14 +121,14 @@ def fetch_export(
     export_path = workdir / EXPORT_JSON
     write_blob(src, export_layer, export_path, limit=MAX_EXPORT_JSON_BYTES, what=f"{where} layer export.json")
     try:
-        doc, model = load_export_json(export_path, source=f"{where} export.json")
+        _, model = load_export_json(export_path, source=f"{where} export.json")
     except InvalidInputError as exc:
         raise VerificationError(exc.message, hint=exc.hint, details=exc.details) from None
     prov = provenance_layer(manifest)
-    check_annotations(manifest.annotations or {}, doc, provenance_digest=prov.digest if prov else None)
-    rest = check_layers_against_export(manifest, doc, where)
+    check_annotations(manifest.annotations or {}, model, provenance_digest=prov.digest if prov else None)
+    rest = check_layers_against_export(manifest, model, where)
     checks += [CHECK_SHAPE, CHECK_SCHEMA, CHECK_ANNOTATIONS, CHECK_LAYERS, CHECK_PATHS]
-    fetched = FetchedExport(ref, desc, manifest, doc, model, src=src, export_json=export_path, checks=checks)
+    fetched = FetchedExport(ref, desc, manifest, model, src=src, export_json=export_path, checks=checks)
     return fetched, rest
 
 
@@ -141,7 +140,7 @@ def _result(f: FetchedExport, output: str | None, stats: Any, extra: dict[str, A
         export_id=f.model.export_id,
         profile=f.model.profile_label,
         tenant=f.model.tenant,
-        generated_at=str(f.doc["generatedAt"]),
+        generated_at=f.model.generated_at,
         annotations=dict(f.manifest.annotations or {}),
         layers=layer_infos(f.manifest.layers),
         checks=list(f.checks),
@@ -266,7 +265,6 @@ def verify_directory(
         Reference(transport="dir", path=str(root)),
         artifact.descriptor,
         artifact.manifest,
-        bundle.doc,
         bundle.manifest,
         export_json=root / EXPORT_JSON,
         checks=ran,

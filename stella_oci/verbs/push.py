@@ -26,21 +26,22 @@ def push_reference(bundle: Bundle, reference: str | Reference | None) -> Referen
     """The reference to push to: the one given, else export.json ``distribution.oci.reference``."""
     if reference is not None:
         return reference if isinstance(reference, Reference) else parse_reference(reference)
-    oci = (bundle.doc.get("distribution") or {}).get("oci") or {}
+    dist = bundle.manifest.distribution
+    oci = dist.oci if dist else None
     where = f"{bundle.root / 'export.json'} /distribution/oci"
-    if oci.get("enabled") is False:
+    if oci is not None and oci.enabled is False:
         raise InvalidInputError(
             f"{where}/enabled is false: this export is not meant for OCI distribution",
             hint="give a reference explicitly to push it anyway",
         )
-    ref = oci.get("reference")
+    ref = oci.reference if oci else None
     if not ref:
         raise InvalidInputError(
             "no reference given and export.json has no distribution.oci.reference",
             hint="stella-oci push BUNDLE REGISTRY/REPO[:TAG]",
         )
     try:
-        return parse_reference(str(ref))
+        return parse_reference(ref)
     except InvalidInputError as exc:
         raise InvalidInputError(f"{where}/reference: {exc.message}") from None
 

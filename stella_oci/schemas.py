@@ -21,7 +21,6 @@ import itertools
 import json
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -30,7 +29,6 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from stella_oci.errors import InvalidInputError
-from stella_oci.jsonio import DEFAULT_MAX_BYTES, load_json
 
 SCHEMA_NAMES = ("export-manifest", "ledger-airgap-staleness")
 VALUE_LIMIT = 80
@@ -215,35 +213,3 @@ def validate_against(
             "violationCountIsMinimum": capped,
         },
     )
-
-
-def validate_export_manifest(obj: Any, source: str = "export.json") -> None:
-    """Validate an export manifest (export.json) against the v1alpha2 schema."""
-    validate_against(obj, "export-manifest", source=source)
-
-
-def parse_json_bytes(data: bytes, what: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
-    """Parse strict JSON (UTF-8, no duplicate members, no NaN/Infinity, bounded size and
-    nesting: :func:`stella_oci.jsonio.load_json`) from ``data``; exit 2 on any problem.
-
-    ``what`` names the document in errors (a path, or ``export.json layer sha256:..``).
-    """
-    return load_json(data, what, max_bytes=max_bytes)
-
-
-def load_json_file(path: Path, what: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:
-    """Read and parse a JSON file; ``what`` says what the file is (``"export manifest"``).
-
-    A missing or unreadable file, one larger than ``max_bytes``, or a parse error, raises
-    :class:`InvalidInputError` naming the path (and the line and column of a parse error).
-    """
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except FileNotFoundError as exc:
-        raise InvalidInputError(f"{what} {path}: no such file", details={"file": str(path)}) from exc
-    except IsADirectoryError as exc:
-        raise InvalidInputError(f"{what} {path}: is a directory, expected a JSON file") from exc
-    except OSError as exc:
-        raise InvalidInputError(f"{what} {path}: cannot be read: {exc.strerror}") from exc
-    return parse_json_bytes(data, f"{what} {path}", max_bytes=max_bytes)
