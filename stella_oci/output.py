@@ -51,7 +51,9 @@ def render_template(template: str, doc: dict[str, Any]) -> str:
     return _TEMPLATE_FIELD.sub(field, template)
 
 
-def emit_result(result: BaseModel, fmt: str, text: str) -> None:
+def emit_result(result: BaseModel, fmt: str, text: str | None) -> None:
+    """Print the result: its JSON document, a template of it, or ``text`` (None: the command
+    already wrote its output, e.g. raw manifest bytes)."""
     if fmt == "json" or "{{" in fmt:
         from stella_oci.results import to_json_dict
 
@@ -61,7 +63,7 @@ def emit_result(result: BaseModel, fmt: str, text: str) -> None:
         else:
             sys.stdout.write(render_template(fmt, doc) + "\n")
             sys.stdout.flush()
-    else:
+    elif text is not None:
         sys.stdout.write(text.rstrip("\n") + "\n")
         sys.stdout.flush()
 

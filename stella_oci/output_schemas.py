@@ -26,6 +26,14 @@ COMMAND_MODELS: dict[str, str] = {
     "copy": "stella_oci.results:CopyResult",
     "attach": "stella_oci.verbs.referrers:AttachResult",
     "discover": "stella_oci.verbs.referrers:DiscoverResult",
+    "tags": "stella_oci.verbs.tags:TagsResult",
+    "resolve": "stella_oci.verbs.resolve:ResolveResult",
+    "manifest": "stella_oci.verbs.resolve:ManifestResult",
+    "tag": "stella_oci.verbs.tag:TagResult",
+    "delete": "stella_oci.verbs.delete:DeleteResult",
+    "fetch": "stella_oci.verbs.fetch:FetchResult",
+    "login": "stella_oci.verbs.login:LoginResult",
+    "logout": "stella_oci.verbs.login:LogoutResult",
 }
 
 #: ``{"error": {...}}``, what every command prints on failure with ``--format json``.

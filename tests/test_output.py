@@ -44,6 +44,10 @@ def camel_keys(doc: Any, where: str = "") -> list[str]:
     return bad
 
 
+def pushed_type(doc: dict[str, Any]) -> str:
+    return "application/vnd.stellaops.export.v1+json"
+
+
 def test_shipped_schemas_are_the_generated_ones() -> None:
     names = sorted(p.name for p in SCHEMA_DIR.glob("*.schema.json"))
     assert names == sorted(f"{c}.schema.json" for c in commands())
@@ -106,6 +110,20 @@ def test_every_command_document_validates(registry, fresh_repo, run_cli, tmp_pat
     found = cli_json("discover", ref, "--artifact-type", NOTE)
     assert [r["digest"] for r in found["referrers"]] == [attached["digest"]]
     assert set(found["referrers"][0]) == set(pushed["referrers"][0])  # one referrer shape
+
+    repo = f"{registry.host}/{fresh_repo}"
+    resolved = cli_json("resolve", ref)
+    assert resolved["reference"] == f"{repo}@{pushed['digest']}"
+    raw = cli_json("manifest", ref)
+    assert raw["digest"] == pushed["digest"] and raw["manifest"]["artifactType"] == pushed_type(raw)
+    tagged = cli_json("tag", ref, "also")
+    assert tagged["tags"] == ["also"]
+    listed = cli_json("tags", repo, "--sort", "created")
+    assert {"v1", "also"} <= set(listed["tags"]) and listed["details"]
+    fetched = cli_json("fetch", ref, "data/index.json", "-o", tmp_path / "index.json")
+    assert fetched["layer"]["digest"] == "sha256:" + hashlib.sha256((bundle / "data/index.json").read_bytes()).hexdigest()
+    deleted = cli_json("delete", f"{repo}@{attached['digest']}")
+    assert deleted["digest"] == attached["digest"]
 
     code, out, _ = run_cli("pull", f"{registry.host}/{fresh_repo}:nope", "-o", tmp_path / "x", "--format", "json")
     assert code == 4

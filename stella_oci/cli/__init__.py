@@ -38,7 +38,7 @@ def main() -> None:
 
 
 #: Modules holding commands; each lists its commands in ``COMMANDS``.
-COMMAND_MODULES = ("transfer", "referrers", "airgap")
+COMMAND_MODULES = ("transfer", "referrers", "registry", "airgap")
 
 
 def _register() -> None:

@@ -298,7 +298,7 @@ def airgap_from(kw: dict[str, Any]) -> AirgapOptions | None:
     return opts if opts != AirgapOptions() else None
 
 
-def command(func: Callable[..., tuple[Any, str]]) -> Callable[..., None]:
+def command(func: Callable[..., tuple[Any, str | None]]) -> Callable[..., None]:
     """Wrap a command body: build the context, render the result, map errors to exit codes."""
 
     @functools.wraps(func)

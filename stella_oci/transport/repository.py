@@ -1,0 +1,104 @@
+"""Repository-level distribution API calls of the everyday verbs: ping, the tag list (paginated
+with ``n``, ``last`` and ``Link``), manifest DELETE. Made through a
+:class:`~stella_oci.transport.client.RegistryClient`'s session, so that they authenticate,
+retry and map errors exactly as every other call."""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Iterator
+
+from stella_oci.errors import InvalidInputError, StellaOciError
+from stella_oci.jsonio import load_json
+from stella_oci.transport.auth import repository_scope
+from stella_oci.transport.client import RegistryClient
+
+log = logging.getLogger("stella_oci.transport")
+
+#: Bounds of a tag listing: pages followed, tags returned, bytes of one page.
+MAX_TAG_PAGES = 10_000
+MAX_TAGS = 1_000_000
+MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
+
+
+def ping(client: RegistryClient) -> None:
+    """GET /v2/, authenticating when challenged: proves the credentials work for the host."""
+    http = client._http
+    what = f"registry {client.host}"
+    resp = http.send("GET", "/v2/", scopes=[], what=what)
+    try:
+        if resp.status_code != 200:
+            raise http.raise_status(resp, f"GET {client.host}/v2/")
+    finally:
+        resp.close()
+
+
+def iter_tags(
+    client: RegistryClient, repo: str, *, page_size: int = 1000, last: str | None = None
+) -> Iterator[str]:
+    """Every tag of ``repo`` after ``last``, page by page (``?n=page_size``): follows
+    ``Link: <...>; rel="next"``; a registry that sends no Link but exactly a full page is asked
+    again with ``last=`` its last tag; one that ignores ``n`` (distribution 2.8 sends every tag
+    at once) is read in one go. Bounded by :data:`MAX_TAG_PAGES` and :data:`MAX_TAGS`."""
+    http = client._http
+    what = f"tags of {client.host}/{repo}"
+    query = {"n": str(page_size), **({"last": last} if last else {})}
+    url = http.url(f"/v2/{repo}/tags/list?" + urllib.parse.urlencode(query))
+    seen: set[str] = set()
+    count = 0
+    for _ in range(MAX_TAG_PAGES):
+        if not url or url in seen:
+            return
+        seen.add(url)
+        resp = http.send("GET", url, scopes=[repository_scope(repo, "pull")], what=what, stream=True)
+        try:
+            if resp.status_code != 200:
+                raise http.raise_status(resp, what)
+            body = resp.raw.read(MAX_TAG_PAGE_BYTES + 1, decode_content=True)
+            if len(body) > MAX_TAG_PAGE_BYTES:
+                raise InvalidInputError(f"{what}: a tag list page over {MAX_TAG_PAGE_BYTES} bytes")
+            doc = load_json(body, f"{what} (page {len(seen)})", error=InvalidInputError)
+            page = doc.get("tags") if isinstance(doc, dict) else None
+            tags = [t for t in (page or []) if isinstance(t, str)]
+            nxt = resp.links.get("next", {}).get("url")
+            if nxt:
+                url = urllib.parse.urljoin(resp.url or url, nxt)
+            elif len(tags) == page_size:  # a full page and no Link: ask for what follows (``last``)
+                url = http.url(
+                    f"/v2/{repo}/tags/list?" + urllib.parse.urlencode({"n": str(page_size), "last": tags[-1]})
+                )
+            else:
+                url = ""
+        finally:
+            resp.close()
+        for t in tags:
+            count += 1
+            if count > MAX_TAGS:
+                raise InvalidInputError(f"{what}: more than {MAX_TAGS} tags", hint="narrow with --last")
+            yield t
+    raise InvalidInputError(f"{what}: more than {MAX_TAG_PAGES} pages", hint="use a larger --page-size")
+
+
+def delete_manifest(client: RegistryClient, repo: str, digest: str) -> None:
+    """DELETE the manifest ``digest``. A registry with deletes disabled (distribution answers
+    405 UNSUPPORTED) is named as such."""
+    http = client._http
+    what = f"delete {client.host}/{repo}@{digest}"
+    resp = http.send(
+        "DELETE", f"/v2/{repo}/manifests/{digest}", scopes=[repository_scope(repo, "delete")], what=what
+    )
+    try:
+        if resp.status_code in (200, 202, 204):
+            return
+        if resp.status_code == 405:
+            resp.close()
+            raise InvalidInputError(
+                f"{what}: registry {client.host} has deletes disabled (HTTP 405 UNSUPPORTED); nothing was deleted",
+                hint="distribution: set storage.delete.enabled: true (REGISTRY_STORAGE_DELETE_ENABLED=true); "
+                "Harbor/ghcr.io: delete through their UI or API, or use a retention policy",
+            )
+        err: StellaOciError = http.raise_status(resp, what)
+        raise err
+    finally:
+        resp.close()

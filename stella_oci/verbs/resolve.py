@@ -1,0 +1,69 @@
+"""resolve and manifest: what a tag points at, and the manifest bytes exactly as stored.
+
+``resolve`` is ORAS ``resolve`` / crane ``digest``: the reference pinned by digest.
+``manifest`` is crane ``manifest``: the raw bytes (for ``sha256sum``), verified against the
+digest before they are handed out.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from stella_oci.engine import CopyEngine
+from stella_oci.oci.reference import Reference
+from stella_oci.results import ResultModel
+from stella_oci.verbs.common import RunOptions, as_reference, open_target, selector_of
+
+
+class ResolveResult(ResultModel):
+    reference: str
+    """``host/repo@sha256:...`` (or ``oci:PATH@sha256:...``)."""
+    digest: str
+    """The OCI manifest digest."""
+    media_type: str = Field(serialization_alias="mediaType")
+    size: int
+    """Bytes of the manifest."""
+
+
+class ManifestResult(ResolveResult):
+    data: bytes = Field(exclude=True, repr=False)
+    """The manifest bytes as stored, verified against ``digest`` (not in the JSON document)."""
+    manifest: dict[str, object] = Field(default_factory=dict)
+    """The manifest, parsed (``--format json``)."""
+
+
+def _resolve(ref: Reference, run: RunOptions, verb: str, *, fetch: bool) -> tuple[ResolveResult, bytes]:
+    src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
+    try:
+        desc = src.resolve(selector_of(ref, verb))
+        data = CopyEngine().fetch_verified_manifest(src, desc) if fetch else b""
+    finally:
+        src.close()
+    result = ResolveResult(
+        reference=f"{ref.base()}@{desc.digest}",
+        digest=desc.digest,
+        media_type=desc.media_type,
+        size=desc.size,
+    )
+    return result, data
+
+
+def resolve(reference: str | Reference, *, run: RunOptions | None = None) -> ResolveResult:
+    """The manifest a tag (or digest) names: its digest, media type and size."""
+    result, _ = _resolve(as_reference(reference), run or RunOptions(), "resolve", fetch=False)
+    return result
+
+
+def manifest(reference: str | Reference, *, run: RunOptions | None = None) -> ManifestResult:
+    """The manifest bytes exactly as stored (``result.data``), checked against their digest
+    (and the registry's Docker-Content-Digest) before they are returned."""
+    import json
+
+    result, data = _resolve(as_reference(reference), run or RunOptions(), "manifest", fetch=True)
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        parsed = {}
+    return ManifestResult(
+        **result.model_dump(), data=data, manifest=parsed if isinstance(parsed, dict) else {}
+    )
