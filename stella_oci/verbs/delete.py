@@ -10,7 +10,7 @@ from __future__ import annotations
 from stella_oci.errors import InvalidInputError
 from stella_oci.oci.reference import Reference
 from stella_oci.results import ResultModel
-from stella_oci.verbs.common import RunOptions, as_reference, open_target, selector_of
+from stella_oci.verbs.common import RunOptions, as_reference, open_destination, selector_of
 
 
 class DeleteResult(ResultModel):
@@ -39,7 +39,7 @@ def delete(reference: str | Reference, *, force: bool = False, run: RunOptions |
     from stella_oci.targets.registry import RegistryTarget
     from stella_oci.transport.repository import delete_manifest
 
-    target = open_target(ref, run.transport, write=True)  # --offline refuses here
+    target = open_destination(ref, run)  # --offline refuses here
     try:
         assert isinstance(target, RegistryTarget)
         digest = ref.digest or target.resolve(selector).digest

@@ -20,7 +20,8 @@ from stella_oci.export.bundle import EXPORT_JSON
 from stella_oci.oci.digest import write_verified
 from stella_oci.oci.reference import Reference
 from stella_oci.results import LayerInfo, ResultModel
-from stella_oci.verbs.common import RunOptions, as_reference, layer_infos, open_target
+from stella_oci.targets.verified import write_blob
+from stella_oci.verbs.common import RunOptions, as_reference, layer_infos, open_source
 
 
 class FetchResult(ResultModel):
@@ -54,10 +55,10 @@ def fetch(
     if not wanted:
         raise InvalidInputError("fetch: give the path of a file in the export, e.g. data/index.json")
     dest = str(output) if output is not None else Path(wanted).name
-    src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
+    src = open_source(ref, run)
     try:
         with interrupts.temp_dir("stella-oci-fetch-") as workdir:
-            fetched, _rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=workdir, run=run)
+            fetched, _rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=workdir)
             layers = [d for d in fetched.manifest.layers if d.title == wanted]
             if not layers:
                 listed = sorted(d.title for d in fetched.manifest.layers if d.title)
@@ -70,8 +71,7 @@ def fetch(
             if wanted == EXPORT_JSON and fetched.export_json is not None:
                 staged = fetched.export_json  # verified already (digest, size, schema)
             else:
-                with src.open_blob(layer, 0) as chunks:
-                    write_verified(chunks, staged, layer.digest, layer.size, f"{ref.base()} layer {wanted}")
+                write_blob(src, layer, staged, limit=None, what=f"{ref.base()} layer {wanted}")
             if dest == "-":
                 with open(staged, "rb") as fh:
                     shutil.copyfileobj(fh, sys.stdout.buffer)

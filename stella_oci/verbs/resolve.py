@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from stella_oci.engine import CopyEngine
 from stella_oci.oci.reference import Reference
 from stella_oci.results import ResultModel
-from stella_oci.verbs.common import RunOptions, as_reference, open_target, selector_of
+from stella_oci.targets.verified import read_manifest
+from stella_oci.verbs.common import RunOptions, as_reference, open_source, selector_of
 
 
 class ResolveResult(ResultModel):
@@ -33,10 +33,10 @@ class ManifestResult(ResolveResult):
 
 
 def _resolve(ref: Reference, run: RunOptions, verb: str, *, fetch: bool) -> tuple[ResolveResult, bytes]:
-    src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
+    src = open_source(ref, run)
     try:
         desc = src.resolve(selector_of(ref, verb))
-        data = CopyEngine().fetch_verified_manifest(src, desc) if fetch else b""
+        data = read_manifest(src, desc) if fetch else b""
     finally:
         src.close()
     result = ResolveResult(

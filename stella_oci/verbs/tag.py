@@ -1,15 +1,14 @@
-"""tag: more tags for a manifest that is already there. One manifest GET and one manifest PUT
-per new tag: no blob is read or written, nothing is recorded in the import ledger."""
+"""tag: more tags for a manifest that is already there. Manifest GETs and one manifest PUT per
+new tag: no blob is read or written, nothing is recorded in the import ledger."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stella_oci.engine import CopyEngine
 from stella_oci.errors import InvalidInputError
 from stella_oci.oci.reference import Reference, check_tag
 from stella_oci.results import ResultModel
-from stella_oci.verbs.common import RunOptions, as_reference, open_target, selector_of
+from stella_oci.verbs.common import RunOptions, as_reference, open_destination, selector_of
 
 
 class TagResult(ResultModel):
@@ -33,11 +32,11 @@ def tag(reference: str | Reference, tags: str | Sequence[str], *, run: RunOption
             f"{ref}: an oci-archive: file is not re-tagged in place",
             hint="copy it with the new tag: stella-oci copy oci-archive:FILE:OLD oci-archive:NEW.tar:NEWTAG",
         )
-    dst = open_target(ref, run.transport, write=True)
+    dst = open_destination(ref, run)
     try:
         desc = dst.resolve(selector_of(ref, "tag"))
-        data = CopyEngine().fetch_verified_manifest(dst, desc)
-        dst.push_manifest(desc, data, new)
+        for t in new:
+            dst.tag(desc, t)  # the manifest again under the tag: no blob moves
         dst.commit()
     except BaseException:
         dst.abort()

@@ -13,14 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Literal
 
-from stella_oci.engine import CopyEngine
 from stella_oci.errors import InvalidInputError, StellaOciError
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import parse_index, parse_manifest
 from stella_oci.oci.reference import Reference
 from stella_oci.results import ResultModel
-from stella_oci.targets.base import Target
-from stella_oci.verbs.common import RunOptions, as_reference, open_target
+from stella_oci.targets.base import ReadOnlyTarget
+from stella_oci.targets.verified import read_manifest
+from stella_oci.verbs.common import RunOptions, as_reference, open_source
 
 ANN_CREATED = "org.opencontainers.image.created"
 #: Manifests read in parallel for ``sort="created"``.
@@ -62,9 +62,9 @@ def _when(created: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
-def _tag_info(src: Target, tag: str) -> TagInfo:
+def _tag_info(src: ReadOnlyTarget, tag: str) -> TagInfo:
     desc = src.resolve(tag)
-    data = CopyEngine().fetch_verified_manifest(src, desc)
+    data = read_manifest(src, desc)
     where = f"{src.name}:{tag}"
     parsed = (
         parse_index(data, where)
@@ -75,7 +75,7 @@ def _tag_info(src: Target, tag: str) -> TagInfo:
     return TagInfo(tag=tag, digest=desc.digest, created=created)
 
 
-def _list(src: Target, ref: Reference, page_size: int, last: str | None) -> list[str]:
+def _list(src: ReadOnlyTarget, ref: Reference, page_size: int, last: str | None) -> list[str]:
     from stella_oci.targets.registry import RegistryTarget
 
     if isinstance(src, RegistryTarget):
@@ -115,7 +115,7 @@ def tags(
         raise InvalidInputError(
             f"{ref}: give the repository without a tag or digest", hint=f"stella-oci tags {ref.base()}"
         )
-    src = open_target(ref, run.transport, write=False, mirrors=run.mirrors)
+    src = open_source(ref, run)
     try:
         names = _list(src, ref, page_size, last)
         if pattern is not None:
