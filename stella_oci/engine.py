@@ -28,6 +28,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from stella_oci.cancel import Cancellation
 from stella_oci.errors import ManifestBlobsMissing, VerificationError, on_side
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Descriptor, children, media_type_of
@@ -119,8 +120,8 @@ class CopyEngine:
         self.concurrency = max(1, concurrency)
         self.progress: Progress = progress or NoProgress()
 
-    def _run(self, src: ReadOnlyTarget, dst: Target, cancel: threading.Event | None) -> _CopyRun:
-        return _CopyRun(self, src, dst, cancel or threading.Event())
+    def _run(self, src: ReadOnlyTarget, dst: Target, cancel: Cancellation | None) -> _CopyRun:
+        return _CopyRun(self, src, dst, cancel or Cancellation())
 
     def copy_blobs(
         self,
@@ -128,7 +129,7 @@ class CopyEngine:
         dst: Target,
         descs: Sequence[Descriptor],
         *,
-        cancel: threading.Event | None = None,
+        cancel: Cancellation | None = None,
     ) -> CopyStats:
         """Copy blobs in parallel (duplicates once); the first failure cancels the rest and is raised."""
         run = self._run(src, dst, cancel)
@@ -145,7 +146,7 @@ class CopyEngine:
         referrers: bool = False,
         root_data: bytes | None = None,
         hooks: CopyHooks | None = None,
-        cancel: threading.Event | None = None,
+        cancel: Cancellation | None = None,
     ) -> CopyStats:
         """Copy the manifest (or index) ``root`` and everything below it, then tag the root."""
         run = self._run(src, dst, cancel)
@@ -156,7 +157,7 @@ class CopyEngine:
 class _CopyRun:
     """One call of the engine: its source, destination, statistics and cancellation."""
 
-    def __init__(self, engine: CopyEngine, src: ReadOnlyTarget, dst: Target, cancel: threading.Event) -> None:
+    def __init__(self, engine: CopyEngine, src: ReadOnlyTarget, dst: Target, cancel: Cancellation) -> None:
         self.src = src
         self.dst = dst
         self.concurrency = engine.concurrency
@@ -167,8 +168,7 @@ class _CopyRun:
     # ------------------------------------------------------------------ blobs
     def copy_blob(self, desc: Descriptor) -> PushOutcome:
         """Copy one blob, verified while it streams."""
-        if self.cancel.is_set():
-            raise CancelledTransfer(f"{blob_name(desc)}: cancelled")
+        self.cancel.check(blob_name(desc))
         reader = BlobReader(
             self.src,
             desc,
@@ -209,7 +209,7 @@ class _CopyRun:
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in futures if f in done and f.exception() is not None]
             if failed:
-                self.cancel.set()  # running transfers stop at their next chunk
+                self.cancel.set()  # running transfers stop now (blocked reads are interrupted)
                 for f in pending:
                     f.cancel()
                 wait(pending)

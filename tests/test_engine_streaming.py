@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from stella_oci.cancel import Cancellation
 from stella_oci.engine import CopyEngine
 from stella_oci.export.artifact import build_manifest
 from stella_oci.export.bundle import open_bundle
@@ -29,8 +30,10 @@ class CountingSource(BundleSource):
     read_bytes = 0
     opens: list[int]
 
-    def open_blob(self, desc: Descriptor, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
-        inner = super().open_blob(desc, offset)
+    def open_blob(
+        self, desc: Descriptor, offset: int = 0, cancel: Cancellation | None = None
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        inner = super().open_blob(desc, offset, cancel)
         self.opens.append(offset)
 
         @contextmanager

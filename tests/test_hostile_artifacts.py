@@ -250,3 +250,37 @@ def test_export_json_over_the_cap_is_refused_before_download(registry, fresh_rep
     code, out, err = run_cli("verify", ref, "--format", "json")
     assert code == 3, out + err
     assert tamper.requests_to("/blobs/") == 0, tamper.requests
+
+
+# --------------------------------------------------------------------------- cancellation
+def test_failing_blob_cancels_a_stalled_sibling_within_5_s(registry, fresh_repo, tmp_path, tamper):
+    """Acceptance 3b: one blob's download stalls (the proxy sends 1 KiB, then nothing), another
+    fails its digest; the pull fails with the digest error, and the stalled download is
+    abandoned (its connection closed by the client) within 5 s of the failure, not after the
+    60 s read timeout. Ordered by events: the bad blob is only sent once the stall began."""
+    import threading
+
+    from stella_oci import api
+    from stella_oci.errors import VerificationError
+    from stella_oci.transport import TransportOptions
+    from stella_oci.verbs.common import RunOptions
+
+    big = bytes(range(256)) * 4096  # 1 MiB
+    bad = b'{"b": "will be corrupted"}\n'
+    root = make_bundle(tmp_path / "src", {"big.bin": big, "bad.json": bad})
+    pushed = api.push(root, f"{registry.host}/{fresh_repo}:v1")
+    tamper.rules += [
+        Rule(path_contains=f"/blobs/{sha(big)}", stall=True, stall_bytes=1024),
+        Rule(path_contains=f"/blobs/{sha(bad)}", corrupt=True, wait_for=tamper.stall_started),
+    ]
+    out = tmp_path / "out"
+    run = RunOptions(transport=TransportOptions(read_timeout=60.0), concurrency=3)
+    with pytest.raises(VerificationError, match=sha(bad).split(":")[1][:12]):
+        api.pull(f"{tamper.host}/{fresh_repo}@{pushed.digest}", out, run=run)
+    assert tamper.stall_started.is_set(), "the stalled download never started"
+    assert tamper.rules[1].sent_at is not None
+    assert tamper.stall_gone.wait(5), "the stalled download was not abandoned"
+    assert tamper.stall_gone_at is not None
+    assert tamper.stall_gone_at - tamper.rules[1].sent_at < 5
+    assert [t.name for t in threading.enumerate() if t.name.startswith("stella-oci-copy")] == []
+    assert not out.exists()

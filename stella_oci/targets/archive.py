@@ -37,6 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from stella_oci import interrupts
+from stella_oci.cancel import Cancellation
 from stella_oci.errors import InvalidInputError, NotFoundError
 from stella_oci.export.bundle import MAX_ARCHIVE_MEMBERS, BoundedTarInfo
 from stella_oci.oci import mediatypes as mt
@@ -303,8 +304,11 @@ class OciArchiveTarget:
     def fetch_manifest(self, desc: Descriptor) -> bytes:
         return self._store().fetch_manifest(desc)
 
-    def open_blob(self, desc: Descriptor, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
-        return self._store().open_blob(desc, offset)
+    def open_blob(
+        self, desc: Descriptor, offset: int = 0, cancel: Cancellation | None = None
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """Local reads never block: ``cancel`` is checked by the reader between chunks."""
+        return self._store().open_blob(desc, offset, cancel)
 
     def has_blob(self, desc: Descriptor) -> bool:
         return self._store().has_blob(desc)

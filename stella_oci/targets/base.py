@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
+from stella_oci.cancel import Cancellation
 from stella_oci.oci.manifest import Descriptor
 
 BlobOpener = Callable[[int], AbstractContextManager[Iterator[bytes]]]
@@ -80,8 +81,14 @@ class Resolver(Named, Protocol):
 
 
 class BlobFetcher(Named, Protocol):
-    def open_blob(self, desc: Descriptor, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
-        """Stream a blob's raw bytes from ``offset`` (unverified: read through targets.verified)."""
+    def open_blob(
+        self, desc: Descriptor, offset: int = 0, cancel: Cancellation | None = None
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """Stream a blob's raw bytes from ``offset`` (unverified: read through targets.verified).
+
+        A source whose reads can block (the network) stops a blocked read when ``cancel`` is
+        set (:meth:`~stella_oci.cancel.Cancellation.on_cancel`); local files never block and
+        may ignore it (the reader checks it between chunks)."""
         ...
 
 

@@ -30,6 +30,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from stella_oci import interrupts
+from stella_oci.cancel import Cancellation
 from stella_oci.errors import LOCAL_ERRNOS, InvalidInputError, NotFoundError, VerificationError
 from stella_oci.export.artifact import BuiltArtifact
 from stella_oci.export.bundle import Bundle
@@ -70,7 +71,10 @@ class LocalSource:
             raise NotFoundError(f"{self.name}: no file with digest {desc.digest}")
         yield iter_file(path, offset)
 
-    def open_blob(self, desc: Descriptor, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
+    def open_blob(
+        self, desc: Descriptor, offset: int = 0, cancel: Cancellation | None = None
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """Local reads never block: ``cancel`` is checked by the reader between chunks."""
         return self._open(desc, offset)
 
     def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from stella_oci import interrupts
+from stella_oci.cancel import Cancellation
 from stella_oci.errors import InvalidInputError, NotFoundError, VerificationError
 from stella_oci.jsonio import load_json
 from stella_oci.oci import mediatypes as mt
@@ -239,7 +240,10 @@ class LayoutReader:
     def fetch_manifest(self, desc: Descriptor) -> bytes:
         return self._read_blob_small(desc.digest)
 
-    def open_blob(self, desc: Descriptor, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
+    def open_blob(
+        self, desc: Descriptor, offset: int = 0, cancel: Cancellation | None = None
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        """Local reads never block: ``cancel`` is checked by the reader between chunks."""
         check_digest(desc.digest, self.name)
         if offset < 0:
             raise InvalidInputError(f"{self.name}: negative offset {offset} for blob {desc.digest}")

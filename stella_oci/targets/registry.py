@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 
+from stella_oci.cancel import Cancellation
 from stella_oci.errors import NotFoundError, VerificationError
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import is_digest
@@ -67,8 +68,10 @@ class RegistryTarget:
             )
         return resp.data
 
-    def open_blob(self, desc: Descriptor, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
-        return self.client.open_blob(self.repo, desc.digest, offset)
+    def open_blob(
+        self, desc: Descriptor, offset: int = 0, cancel: Cancellation | None = None
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        return self.client.open_blob(self.repo, desc.digest, offset, cancel=cancel)
 
     def has_blob(self, desc: Descriptor) -> bool:
         return self.client.blob_size(self.repo, desc.digest) is not None

@@ -25,16 +25,15 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stella_oci.errors import StellaOciError, VerificationError, on_side, sided
+from stella_oci.cancel import Cancellation, Cancelled
+from stella_oci.errors import VerificationError, on_side, sided
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import sha256_digest
 from stella_oci.oci.manifest import Descriptor
 from stella_oci.targets.base import BlobFetcher, ManifestFetcher
 
-
-class CancelledTransfer(StellaOciError):
-    """A transfer stopped because a sibling failed or the run was cancelled (never the error
-    reported to the user: the cause is)."""
+CancelledTransfer = Cancelled
+"""A transfer stopped because a sibling failed (never the error reported to the user)."""
 
 
 def check_size(desc: Descriptor, limit: int | None, what: str) -> None:
@@ -63,7 +62,7 @@ class BlobReader:
         *,
         what: str | None = None,
         limit: int | None = None,
-        cancel: threading.Event | None = None,
+        cancel: Cancellation | None = None,
         on_bytes: Callable[[int], None] | None = None,
     ) -> None:
         self.src = src
@@ -107,7 +106,7 @@ class BlobReader:
         self.count = 0
         self.verified = False
         if offset:  # resumed where we have not hashed: hash the prefix again, without handing it over
-            with self.src.open_blob(self.desc, 0) as prefix:
+            with self.src.open_blob(self.desc, 0, self.cancel) as prefix:
                 for chunk in prefix:
                     self._feed(chunk[: offset - self.count])
                     if self.count >= offset:
@@ -126,8 +125,8 @@ class BlobReader:
         if self.count == self.desc.size:
             self._finish()
         for chunk in chunks:
-            if self.cancel is not None and self.cancel.is_set():
-                raise CancelledTransfer(f"{self.what}: cancelled")
+            if self.cancel is not None:
+                self.cancel.check(self.what)
             if not chunk:
                 continue
             self._feed(chunk)
@@ -141,9 +140,9 @@ class BlobReader:
     @contextmanager
     def open(self, offset: int = 0) -> Iterator[Iterator[bytes]]:
         """A :data:`~stella_oci.targets.base.BlobOpener`: the verified chunks from ``offset``."""
-        if self.cancel is not None and self.cancel.is_set():
-            raise CancelledTransfer(f"{self.what}: cancelled")
-        with sided("source", self.src.open_blob(self.desc, offset)) as chunks:
+        if self.cancel is not None:
+            self.cancel.check(self.what)
+        with sided("source", self.src.open_blob(self.desc, offset, self.cancel)) as chunks:
             yield self.stream(chunks, offset)
 
     def read(self) -> bytes:

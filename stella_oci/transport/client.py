@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import re
+import socket
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ from typing import TypeVar
 
 import requests
 
+from stella_oci.cancel import Cancellation
 from stella_oci.errors import (
     InvalidInputError,
     ManifestBlobsMissing,
@@ -345,18 +347,34 @@ class RegistryClient:
             return resp, -1  # nothing left after pos
         raise self._http.raise_status(resp, what)
 
-    def open_blob(self, repo: str, digest: str, offset: int = 0) -> AbstractContextManager[Iterator[bytes]]:
+    def open_blob(
+        self, repo: str, digest: str, offset: int = 0, *, cancel: Cancellation | None = None
+    ) -> AbstractContextManager[Iterator[bytes]]:
         """Stream a blob (from ``offset`` with a Range request). Retries/resumes itself on a
-        cut connection. Does not verify the digest: callers wrap it in VerifyingStream."""
+        cut connection. Does not verify the digest: callers read through the verifying reader
+        (stella_oci/targets/verified.py). When ``cancel`` is set, a read blocked on the socket
+        is interrupted (the socket is shut down) and :class:`~stella_oci.cancel.Cancelled` raised."""
         what = f"blob {self.host}/{repo}@{digest}"
         resp, skip = self._retrying(what, lambda: self._blob_get(repo, digest, offset, what))
-        return self._blob_context(repo, digest, offset, resp, skip, what)
+        return self._blob_context(repo, digest, offset, resp, skip, what, cancel)
 
     @contextlib.contextmanager
     def _blob_context(
-        self, repo: str, digest: str, offset: int, resp: requests.Response, skip: int, what: str
+        self,
+        repo: str,
+        digest: str,
+        offset: int,
+        resp: requests.Response,
+        skip: int,
+        what: str,
+        cancel: Cancellation | None,
     ) -> Iterator[Iterator[bytes]]:
         state: dict[str, requests.Response | None] = {"resp": resp}
+
+        def interrupt() -> None:
+            current = state["resp"]
+            if current is not None:
+                shutdown_socket(current)
 
         def chunks() -> Iterator[bytes]:
             pos = offset
@@ -387,6 +405,8 @@ class RegistryClient:
                     if state["resp"] is not None:
                         state["resp"].close()
                         state["resp"] = None
+                    if cancel is not None:
+                        cancel.check(what)  # cut by our own interrupt: stop, do not resume
                     reason = exc.reason if isinstance(exc, Interrupted) else short_reason(exc)
                     if pos - last_failure_pos >= FRESH_BUDGET_PROGRESS:
                         # real progress made: a fresh budget (a peer that trickles a few
@@ -404,7 +424,8 @@ class RegistryClient:
                     budget.sleep(delay)
 
         try:
-            yield chunks()
+            with cancel.on_cancel(interrupt) if cancel is not None else contextlib.nullcontext():
+                yield chunks()
         finally:
             final = state["resp"]
             if final is not None:
@@ -520,3 +541,19 @@ def _is_oci_index(data: bytes) -> bool:
         )
         and doc.get("schemaVersion") == 2
     )
+
+
+def shutdown_socket(resp: requests.Response) -> None:
+    """Shut down the socket under a streamed response, from any thread: a read blocked on it
+    returns at once (closing it would not wake the reader)."""
+    raw = resp.raw
+    candidates = (
+        getattr(getattr(raw, "_connection", None), "sock", None),
+        # a response that closes its connection keeps the socket only in its file object
+        getattr(getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None), "_sock", None),
+    )
+    for sock in candidates:
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            return

@@ -18,6 +18,7 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -29,7 +30,11 @@ class Rule:
     corrupt: bool = False
     stall: bool = False
     stall_bytes: int = 1024
+    wait_for: threading.Event | None = None
+    """Hold the answer until this event is set (at most 30 s): orders events between requests."""
     hits: int = 0
+    sent_at: float | None = None
+    """time.monotonic() when the (tampered) answer was sent."""
 
 
 @dataclass
@@ -40,6 +45,7 @@ class TamperProxy:
     body_bytes_sent: dict[str, int] = field(default_factory=dict)
     stall_started: threading.Event = field(default_factory=threading.Event)
     stall_gone: threading.Event = field(default_factory=threading.Event)
+    stall_gone_at: float | None = None
     release: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -110,6 +116,8 @@ class TamperProxy:
         if rule is not None and rule.corrupt and resp_body:
             resp_body = bytes([resp_body[0] ^ 0xFF]) + resp_body[1:]
         data_head = ("\r\n".join(resp_lines) + "\r\n\r\n").encode("latin-1")
+        if rule is not None and rule.wait_for is not None:
+            rule.wait_for.wait(30)
         try:
             if rule is not None and rule.stall:
                 client.sendall(data_head + resp_body[: rule.stall_bytes])
@@ -117,6 +125,8 @@ class TamperProxy:
                 self._stall(client)
                 return
             client.sendall(data_head + resp_body)
+            if rule is not None:
+                rule.sent_at = time.monotonic()
             self._count(path, len(resp_body))
         except OSError:
             pass
@@ -134,13 +144,15 @@ class TamperProxy:
         while not self.release.is_set():
             try:
                 if client.recv(1) == b"":
-                    self.stall_gone.set()
-                    return
+                    break
             except TimeoutError:
                 continue
             except OSError:
-                self.stall_gone.set()
-                return
+                break
+        else:
+            return
+        self.stall_gone_at = time.monotonic()
+        self.stall_gone.set()
 
 
 def _read_head(sock: socket.socket) -> tuple[bytes | None, bytes]:
