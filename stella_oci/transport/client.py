@@ -78,6 +78,10 @@ _MISSING_BLOB_CODES = {"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID"
 _DIGEST_IN_TEXT = re.compile(r"sha256:[0-9a-f]{64}")
 
 
+class _CutAnswer(Interrupted):
+    """An answer that arrived cut short: in its headers (no length, no body) or its body."""
+
+
 class _CutHeaderFilter(logging.Filter):
     """urllib3 logs a WARNING with a traceback ("Failed to parse headers") for an answer cut
     inside a header line; the client retries such an answer itself, so the record is demoted
@@ -178,10 +182,17 @@ class RegistryClient:
             except Interrupted as exc:
                 delay = budget.next_delay(exc.retry_after)
                 if delay is None:
+                    if isinstance(exc, _CutAnswer):
+                        problem = f"the answer of registry {self.host} was cut short ({exc.reason})"
+                    elif re.fullmatch(r"HTTP \d{3}", exc.reason):
+                        problem = f"registry {self.host} answered {exc.reason}"
+                    else:
+                        problem = f"cannot reach registry {self.host} ({exc.reason})"
                     raise TransientError(
-                        f"{what}: registry {self.host}: {exc.reason}; gave up after {budget.tries} "
-                        f"tries in {time.monotonic() - budget.started:.1f} s",
-                        hint="retry later, or allow more with --retries / --retry-max-time",
+                        f"{what}: {problem}; gave up after {budget.tries} tries in "
+                        f"{time.monotonic() - budget.started:.1f} s",
+                        hint="check the registry address and that it is running and reachable; retry "
+                        "later, or allow more with --retries / --retry-max-time",
                     ) from None
                 log.info("%s: %s; retrying in %.2f s", what, exc.reason, delay)
                 budget.sleep(delay)
@@ -200,7 +211,7 @@ class RegistryClient:
                 if len(buf) > MAX_MANIFEST_BYTES:
                     raise VerificationError(f"{what}: {name} larger than the 4 MiB limit")
         except STREAM_ERRORS as exc:
-            raise Interrupted(f"connection lost while reading ({short_reason(exc)})") from None
+            raise _CutAnswer(f"connection lost while reading ({short_reason(exc)})") from None
         return bytes(buf)
 
     # ------------------------------------------------------------------ API
@@ -229,7 +240,7 @@ class RegistryClient:
                     raise self._http.raise_status(resp, what)
                 data = self._read_capped(resp, what, "manifest")
                 if not data and _cut_in_headers(resp):
-                    raise Interrupted("HTTP 200 without a body or length (answer cut inside its headers?)")
+                    raise _CutAnswer("HTTP 200 without a body or length (answer cut inside its headers?)")
                 media_type = resp.headers.get("Content-Type", "").split(";", 1)[0].strip()
                 return ManifestResponse(data, media_type, resp.headers.get("Docker-Content-Digest"))
             finally:
@@ -254,7 +265,7 @@ class RegistryClient:
                     raise self._http.raise_status(resp, what)
                 size = resp.headers.get("Content-Length", "")
                 if not size.isdigit():
-                    raise Interrupted("HTTP 200 without Content-Length (answer cut inside its headers?)")
+                    raise _CutAnswer("HTTP 200 without Content-Length (answer cut inside its headers?)")
                 return ManifestHead(
                     media_type=resp.headers.get("Content-Type", "").split(";", 1)[0].strip(),
                     digest_header=_whole_digest(resp.headers.get("Docker-Content-Digest")),
@@ -307,7 +318,7 @@ class RegistryClient:
                     raise self._http.raise_status(resp, what)
                 size = resp.headers.get("Content-Length", "")
                 if not size.isdigit():
-                    raise Interrupted("HTTP 200 without Content-Length (answer cut inside its headers?)")
+                    raise _CutAnswer("HTTP 200 without Content-Length (answer cut inside its headers?)")
                 return int(size)
             finally:
                 resp.close()
@@ -330,7 +341,7 @@ class RegistryClient:
         )
         if resp.status_code in (200, 206) and _cut_in_headers(resp):
             resp.close()
-            raise Interrupted(f"HTTP {resp.status_code} without a length (answer cut inside its headers?)")
+            raise _CutAnswer(f"HTTP {resp.status_code} without a length (answer cut inside its headers?)")
         if resp.status_code == 206:
             crange = resp.headers.get("Content-Range", "")
             m = re.match(r"bytes (\d+)-", crange)
@@ -472,7 +483,7 @@ class RegistryClient:
                     data = self._read_capped(resp, what, "referrers index")
                     if resp.status_code == 200:
                         if not data and _cut_in_headers(resp):
-                            raise Interrupted(
+                            raise _CutAnswer(
                                 "HTTP 200 without a body or length (answer cut inside its headers?)"
                             )
                         return data
