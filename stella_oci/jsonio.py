@@ -134,6 +134,14 @@ def load_json_file(path: Path, what: str, *, max_bytes: int = DEFAULT_MAX_BYTES)
     return parse_json_bytes(data, f"{what} {path}", max_bytes=max_bytes)
 
 
+def try_load_json(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Any | None:
+    """:func:`load_json` for best-effort reads (a registry's error body): None instead of an error."""
+    try:
+        return load_json(data, "document", max_bytes=max_bytes)
+    except StellaOciError:
+        return None
+
+
 def canonical_bytes(obj: Any, what: str) -> bytes:
     """RFC 8785 (JSON Canonicalization Scheme) UTF-8 bytes of a JSON value; exit 2 for a value
     JCS cannot represent (an integer beyond +/-(2^53-1), a non-finite float, a non-string key)."""
@@ -155,4 +163,5 @@ __all__ = [
     "load_json",
     "load_json_file",
     "parse_json_bytes",
+    "try_load_json",
 ]

@@ -598,3 +598,63 @@ def test_oci_archive_with_a_huge_pax_header_is_refused_unread(cli: Cli, tmp_path
     code, out, err = cli("verify", f"oci-archive:{archive}:v1")
     assert code == 2, err
     assert "an extended header of" in err and "more than 1048576" in err, err
+
+
+# ---------------------------------------------------------------------------- deep JSON from a hostile registry
+class DeepJsonRegistry:
+    """A hostile registry: every error body and token answer is JSON nested 30,000 deep
+    (inside 64 KiB, the slice the client parses of an error body)."""
+
+    BODY = nested(30_000).encode()
+
+    def __init__(self, bearer: bool) -> None:
+        import http.server
+        import threading
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(outer.BODY)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(outer.BODY)
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/token"):
+                    self._send(200)
+                elif bearer and "Authorization" not in self.headers:
+                    realm = f"http://127.0.0.1:{outer.port}/token"
+                    self._send(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="deep"'})
+                else:
+                    self._send(404)
+
+            do_HEAD = do_GET
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("bearer", "code"), [(False, 4), (True, 6)], ids=["error-body", "token-answer"])
+def test_deeply_nested_json_from_a_registry_is_not_an_internal_error(
+    cli: Cli, tmp_path: Path, bearer: bool, code: int
+) -> None:
+    server = DeepJsonRegistry(bearer)
+    try:
+        got, out, err = cli("verify", f"127.0.0.1:{server.port}/repo:v1", "--retries", "0")
+    finally:
+        server.close()
+    assert got == code, err

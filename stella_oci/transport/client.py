@@ -26,7 +26,6 @@ See docs/transport.md for the auth flow, retries and the upload strategy.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import socket
@@ -48,6 +47,7 @@ from stella_oci.errors import (
     TransientError,
     VerificationError,
 )
+from stella_oci.jsonio import try_load_json
 from stella_oci.transport.auth import repository_scope
 from stella_oci.transport.bodies import small_body
 from stella_oci.transport.http import RegistrySession, is_loopback
@@ -518,9 +518,9 @@ def _raise_blobs_missing(resp: requests.Response, what: str, host: str) -> None:
     ``DIGEST_INVALID``); other answers are left to the status mapping."""
     try:
         raw = small_body(resp, 64 * 1024)
-        doc = json.loads(raw)
     except _CUT_OR_JSON_ERRORS:
         return
+    doc = try_load_json(raw)
     errors = doc.get("errors") if isinstance(doc, dict) else None
     if not isinstance(errors, list):
         return
@@ -540,10 +540,7 @@ def _raise_blobs_missing(resp: requests.Response, what: str, host: str) -> None:
 
 
 def _is_oci_index(data: bytes) -> bool:
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        return False
+    doc = try_load_json(data)
     return (
         isinstance(doc, dict)
         and (

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import ipaddress
-import json
 import logging
 import os
 import threading
@@ -35,6 +34,7 @@ from stella_oci.errors import (
     StellaOciError,
     TransientError,
 )
+from stella_oci.jsonio import load_json
 from stella_oci.transport import deadline
 from stella_oci.transport.auth import (
     Challenge,
@@ -623,8 +623,8 @@ class RegistrySession:
                     hint="the registry's token service (realm) is misconfigured",
                 )
             try:
-                doc = json.loads(raw)
-            except ValueError:
+                doc = load_json(raw, "token answer", error=AuthError)
+            except AuthError:
                 ctype = resp.headers.get("Content-Type", "?")
                 raise AuthError(
                     f"{what}: token endpoint {realm_name} of registry {self.host} answered {ctype}, not JSON",

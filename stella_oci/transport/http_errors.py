@@ -8,7 +8,6 @@ exchange that the upload loop handles itself.
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.parse
 
@@ -25,6 +24,7 @@ from stella_oci.errors import (
     TransientError,
     VerificationError,
 )
+from stella_oci.jsonio import try_load_json
 from stella_oci.transport.bodies import small_body
 from stella_oci.transport.deadline import DeadlineExceeded
 from stella_oci.transport.redact import redact
@@ -177,10 +177,7 @@ def _error_codes(resp: requests.Response) -> tuple[set[str], str]:
         return set(), ""
     codes: set[str] = set()
     parts: list[str] = []
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        doc = None
+    doc = try_load_json(raw)
     if isinstance(doc, dict) and isinstance(doc.get("errors"), list):
         for err in doc["errors"]:
             if isinstance(err, dict):
