@@ -294,12 +294,15 @@ def test_trickling_blob_body_ends_in_exit_10(
     ("case", "code", "needle"),
     [
         ("loop", 10, "redirected more than 10 times"),
-        ("file", 6, "not an http(s) URL"),
-        ("ftp", 6, "not an http(s) URL"),
+        ("file", 6, "not a usable http(s) URL"),
+        ("ftp", 6, "not a usable http(s) URL"),
+        ("bad-port", 6, "not a usable http(s) URL"),
+        ("bad-host", 6, "not a usable http(s) URL"),
         ("expires-huge", 6, "expires_in 1000000000000000000"),
         ("expires-negative", 6, "expires_in -5 is negative"),
         ("expires-string", 6, "expires_in 'soon' is a JSON str"),
         ("expires-float-inf", 6, "expires_in"),
+        ("expires-nan", 6, "expires_in nan is not a number"),
     ],
 )
 def test_hostile_transport_answers_have_named_exits(
@@ -310,6 +313,7 @@ def test_hostile_transport_answers_have_named_exits(
         "expires-negative": "-5",
         "expires-string": '"soon"',
         "expires-float-inf": "1e400",
+        "expires-nan": "NaN",
     }
 
     def script(ex: Exchange) -> None:
@@ -319,6 +323,10 @@ def test_hostile_transport_answers_have_named_exits(
             ex.redirect("file:///etc/passwd", 302)
         elif case == "ftp":
             ex.redirect("ftp://127.0.0.1/x", 301)
+        elif case == "bad-port":
+            ex.redirect("http://127.0.0.1:99999/x", 302)
+        elif case == "bad-host":
+            ex.redirect("http://[::1/x", 302)
         elif ex.path.startswith("/token"):
             ex.json(200, b'{"token": "tok-abcdef-123456", "expires_in": ' + expires[case].encode() + b"}")
         else:
@@ -380,3 +388,4 @@ def test_tag_and_digest_are_not_mistaken_for_credentials() -> None:
     digest = "sha256:" + "ab" * 32
     ref = parse_reference(f"alpine:3.19@{digest}")
     assert (ref.repository, ref.tag, ref.digest) == ("library/alpine", "3.19", digest)
+

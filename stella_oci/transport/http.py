@@ -28,9 +28,9 @@ import urllib3.exceptions
 
 from stella_oci.errors import (
     AuthError,
-    InternalError,
     OfflineError,
     RegistryAnswer,
+    RegistryError,
     StellaOciError,
     TransientError,
 )
@@ -187,13 +187,22 @@ class RegistrySession:
         return status_error(resp, what, self.host)
 
     def location(self, resp: requests.Response, what: str) -> str:
-        """The absolute URL of the answer's ``Location`` header (InternalError without one)."""
+        """The absolute URL of the answer's ``Location`` header; a RegistryError (exit 3)
+        when there is none or it is not a usable http(s) URL."""
         loc = resp.headers.get("Location")
         if not loc:
-            raise InternalError(
-                f"{what}: registry {self.host} answered {resp.status_code} without a Location"
+            raise RegistryError(
+                f"{what}: registry {self.host} answered {resp.status_code} without a Location header",
+                registry=RegistryAnswer(self.host, resp.status_code),
             )
-        return urllib.parse.urljoin(resp.url or self.base_url + "/", loc)
+        target = _usable_url(resp.url or self.base_url + "/", loc)
+        if target is None:
+            raise RegistryError(
+                f"{what}: registry {self.host} answered {resp.status_code} with Location "
+                f"{redact(loc[:200])!r}, which is not a usable http(s) URL",
+                registry=RegistryAnswer(self.host, resp.status_code),
+            )
+        return target
 
     def _proxies_for(self, url: str) -> dict[str, str]:
         """The proxies the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) names for ``url``'s
@@ -371,16 +380,17 @@ class RegistrySession:
             if not location:
                 return resp
             keep_small_body(resp, 64 * 1024)
-            target = urllib.parse.urljoin(current, location)
-            parts = urllib.parse.urlsplit(target)
             where = urllib.parse.urlsplit(current).netloc
-            if parts.scheme not in ("http", "https") or not parts.netloc:
+            target = _usable_url(current, location)
+            if target is None:
+                shown = redact(location[:200])
                 raise AuthError(
-                    f"{what}: {where} redirected to {redact(target)!r}, which is not an http(s) URL; refused",
+                    f"{what}: {where} redirected to {shown!r}, which is not a usable http(s) URL; refused",
                     hint="a registry may redirect blob downloads only to http:// or https:// URLs: "
                     "check the registry (or the proxy in front of it)",
                     details={"registry": self.host, "redirect": redact(target)},
                 )
+            parts = urllib.parse.urlsplit(target)
             hops += 1
             if hops > MAX_REDIRECTS:
                 raise TransientError(
@@ -650,7 +660,9 @@ def _token_lifetime(value: object, where: str) -> float:
     problem = None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         problem = f"is a JSON {type(value).__name__}, not a number of seconds"
-    elif value != value or value < 0:  # (NaN, negative)
+    elif value != value:
+        problem = "is not a number (NaN)"
+    elif value < 0:
         problem = "is negative"
     elif value > MAX_TOKEN_LIFETIME:
         problem = f"is more than a year (the limit is {MAX_TOKEN_LIFETIME:.0f} s)"
@@ -664,6 +676,26 @@ def _token_lifetime(value: object, where: str) -> float:
         )
     seconds = float(value) if isinstance(value, (int, float)) else 60.0  # (<= a year: no overflow)
     return seconds if seconds > 0 else 60.0
+
+
+def _usable_url(base: str, location: str) -> str | None:
+    """``location`` resolved against ``base`` when it is an http(s) URL that requests can
+    send to (a host, a valid port, no spaces), else None."""
+    try:
+        target = urllib.parse.urljoin(base, location.strip())
+        parts = urllib.parse.urlsplit(target)
+        _port = parts.port  # (raises ValueError for a port that is not a number in range)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if any(c.isspace() or ord(c) < 32 for c in target):
+        return None
+    try:
+        requests.models.PreparedRequest().prepare_url(target, None)
+    except (requests.exceptions.RequestException, ValueError):
+        return None
+    return target
 
 
 def _token_invalid(challenges: list[Challenge]) -> bool:
