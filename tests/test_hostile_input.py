@@ -169,6 +169,10 @@ def test_deeply_nested_manifest_in_registry_is_exit_3_and_leaves_nothing(
         assert f"{digest}: manifest: JSON nested more than 64 levels" in err, err
     assert not out_dir.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
+    # `manifest` prints the stored bytes (verified against their digest) without parsing them
+    code, out, err = cli("manifest", f"{registry.host}/{fresh_repo}:deep")
+    assert code == 0, err
+    assert out.encode().rstrip(b"\n") == body
 
 
 def layout_tar(path: Path, index: bytes) -> Path:

@@ -12,13 +12,13 @@ Mappings come from ``--registry-mirror SOURCE=MIRROR`` (repeatable) and from a J
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from stella_oci.errors import InvalidInputError
+from stella_oci.jsonio import load_json
 from stella_oci.oci.reference import Reference, mask_credentials, parse_reference, refuse_credentials
 
 
@@ -56,12 +56,7 @@ def _read_json(path: Path, what: str) -> Any:
             data = fh.read(MAX_MIRROR_CONFIG_BYTES + 1)
     except OSError as exc:
         raise InvalidInputError(f"{what} {path}: cannot be read: {exc.strerror}") from None
-    if len(data) > MAX_MIRROR_CONFIG_BYTES:
-        raise InvalidInputError(f"{what} {path}: larger than {MAX_MIRROR_CONFIG_BYTES} bytes")
-    try:
-        return json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidInputError(f"{what} {path}: not valid JSON ({exc})") from None
+    return load_json(data, f"{what} {path}", max_bytes=MAX_MIRROR_CONFIG_BYTES)
 
 
 def load_mirror_config(path: Path) -> dict[str, str]:

@@ -57,13 +57,10 @@ def resolve(reference: str | Reference, *, run: RunOptions | None = None) -> Res
 def manifest(reference: str | Reference, *, run: RunOptions | None = None) -> ManifestResult:
     """The manifest bytes exactly as stored (``result.data``), checked against their digest
     (and the registry's Docker-Content-Digest) before they are returned."""
-    import json
+    from stella_oci.jsonio import try_load_json
 
     result, data = _resolve(as_reference(reference), run or RunOptions(), "manifest", fetch=True)
-    try:
-        parsed = json.loads(data)
-    except ValueError:
-        parsed = {}
+    parsed = try_load_json(data)  # bounded: a hostile manifest nested 5,000 deep is not exit 1
     return ManifestResult(
         **result.model_dump(), data=data, manifest=parsed if isinstance(parsed, dict) else {}
     )
