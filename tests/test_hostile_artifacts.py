@@ -27,6 +27,7 @@ from stella_oci.export.annotations import (
     EXPORT_MANIFEST_MEDIA_TYPE,
     compute_annotations,
 )
+from stella_oci.export.models import ExportManifest
 from stella_oci.oci import mediatypes as mt
 from tests.support.bundles import make_bundle, read_export_json, tree
 from tests.support.tamper_proxy import Rule, TamperProxy, start_tamper_proxy
@@ -88,7 +89,9 @@ class Artifact:
                 "data": base64.b64encode(b"{}").decode(),
             },
             "layers": layers,
-            "annotations": compute_annotations(self.doc, provenance_digest=None, provenance_ref=None, user={}),
+            "annotations": compute_annotations(
+                ExportManifest.from_json_obj(self.doc), provenance_digest=None, provenance_ref=None, user={}
+            ),
         }
 
     def blobs(self) -> list[bytes]:

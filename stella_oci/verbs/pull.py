@@ -1,8 +1,13 @@
 """pull and verify: fetch an export artifact and prove nothing changed (CONTRACT section 5).
 
-The order of the checks is the order of trust: the manifest bytes against the pinned digest
-and the registry's Docker-Content-Digest; the manifest's shape; export.json (streamed,
-verified) against the schema and the annotations; the layers against export.json's contents;
+Both are copies through the engine (:meth:`~stella_oci.engine.CopyEngine.copy_graph`) into a
+sink: a pull into a :class:`~stella_oci.targets.bundle.BundleSink` (every layer written under
+the title it carried at push time, duplicate layers restored from the first copy), a verify
+into a :class:`~stella_oci.targets.bundle.DiscardSink`. The StellaOps checks are the copy's
+hooks (:class:`ExportChecks`). The order of the checks is the order of trust: the manifest
+bytes against the pinned digest and the registry's Docker-Content-Digest; the manifest's
+shape; export.json (read through the verifying reader, capped) against the schema and the
+annotations; the layers against export.json's contents; the air-gap and signature checks;
 then every blob, verified while it streams. A pull writes into a temporary directory beside
 ``--output`` and renames it only when all of that passed.
 """
@@ -12,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, VerificationError, on_side
@@ -30,7 +35,7 @@ from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Descriptor, Manifest, parse_manifest, require_sha256
 from stella_oci.oci.reference import Reference
 from stella_oci.results import TransferStats, VerifyResult
-from stella_oci.targets.base import ReadOnlyTarget
+from stella_oci.targets.base import ReadOnlyTarget, Target
 from stella_oci.targets.bundle import BundleSink, DiscardSink
 from stella_oci.targets.verified import read_manifest, write_blob
 from stella_oci.verbs.airgap import AirgapCheck, AirgapOptions
@@ -86,13 +91,12 @@ ExtraCheck = Callable[[FetchedExport], dict[str, Any]]
 
 
 @on_side("source")
-def fetch_export(
-    ref: Reference,
-    src: ReadOnlyTarget,
-    *,
-    expect_digest: str | None,
-    workdir: Path,
-) -> tuple[FetchedExport, list[Descriptor]]:
+def resolve_export(
+    ref: Reference, src: ReadOnlyTarget, *, expect_digest: str | None
+) -> tuple[Descriptor, bytes, list[str]]:
+    """The manifest ``ref`` names, read through the verifying reader: its descriptor, its bytes
+    (checked against the pinned digest and the registry's Docker-Content-Digest) and the names
+    of the checks that ran."""
     pinned = [d for d in (ref.digest, expect_digest) if d]
     for d in pinned:
         require_sha256(d, "--expect-digest")
@@ -115,9 +119,20 @@ def fetch_export(
         checks.append(CHECK_DOCKER_CONTENT_DIGEST)
     if desc.media_type not in (mt.OCI_MANIFEST,):
         raise VerificationError(f"{where}: media type {desc.media_type!r}, expected {mt.OCI_MANIFEST!r}")
+    return desc, data, checks
+
+
+@on_side("source")
+def check_export(
+    ref: Reference, src: ReadOnlyTarget, desc: Descriptor, data: bytes, *, workdir: Path, checks: list[str]
+) -> tuple[FetchedExport, list[Descriptor]]:
+    """CONTRACT section 5 on a manifest already read: its shape, export.json (read through the
+    verifying reader, at most MAX_EXPORT_JSON_BYTES, into ``workdir``) against the schema and
+    the annotations, the layers against export.json. Returns what passed and the layers after
+    export.json."""
+    where = f"{ref.base()}@{desc.digest}"
     manifest = parse_manifest(data, where)
     export_layer = check_manifest_shape(manifest, where)
-
     export_path = workdir / EXPORT_JSON
     write_blob(src, export_layer, export_path, limit=MAX_EXPORT_JSON_BYTES, what=f"{where} layer export.json")
     try:
@@ -127,9 +142,70 @@ def fetch_export(
     prov = provenance_layer(manifest)
     check_annotations(manifest.annotations or {}, model, provenance_digest=prov.digest if prov else None)
     rest = check_layers_against_export(manifest, model, where)
-    checks += [CHECK_SHAPE, CHECK_SCHEMA, CHECK_ANNOTATIONS, CHECK_LAYERS, CHECK_PATHS]
+    checks = [*checks, CHECK_SHAPE, CHECK_SCHEMA, CHECK_ANNOTATIONS, CHECK_LAYERS, CHECK_PATHS]
     fetched = FetchedExport(ref, desc, manifest, model, src=src, export_json=export_path, checks=checks)
     return fetched, rest
+
+
+def fetch_export(
+    ref: Reference,
+    src: ReadOnlyTarget,
+    *,
+    expect_digest: str | None,
+    workdir: Path,
+) -> tuple[FetchedExport, list[Descriptor]]:
+    """:func:`resolve_export` then :func:`check_export` (copy checks an export this way)."""
+    desc, data, checks = resolve_export(ref, src, expect_digest=expect_digest)
+    return check_export(ref, src, desc, data, workdir=workdir, checks=checks)
+
+
+class ExportSink(Target, Protocol):
+    """Where a pull or verify copies to: a :class:`~stella_oci.targets.base.Target` that is
+    told which layers to expect and which blob the checks already read (export.json)."""
+
+    def expect(self, layers: Sequence[Descriptor]) -> None: ...
+
+    def adopt(self, desc: Descriptor) -> None: ...
+
+
+class ExportChecks:
+    """The StellaOps checks of pull and verify as hooks of the engine's copy.
+
+    ``before_blobs`` (the manifest was read and verified, no blob moved): CONTRACT section 5
+    (:func:`check_export`), then the extra checks (air gap, signatures); the sink learns the
+    layers and takes export.json, already read and verified, as written. ``after_blobs``
+    (every blob arrived, verified while it streamed): the blob check is recorded.
+    """
+
+    def __init__(
+        self, ref: Reference, src: ReadOnlyTarget, sink: ExportSink, *, workdir: Path, checks: list[str],
+        extra_checks: Sequence[ExtraCheck],
+    ) -> None:
+        self.ref = ref
+        self.src = src
+        self.sink = sink
+        self.workdir = workdir
+        self.checks = checks
+        self.extra_checks = extra_checks
+        self.fetched: FetchedExport | None = None
+        self.extra: dict[str, Any] = {}
+
+    def before_blobs(self, root: Descriptor, data: bytes) -> None:
+        fetched, _ = check_export(self.ref, self.src, root, data, workdir=self.workdir, checks=self.checks)
+        self.extra = run_checks(self.extra_checks, fetched)
+        with on_side("destination"):
+            self.sink.expect(fetched.manifest.layers)
+            self.sink.adopt(fetched.manifest.layers[0])
+        self.fetched = fetched
+
+    def after_blobs(self, root: Descriptor, data: bytes) -> None:
+        if self.fetched is not None:
+            self.fetched.checks.append(CHECK_BLOBS)
+
+    def done(self) -> FetchedExport:
+        if self.fetched is None:  # pragma: no cover - before_blobs raises or sets it
+            raise VerificationError(f"{self.ref}: the export was not checked")
+        return self.fetched
 
 
 def _result(f: FetchedExport, output: str | None, stats: Any, extra: dict[str, Any]) -> VerifyResult:
@@ -183,13 +259,11 @@ def pull(
     sink = BundleSink(out)
     src = open_source(ref, run)
     try:
-        fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=sink.tmp)
-        extra = run_checks([gap, *checks], fetched)
-        with on_side("destination"):
-            sink.expect(rest)
+        desc, data, ran = resolve_export(ref, src, expect_digest=expect_digest)
+        hooks = ExportChecks(ref, src, sink, workdir=sink.tmp, checks=ran, extra_checks=[gap, *checks])
         engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
-        stats = engine.copy_blobs(src, sink, rest)
-        fetched.checks.append(CHECK_BLOBS)
+        stats = engine.copy_graph(src, sink, desc, root_data=data, hooks=hooks)
+        fetched, extra = hooks.done(), hooks.extra
         result = _result(fetched, str(out), transfer_stats(stats), extra)
         # Everything that can fail is checked before the rename: the ledger is written (and
         # locked) first, committed after it; a signal cannot split the two.
@@ -232,14 +306,14 @@ def verify(
     src = open_source(ref, run)
     try:
         with interrupts.temp_dir("stella-oci-verify-") as workdir:
-            fetched, rest = fetch_export(ref, src, expect_digest=expect_digest, workdir=workdir)
-            extra = run_checks(all_checks, fetched)
+            desc, data, ran = resolve_export(ref, src, expect_digest=expect_digest)
+            discard = DiscardSink()
+            hooks = ExportChecks(ref, src, discard, workdir=workdir, checks=ran, extra_checks=all_checks)
             engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
-            stats = engine.copy_blobs(src, DiscardSink(), rest)
-            fetched.checks.append(CHECK_BLOBS)
+            stats = engine.copy_graph(src, discard, desc, root_data=data, hooks=hooks)
     finally:
         src.close()
-    return _result(fetched, None, transfer_stats(stats), extra)
+    return _result(hooks.done(), None, transfer_stats(stats), hooks.extra)
 
 
 def verify_directory(
