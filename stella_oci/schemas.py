@@ -94,6 +94,22 @@ def short_value(value: Any, limit: int = VALUE_LIMIT) -> str:
     return text
 
 
+_SIMPLE_RULES = {
+    "pattern": "does not match the pattern {rule}",
+    "format": "is not a valid {rule}",
+    "minimum": "must be >= {rule}",
+    "maximum": "must be <= {rule}",
+    "exclusiveMinimum": "must be > {rule}",
+    "exclusiveMaximum": "must be < {rule}",
+    "minLength": "must be at least {rule} characters long",
+    "maxLength": "must be at most {rule} characters long",
+    "minItems": "must have at least {rule} items",
+    "maxItems": "must have at most {rule} items",
+    "uniqueItems": "items must be unique",
+}
+"""Violations whose sentence only needs the rule's value."""
+
+
 def _readable(error: jsonschema.ValidationError) -> str:
     """A sentence for one violation, without repeating the (possibly long) value."""
     kw = error.validator
@@ -108,38 +124,15 @@ def _readable(error: jsonschema.ValidationError) -> str:
         extra = sorted(k for k in inst if k not in known)
         allowed = ", ".join(sorted(known)) or "none"
         return f"member(s) not allowed here: {', '.join(repr(k) for k in extra)} (allowed: {allowed})"
-    if kw == "pattern":
-        return f"does not match the pattern {rule}"
-    if kw == "format":
-        return (
-            f"is not a valid {rule} (for date-time use RFC 3339, e.g. 2026-11-20T08:00:00Z)"
-            if rule == "date-time"
-            else f"is not a valid {rule}"
-        )
-    if kw == "const":
-        return f"must be exactly {json.dumps(rule)}"
-    if kw == "enum":
-        return "must be one of " + ", ".join(json.dumps(v) for v in rule)
+    if kw == "format" and rule == "date-time":
+        return f"is not a valid {rule} (for date-time use RFC 3339, e.g. 2026-11-20T08:00:00Z)"
     if kw == "type":
         return f"must be of type {rule if isinstance(rule, str) else ' or '.join(rule)}"
-    if kw == "minimum":
-        return f"must be >= {rule}"
-    if kw == "maximum":
-        return f"must be <= {rule}"
-    if kw == "exclusiveMinimum":
-        return f"must be > {rule}"
-    if kw == "exclusiveMaximum":
-        return f"must be < {rule}"
-    if kw == "minLength":
-        return f"must be at least {rule} characters long"
-    if kw == "maxLength":
-        return f"must be at most {rule} characters long"
-    if kw == "minItems":
-        return f"must have at least {rule} items"
-    if kw == "maxItems":
-        return f"must have at most {rule} items"
-    if kw == "uniqueItems":
-        return "items must be unique"
+    if kw in ("const", "enum"):
+        values = [rule] if kw == "const" else rule
+        return ("must be exactly " if kw == "const" else "must be one of ") + ", ".join(json.dumps(v) for v in values)
+    if kw in _SIMPLE_RULES:
+        return _SIMPLE_RULES[kw].format(rule=rule)
     if kw in ("oneOf", "anyOf") and error.context:
         forms = "exactly one" if kw == "oneOf" else "at least one"
         reasons = sorted({_readable(sub) for sub in error.context})

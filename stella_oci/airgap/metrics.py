@@ -14,7 +14,7 @@ the lowest ``notificationThresholds`` percentage (75 % when none are configured)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -115,6 +115,28 @@ def _epoch(text: str) -> float:
     return stamp.timestamp()
 
 
+_DOMAIN_GAUGES: tuple[tuple[str, str, str, Callable[[Any], float | int | bool] | None], ...] = (
+    ("staleness_seconds", "Seconds between the time anchor and the newest imported generatedAt.", "stalenessSeconds", None),
+    ("percent_of_threshold", "Staleness as a percentage of the freshness threshold.", "percentOfThreshold", None),
+    ("stale", "1 when the domain's data exceeds the freshness threshold.", "isStale", bool),
+    ("bundles", "Distinct exports imported for the domain.", "bundleCount", None),
+    ("last_import_timestamp_seconds", "Unix time of the domain's last import.", "lastImportAt", lambda v: _epoch(v)),
+    (
+        "last_source_timestamp_seconds",
+        "Unix time of the newest imported generatedAt.",
+        "lastSourceTimestamp",
+        lambda v: _epoch(v),
+    ),
+    (
+        "projected_stale_timestamp_seconds",
+        "Unix time when the domain's data becomes stale.",
+        "projectedStaleAt",
+        lambda v: _epoch(v),
+    ),
+)
+"""Per-domain gauges: name, help, the DomainMetrics member, how to turn it into a number."""
+
+
 def render_prometheus(metrics: dict[str, Any], *, config: StalenessConfig | None = None) -> str:
     """Prometheus text exposition (format 0.0.4) of a StalenessMetrics document.
 
@@ -129,57 +151,16 @@ def render_prometheus(metrics: dict[str, Any], *, config: StalenessConfig | None
     base: list[tuple[str, str]] = []
     if metrics.get("tenantId") is not None:
         base.append(("tenant", str(metrics["tenantId"])))
-    families: list[tuple[str, str, list[tuple[list[tuple[str, str]], float | int | bool]]]] = []
-
-    def family(name: str, help_text: str) -> list[tuple[list[tuple[str, str]], float | int | bool]]:
-        samples: list[tuple[list[tuple[str, str]], float | int | bool]] = []
+    families: list[_Family] = []
+    domains = metrics.get("domainMetrics", [])
+    for name, help_text, key, convert in _DOMAIN_GAUGES:
+        samples: list[_Sample] = [
+            ([*base, ("domain", str(d["domainId"]))], convert(d[key]) if convert else d[key])
+            for d in domains
+            if key in d
+        ]
         families.append((f"stella_oci_airgap_{name}", help_text, samples))
-        return samples
-
-    staleness = family(
-        "staleness_seconds", "Seconds between the time anchor and the newest imported generatedAt."
-    )
-    percent = family("percent_of_threshold", "Staleness as a percentage of the freshness threshold.")
-    is_stale = family("stale", "1 when the domain's data exceeds the freshness threshold.")
-    bundles = family("bundles", "Distinct exports imported for the domain.")
-    last_import = family("last_import_timestamp_seconds", "Unix time of the domain's last import.")
-    last_source = family("last_source_timestamp_seconds", "Unix time of the newest imported generatedAt.")
-    projected = family("projected_stale_timestamp_seconds", "Unix time when the domain's data becomes stale.")
-    for d in metrics.get("domainMetrics", []):
-        labels = [*base, ("domain", str(d["domainId"]))]
-        staleness.append((labels, d["stalenessSeconds"]))
-        if "percentOfThreshold" in d:
-            percent.append((labels, d["percentOfThreshold"]))
-        if "isStale" in d:
-            is_stale.append((labels, bool(d["isStale"])))
-        if "bundleCount" in d:
-            bundles.append((labels, d["bundleCount"]))
-        last_import.append((labels, _epoch(d["lastImportAt"])))
-        if "lastSourceTimestamp" in d:
-            last_source.append((labels, _epoch(d["lastSourceTimestamp"])))
-        if "projectedStaleAt" in d:
-            projected.append((labels, _epoch(d["projectedStaleAt"])))
-
-    agg = metrics.get("aggregates", {})
-    domains = family("domains", "Tracked domains by state (stale, warning, healthy).")
-    for state in ("stale", "warning", "healthy"):
-        key = f"{state}Domains"
-        if key in agg:
-            domains.append(([*base, ("state", state)], agg[key]))
-    if "maxStalenessSeconds" in agg:
-        family("max_staleness_seconds", "Largest staleness across domains.").append(
-            (base, agg["maxStalenessSeconds"])
-        )
-    if "avgStalenessSeconds" in agg:
-        family("avg_staleness_seconds", "Mean staleness across domains.").append(
-            (base, agg["avgStalenessSeconds"])
-        )
-    if config is not None:
-        family("threshold_seconds", "Configured freshness threshold.").append(
-            (base, config.freshnessThresholdSeconds)
-        )
-        family("grace_period_seconds", "Configured grace period.").append((base, config.gracePeriodSeconds))
-
+    families.extend(_aggregate_families(metrics.get("aggregates", {}), base, config))
     lines: list[str] = []
     for name, help_text, samples in families:
         lines.append(f"# HELP {name} {help_text}")
@@ -187,3 +168,32 @@ def render_prometheus(metrics: dict[str, Any], *, config: StalenessConfig | None
         for labels, value in samples:
             lines.append(f"{name}{_labels(labels)} {_number(value)}")
     return "\n".join(lines) + "\n"
+
+
+_Sample = tuple[list[tuple[str, str]], float | int | bool]
+_Family = tuple[str, str, list[_Sample]]
+
+
+def _aggregate_families(
+    agg: dict[str, Any], base: list[tuple[str, str]], config: StalenessConfig | None
+) -> list[_Family]:
+    """The gauges over all domains, and the configuration when it is known."""
+    by_state: list[_Sample] = [
+        ([*base, ("state", state)], agg[f"{state}Domains"])
+        for state in ("stale", "warning", "healthy")
+        if f"{state}Domains" in agg
+    ]
+    families: list[_Family] = [
+        ("stella_oci_airgap_domains", "Tracked domains by state (stale, warning, healthy).", by_state)
+    ]
+    optional = [
+        ("max_staleness_seconds", "Largest staleness across domains.", agg.get("maxStalenessSeconds")),
+        ("avg_staleness_seconds", "Mean staleness across domains.", agg.get("avgStalenessSeconds")),
+    ]
+    if config is not None:
+        optional += [
+            ("threshold_seconds", "Configured freshness threshold.", config.freshnessThresholdSeconds),
+            ("grace_period_seconds", "Configured grace period.", config.gracePeriodSeconds),
+        ]
+    families += [(f"stella_oci_airgap_{n}", h, [(base, v)]) for n, h, v in optional if v is not None]
+    return families

@@ -174,19 +174,9 @@ def compute_annotations(
     return dict(sorted(result.items()))
 
 
-def check_annotations(
-    annotations: Mapping[str, str], export: ExportManifest, *, provenance_digest: str | None
-) -> None:
-    """Check the annotations of a pulled manifest against its export.json (CONTRACT section 5,
-    step 3). Raises :class:`VerificationError` (exit 3) listing every annotation that is
-    missing or differs, with the expected and found values.
-
-    ``provenance_digest`` (the provenance.json layer's digest, if any) is accepted for
-    symmetry with :func:`compute_annotations`; when export.json names no provenance
-    reference, the pushed value may have come from ``--provenance-ref``, so only a
-    non-empty value is required then.
-    """
-    del provenance_digest  # see docstring: any non-empty value is acceptable in that case
+def _expected_annotations(export: ExportManifest) -> tuple[dict[str, str], list[dict[str, str | None]]]:
+    """What a pushed manifest must carry for ``export``, and the disagreements inside export.json
+    itself (``integrity.oci.annotations`` against the computed values)."""
     expected = _base_annotations(export)
     integrity = export.integrity_annotations
     prov = integrity.get(ANN_PROVENANCE_REF) or export.provenance_ref
@@ -203,6 +193,23 @@ def check_annotations(
                 }
             )
         expected.setdefault(key, value)
+    return expected, problems
+
+
+def check_annotations(
+    annotations: Mapping[str, str], export: ExportManifest, *, provenance_digest: str | None
+) -> None:
+    """Check the annotations of a pulled manifest against its export.json (CONTRACT section 5,
+    step 3). Raises :class:`VerificationError` (exit 3) listing every annotation that is
+    missing or differs, with the expected and found values.
+
+    ``provenance_digest`` (the provenance.json layer's digest, if any) is accepted for
+    symmetry with :func:`compute_annotations`; when export.json names no provenance
+    reference, the pushed value may have come from ``--provenance-ref``, so only a
+    non-empty value is required then.
+    """
+    del provenance_digest  # see docstring: any non-empty value is acceptable in that case
+    expected, problems = _expected_annotations(export)
     for key in sorted(set(expected) | set(STELLAOPS_KEYS)):
         found = annotations.get(key)
         want = expected.get(key)

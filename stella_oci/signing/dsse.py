@@ -144,30 +144,34 @@ def envelope_from_json(doc: Any, *, source: str) -> Envelope:
         )
     if len(sigs_raw) > MAX_SIGNATURES:
         raise _fail(source, f"not a DSSE envelope: {len(sigs_raw)} signatures, more than {MAX_SIGNATURES}")
-    signatures: list[EnvelopeSignature] = []
-    for i, entry in enumerate(sigs_raw):
-        if not isinstance(entry, dict):
-            raise _fail(source, f"not a DSSE envelope: signatures[{i}] must be an object")
-        keyid = entry.get("keyid", "")
-        if keyid is None:
-            keyid = ""
-        if not isinstance(keyid, str) or len(keyid) > MAX_KEYID_CHARS:
-            raise _fail(
-                source,
-                f"not a DSSE envelope: signatures[{i}].keyid must be a string of at most "
-                f"{MAX_KEYID_CHARS} characters",
-            )
-        sig_text = entry.get("sig")
-        if not isinstance(sig_text, str) or not sig_text:
-            raise _fail(source, f"not a DSSE envelope: signatures[{i}].sig missing or not a string")
-        try:
-            sig = b64decode_any(sig_text, what=f"signatures[{i}].sig")
-        except VerificationError as exc:
-            raise _fail(source, f"signature is not valid base64: {exc.message}") from exc
-        if not sig:
-            raise _fail(source, f"not a DSSE envelope: signatures[{i}].sig is empty")
-        signatures.append(EnvelopeSignature(keyid=keyid, sig=sig))
+    signatures = [_signature(entry, i, source) for i, entry in enumerate(sigs_raw)]
     return Envelope(payload_type=payload_type, payload=payload, signatures=tuple(signatures))
+
+
+def _signature(entry: Any, i: int, source: str) -> EnvelopeSignature:
+    """``signatures[i]`` of an envelope: an object with an optional short ``keyid`` and a
+    non-empty base64 ``sig``."""
+    if not isinstance(entry, dict):
+        raise _fail(source, f"not a DSSE envelope: signatures[{i}] must be an object")
+    keyid = entry.get("keyid", "")
+    if keyid is None:
+        keyid = ""
+    if not isinstance(keyid, str) or len(keyid) > MAX_KEYID_CHARS:
+        raise _fail(
+            source,
+            f"not a DSSE envelope: signatures[{i}].keyid must be a string of at most "
+            f"{MAX_KEYID_CHARS} characters",
+        )
+    sig_text = entry.get("sig")
+    if not isinstance(sig_text, str) or not sig_text:
+        raise _fail(source, f"not a DSSE envelope: signatures[{i}].sig missing or not a string")
+    try:
+        sig = b64decode_any(sig_text, what=f"signatures[{i}].sig")
+    except VerificationError as exc:
+        raise _fail(source, f"signature is not valid base64: {exc.message}") from exc
+    if not sig:
+        raise _fail(source, f"not a DSSE envelope: signatures[{i}].sig is empty")
+    return EnvelopeSignature(keyid=keyid, sig=sig)
 
 
 def encode_envelope(payload_type: str, payload: bytes, signatures: Sequence[EnvelopeSignature]) -> bytes:
