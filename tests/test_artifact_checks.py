@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 from stella_oci.errors import InvalidInputError, VerificationError
-from stella_oci.export.annotations import ARTIFACT_TYPE, DSSE_MEDIA_TYPE, EXPORT_MANIFEST_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
+from stella_oci.export.annotations import (
+    ARTIFACT_TYPE,
+    DSSE_MEDIA_TYPE,
+    EXPORT_MANIFEST_MEDIA_TYPE,
+    IN_TOTO_MEDIA_TYPE,
+)
 from stella_oci.export.artifact import (
     EMPTY_CONFIG,
     BuiltArtifact,
