@@ -79,7 +79,7 @@ class Reference:
 
 
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_DIGEST_AFTER_AT_RE = re.compile(r"^(?:sha256|sha384|sha512):[A-Za-z0-9=_-]*$")
+_DIGEST_AFTER_AT_RE = re.compile(r"(?:sha256|sha384|sha512):[A-Za-z0-9=_-]*")  # fullmatch
 
 
 def _userinfo_span(text: str) -> tuple[int, int] | None:
@@ -94,7 +94,7 @@ def _userinfo_span(text: str) -> tuple[int, int] | None:
     at = text.find("@", start)
     if at < 0 or "/" in text[start:at]:
         return None
-    if _DIGEST_AFTER_AT_RE.match(text[at + 1 :]):
+    if _DIGEST_AFTER_AT_RE.fullmatch(text[at + 1 :]):
         return None
     return start, at + 1
 
