@@ -389,3 +389,36 @@ def test_tag_and_digest_are_not_mistaken_for_credentials() -> None:
     ref = parse_reference(f"alpine:3.19@{digest}")
     assert (ref.repository, ref.tag, ref.digest) == ("library/alpine", "3.19", digest)
 
+
+
+def test_blob_redirect_to_storage_is_followed_without_credentials(
+    registry: RegistryHandle, pushed: str, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    """The normal S3/CDN case: blob GETs redirected to another host (with a pre-signed URL)
+    are followed, the storage host gets no Authorization, and the pull verifies and succeeds."""
+
+    def storage_script(ex: Exchange) -> None:
+        digest = ex.path.split("?", 1)[0].rsplit("/", 1)[1]
+        ex.path = f"/v2/{pushed}/blobs/{digest}"
+        ex.forward(registry.url)
+
+    with HostileServer(storage_script) as storage:
+
+        def front(ex: Exchange) -> None:
+            if ex.headers.get("Authorization") != BASIC:
+                ex.reply(401, b"", {"WWW-Authenticate": 'Basic realm="front"'})
+            elif "/blobs/" in ex.path and ex.method == "GET":
+                digest = ex.path.rsplit("/", 1)[1]
+                ex.redirect(f"{storage.url}/bucket/{digest}?X-Amz-Signature=s3cr3tsig", 302)
+            else:
+                ex.forward(registry.url)
+
+        with HostileServer(front) as reg:
+            out = tmp_path / "out"
+            run = cli("pull", f"{reg.host}/{pushed}:v1", "-o", out, "--format", "json", password=True)
+            assert run.code == 0, run.text
+            assert (out / "data" / "a.bin").read_bytes() == b"a" * 5000
+            assert len([s for s in storage.seen if s.path.startswith("/bucket/")]) >= 2
+            assert storage.authorizations() == []
+            assert "s3cr3tsig" not in run.text
+            assert PASSWORD not in run.text
