@@ -422,3 +422,40 @@ def test_blob_redirect_to_storage_is_followed_without_credentials(
             assert storage.authorizations() == []
             assert "s3cr3tsig" not in run.text
             assert PASSWORD not in run.text
+
+
+def test_upload_to_a_peer_that_stops_reading_ends_in_exit_10(tmp_path: Path, cli: Callable[..., Run]) -> None:
+    """A registry that opens the upload, then reads nothing of the body: the large blob's
+    upload is held to --min-speed, the small ones (whose bodies fit in the socket buffers) to
+    --timeout while they wait for the answer; aborted, retried, then exit 10 naming the
+    limit, in bounded time."""
+
+    def script(ex: Exchange) -> None:
+        if ex.method == "POST":
+            ex.reply(202, b"", {"Location": "/v2/acme/exports/blobs/uploads/u1"})
+        elif ex.method in ("PUT", "PATCH") and "/blobs/uploads/" in ex.path:
+            ex.stall()
+        else:
+            ex.reply(404, b'{"errors": [{"code": "BLOB_UNKNOWN", "message": "no"}]}')
+
+    bundle = make_bundle(tmp_path / "bundle", {"data/big.bin": 40 * 1024 * 1024})
+    with HostileServer(script) as server:
+        run = cli(
+            "push",
+            bundle,
+            f"{server.host}/acme/exports:v1",
+            "--min-speed",
+            "100000",
+            "--timeout",
+            "5",
+            "--format",
+            "json",
+            env={"STELLA_OCI_SPEED_WINDOW": "1"},
+        )
+    assert run.code == 10, run.text
+    message = str(error_of(run)["message"])
+    assert "slower than 100000 bytes/s" in message and "--min-speed" in message
+    print(f"push against a stalled upload: exit 10 after {run.seconds:.1f} s")
+    assert run.seconds < 60
+    assert run.rss < RSS_LIMIT
+    assert_clean(run, tmp_path)

@@ -10,6 +10,7 @@ sent, e.g. that no ``Authorization`` header ever reached a host.
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 import time
@@ -43,8 +44,15 @@ class Exchange:
         self.method = handler.command
         self.path = handler.path
         self.headers = {k: v for k, v in handler.headers.items()}
-        length = int(handler.headers.get("Content-Length") or 0)
-        self.body = handler.rfile.read(min(length, 16 * 1024 * 1024)) if length else b""
+        self._body: bytes | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The request body (read on first use, at most 16 MiB)."""
+        if self._body is None:
+            length = int(self.handler.headers.get("Content-Length") or 0)
+            self._body = self.handler.rfile.read(min(length, 16 * 1024 * 1024)) if length else b""
+        return self._body
 
     # ------------------------------------------------------------------ plain answers
 
@@ -125,6 +133,22 @@ class Exchange:
         except OSError:
             return
 
+    def stall(self) -> None:
+        """Read nothing of the request body and answer nothing (until the client leaves)."""
+        h = self.handler
+        h.close_connection = True
+        stop = time.monotonic() + SAFETY_SECONDS
+        h.connection.settimeout(0.5)
+        while time.monotonic() < stop:
+            try:
+                if h.connection.recv(1, socket.MSG_PEEK) == b"":
+                    return  # the client closed
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            time.sleep(0.5)
+
     def forward(self, upstream: str, headers: Mapping[str, str] | None = None) -> None:
         """The same request (GET or HEAD, Accept kept) to a real registry at ``upstream``
         (``http://host:port``); its answer is passed on, plus ``headers``."""
@@ -199,6 +223,8 @@ class HostileServer:
                     owner.seen.append(Seen(ex.method, ex.path, ex.headers))
                 try:
                     owner.script(ex)
+                    if not self.close_connection:
+                        _ = ex.body  # (the next request on this connection starts after it)
                 except OSError:
                     self.close_connection = True
 
