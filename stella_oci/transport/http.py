@@ -445,6 +445,7 @@ class RegistrySession:
         url = path_or_url if "://" in path_or_url else self.url(path_or_url)
         fresh = False
         rounds = 0
+        refetched = False
         wanted = list(scopes)
         while True:
             if self.scheme == "https" and url.startswith(f"http://{self.host}/"):
@@ -489,7 +490,13 @@ class RegistrySession:
                     )
                 usable = [c for c in challenges if c.scheme in ("bearer", "basic")]
                 if sent_auth and fresh and key is not None and _token_invalid(challenges):
-                    raise self._fresh_token_refused(wanted, what, detail)
+                    if refetched or self._challenge is None:
+                        raise self._fresh_token_refused(wanted, what, detail)
+                    # once: a token can die in flight (a stalled request, a short lifetime)
+                    refetched = True
+                    self._tokens.drop(key)
+                    self._fetch_token(self._challenge, wanted, what)
+                    continue
                 if (sent_auth and fresh) or rounds >= 2 or not usable:
                     raise self._auth_error(401, wanted, what, detail)
                 rounds += 1
@@ -525,8 +532,8 @@ class RegistrySession:
         realm = redact(self._challenge.realm if self._challenge else "") or "?"
         scope_text = " ".join(merge_scopes(scopes)) or "(registry login)"
         return AuthError(
-            f"{what}: registry {self.host} refused the token that its token service {realm} had "
-            f"just issued for {scope_text} (HTTP 401{detail}, error=invalid_token): the token expired (or was not yet valid) at once, so the credentials were "
+            f"{what}: registry {self.host} refused the tokens that its token service {realm} had "
+            f"just issued for {scope_text}, twice (HTTP 401{detail}, error=invalid_token): the token expired (or was not yet valid) at once, so the credentials were "
             "accepted by the token service but the token was not",
             hint="the clocks of the registry and of its token service disagree, or the token "
             "service issues tokens with a lifetime shorter than a request: check both clocks "
