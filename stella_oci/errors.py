@@ -167,7 +167,7 @@ class AuthError(StellaOciError):
     kind = "auth-refused"
 
 
-TlsProblem = Literal["untrusted", "client-certificate", "not-https", "handshake"]
+TlsProblem = Literal["untrusted", "client-certificate", "not-https", "https-only", "hostname", "handshake"]
 
 
 class TlsError(AuthError):

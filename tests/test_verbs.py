@@ -211,7 +211,7 @@ def test_delete_on_a_registry_with_deletes_disabled(no_delete_registry, run_cli,
     repo = f"{no_delete_registry.host}/t/nodelete"
     digest = push(run_cli, "trivy-db", f"{repo}:v1", tmp_path)
     code, out, err = run_cli("delete", f"{repo}@{digest}")
-    assert code == 2, err
+    assert code == 3, err  # the registry refused a well-formed request (RegistryError)
     assert "deletes disabled" in err and "405" in err and "storage.delete.enabled" in err
     assert raw_manifest(no_delete_registry, "t/nodelete", digest).status_code == 200
 

@@ -21,7 +21,9 @@ from stella_oci.output import emit_error
 
 
 @click.group(
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODE_HELP
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODE_HELP,
+    invoke_without_command=True,
 )
 @click.version_option(__version__, prog_name="stella-oci")
 def main() -> None:
@@ -34,7 +36,23 @@ def main() -> None:
       stella-oci verify localhost:5000/stellaops/exports@sha256:...
       stella-oci inspect ghcr.io/acme/exports:2026-11-20
       stella-oci copy ghcr.io/acme/exports:v1 oci-archive:./exports.tar:v1
+      stella-oci tags ghcr.io/acme/exports --sort created
     """
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand is None:  # `stella-oci` alone: the help, exit 0
+        click.echo(ctx.get_help())
+
+
+@main.command(name="version")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def version(fmt: str) -> None:
+    """Print the version (as --version does)."""
+    if fmt == "json":
+        from stella_oci.output import emit_json
+
+        emit_json({"version": __version__})
+    else:
+        click.echo(f"stella-oci, version {__version__}")
 
 
 #: Modules holding commands; each lists its commands in ``COMMANDS``.

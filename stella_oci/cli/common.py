@@ -68,6 +68,15 @@ def common_options(func: F) -> F:
             help="Read the password or token from stdin (also STELLA_OCI_PASSWORD).",
         ),
         click.option(
+            "--password",
+            "-p",
+            "password_refused",
+            hidden=True,
+            expose_value=False,
+            callback=_refuse_password_option,
+            help="Not taken (use --password-stdin).",
+        ),
+        click.option(
             "--registry-config",
             type=click.Path(dir_okay=False),
             help="Docker config.json with auths / credsStore / credHelpers.",
@@ -171,6 +180,43 @@ def _speed_window() -> float:
     return value
 
 
+def _credentials_from(username: str | None, password_stdin: bool, command_name: str) -> tuple[str | None, str | None]:
+    """``-u`` / ``--password-stdin`` (and STELLA_OCI_USERNAME / STELLA_OCI_PASSWORD completing
+    them): each half without the other says what to do. ``login`` reads its password itself."""
+    password = None
+    if password_stdin:
+        if sys.stdin is None or sys.stdin.closed:
+            raise InvalidInputError("--password-stdin given but stdin is closed")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise InvalidInputError("--password-stdin given but stdin was empty")
+        username = username or os.environ.get("STELLA_OCI_USERNAME") or None
+        if username is None:
+            raise InvalidInputError(
+                "--password-stdin reads a password, but no user name was given",
+                hint="add -u USER (for a token: the user name the registry expects with it, e.g. your "
+                "GitHub user for ghcr.io, robot$NAME for a Harbor robot), or set STELLA_OCI_USERNAME",
+            )
+    elif username is not None and command_name != "login":
+        password = os.environ.get("STELLA_OCI_PASSWORD") or None
+        if password is None:
+            raise InvalidInputError(
+                f"-u {username} given without a password",
+                hint=f'pipe it in: echo "$PASSWORD" | stella-oci {command_name or "COMMAND"} ... -u {username} '
+                "--password-stdin, or set STELLA_OCI_PASSWORD (never on the command line)",
+            )
+    return username, password
+
+
+def _refuse_password_option(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        raise click.UsageError(
+            "-p/--password is not taken: a password on the command line shows in ps and the shell "
+            f'history. Pipe it in: echo "$PASSWORD" | stella-oci {ctx.info_name} ... -u USER '
+            "--password-stdin, or set STELLA_OCI_PASSWORD"
+        )
+
+
 class Context:
     def __init__(self, kw: dict[str, Any]) -> None:
         self.fmt: str = kw.pop("fmt")
@@ -178,22 +224,24 @@ class Context:
             self.fmt = "{{.digest}}"
         self.quiet: bool = kw.pop("quiet")
         verbose: bool = kw.pop("verbose")
-        password = None
-        if kw.pop("password_stdin"):
-            if sys.stdin is None or sys.stdin.closed:
-                raise InvalidInputError("--password-stdin given but stdin is closed")
-            password = sys.stdin.readline().rstrip("\r\n")
-            if not password:
-                raise InvalidInputError("--password-stdin given but stdin was empty")
+        command_name = getattr(click.get_current_context(silent=True), "info_name", "") or ""
+        username, password = _credentials_from(kw.pop("username"), kw.pop("password_stdin"), command_name)
+        registry_config = kw.pop("registry_config")
+        if registry_config and command_name != "login" and not Path(registry_config).expanduser().is_file():
+            raise InvalidInputError(
+                f"--registry-config {registry_config}: no such file",
+                hint="give an existing Docker config.json, or leave the option out to use "
+                "$DOCKER_CONFIG/config.json or ~/.docker/config.json (stella-oci login writes one)",
+            )
         self.transport = TransportOptions(
             plain_http=kw.pop("plain_http"),
             insecure=kw.pop("insecure"),
             ca_file=kw.pop("ca_file"),
             client_cert=kw.pop("cert_file"),
             client_key=kw.pop("key_file"),
-            username=kw.pop("username"),
+            username=username,
             password=password,
-            registry_config=kw.pop("registry_config"),
+            registry_config=registry_config,
             offline=kw.pop("offline"),
             retry=retry_policy(kw.pop("retries"), kw.pop("retry_max_time")),
             timeout=kw.pop("timeout"),

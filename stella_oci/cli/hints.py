@@ -15,7 +15,10 @@ TLS_HINTS = {
     "--insecure (only for test registries)",
     "client-certificate": "this registry requires mutual TLS: give a client certificate it trusts with "
     "--cert-file FILE --key-file FILE",
-    "not-https": "use --plain-http for registries served over plain HTTP",
+    "not-https": "this registry speaks plain HTTP: use --plain-http (and no --ca-file, --cert-file)",
+    "https-only": "this registry speaks HTTPS: drop --plain-http (for a private CA, give it with --ca-file FILE)",
+    "hostname": "reach the registry by a name its certificate lists, or have its certificate reissued; "
+    "--insecure skips verification (test registries only)",
     "handshake": "check --ca-file, the client certificate and key (--cert-file FILE --key-file FILE) "
     "for registries that require mutual TLS, or use --insecure for test registries",
 }

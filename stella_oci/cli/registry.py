@@ -136,7 +136,7 @@ def delete(ctx: Context, reference: str, force: bool, **_: Any) -> tuple[DeleteR
     """Delete the manifest REFERENCE names from its registry (by digest; a tag needs --force).
 
     Blobs are left to the registry's garbage collection. A registry with deletes disabled
-    (the distribution registry's default) says so: exit 2, nothing deleted.
+    (the distribution registry's default) says so: exit 3, nothing deleted.
     """
     from stella_oci.verbs.delete import delete as delete_api
 

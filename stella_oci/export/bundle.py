@@ -194,8 +194,10 @@ def scan_directory(
         where = f"{export_path} /contents/{index}"
         real = resolve_inside(root, path, where=where + "/path")
         if not real.is_file():
-            raise InvalidInputError(
-                f"{where}: listed file {path!r} is missing from the bundle at {root / path}"
+            # for verify DIR a deleted file is as much a changed bundle as a modified one (exit 3)
+            raise mismatch_error(
+                f"{where}: listed file {path!r} is missing from the bundle at {root / path}",
+                hint="restore the file the export produced (pull it again), or regenerate export.json",
             )
         actual, actual_size = file_digest(real)
         if actual_size != entry["bytes"]:

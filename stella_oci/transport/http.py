@@ -32,6 +32,7 @@ from stella_oci.errors import (
     RegistryAnswer,
     RegistryError,
     StellaOciError,
+    TlsError,
     TransientError,
 )
 from stella_oci.jsonio import load_json
@@ -129,6 +130,7 @@ class RegistrySession:
         self.host = host
         self.options = options
         self._auto_http = False
+        self._https_only_seen: bool | None = None
         if options.plain_http:
             self.scheme = "http"
         elif is_loopback(self.host) and not options.ca_file and not options.client_cert:
@@ -276,7 +278,7 @@ class RegistrySession:
                         guard.finish()
             except requests.exceptions.SSLError as exc:
                 guard.finish()
-                raise tls_error(url, exc) from None
+                raise tls_error(url, exc, self.options.ca_file) from None
             except (
                 requests.exceptions.ConnectionError,
                 requests.exceptions.Timeout,
@@ -286,6 +288,16 @@ class RegistrySession:
             ) as exc:
                 guard.finish()
                 reason = guard.fired or short_reason(exc)
+                if method == "DELETE" and url.startswith("http://") and not guard.fired and self._https_only():
+                    # Go's TLS server drops a plain-HTTP DELETE without an answer (it answers
+                    # "HTTP request to an HTTPS server" only to the methods it recognizes)
+                    if self._auto_http:
+                        log.info("registry %s speaks HTTPS only: switching from HTTP", self.host)
+                        self.scheme = "https"
+                        self._auto_http = False
+                        url = "https://" + url[len("http://") :]
+                        continue
+                    raise self._https_only_error() from None
                 if not retry:
                     raise Interrupted(reason) from None
                 delay = budget.next_delay()
@@ -332,17 +344,54 @@ class RegistrySession:
                 )
                 budget.sleep(delay)
                 continue
-            if status == 400 and self._auto_http and url.startswith("http://"):
+            if status == 400 and url.startswith("http://"):
                 if stream:
                     keep_small_body(resp, 64 * 1024)
-                if _HTTPS_ONLY_MARKER in small_body(resp, 4096):
+                body = small_body(resp, 4096)
+                # an answer to HEAD has no body: ask GET /v2/ whether that 400 meant "HTTPS only"
+                https_only = _HTTPS_ONLY_MARKER in body or (method == "HEAD" and not body and self._https_only())
+                if https_only and self._auto_http:
                     resp.close()
                     log.info("registry %s speaks HTTPS only: switching from HTTP", self.host)
                     self.scheme = "https"
                     self._auto_http = False
                     url = "https://" + url[len("http://") :]
                     continue
+                if https_only:
+                    resp.close()
+                    raise self._https_only_error()
             return resp
+
+    def _https_only_error(self) -> TlsError:
+        return TlsError(
+            f"registry {self.host} speaks HTTPS only: it refused plain HTTP "
+            '(HTTP 400 "Client sent an HTTP request to an HTTPS server")',
+            problem="https-only",
+            registry=RegistryAnswer(self.host, 400),
+        )
+
+    def _https_only(self) -> bool:
+        """True when ``GET /v2/`` over plain HTTP answers Go's "HTTP request to an HTTPS server"
+        (asked once per session)."""
+        if self._https_only_seen is not None:
+            return self._https_only_seen
+        self._https_only_seen = False
+        try:
+            resp = self._session.get(
+                f"http://{self.host}/v2/",
+                timeout=(self.options.connect_timeout, min(self.options.read_timeout, 10.0)),
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.RequestException:
+            return False
+        try:
+            self._https_only_seen = resp.status_code == 400 and _HTTPS_ONLY_MARKER in read_capped(resp, 4096)[0]
+        except requests.RequestException:
+            pass
+        finally:
+            resp.close()
+        return self._https_only_seen
 
     def _request_following(
         self,

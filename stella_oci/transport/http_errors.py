@@ -94,13 +94,36 @@ def _deadline_reason(exc: BaseException, depth: int = 0) -> str | None:
     return None
 
 
-def tls_error(url: str, exc: BaseException) -> StellaOciError:
+def tls_error(url: str, exc: BaseException, ca_file: str | None = None) -> StellaOciError:
     """The :class:`TlsError` for a failed TLS handshake with ``url``'s host (the CLI names the
     options that fix it: :mod:`stella_oci.cli.hints`)."""
     text = redact(exc)
     where = urllib.parse.urlsplit(url).netloc
     answer = RegistryAnswer(where)
     lower = text.lower()
+    mismatch = re.search(
+        r"(hostname|ip address) mismatch, certificate is not valid for '([^']+)'", text, re.I
+    )
+    if mismatch:
+        asked = urllib.parse.urlsplit(url).hostname or where
+        return TlsError(
+            f"TLS verification of registry {where} failed: its certificate is not valid for the name "
+            f"{mismatch.group(2)!r} (the {mismatch.group(1).lower()} asked for); the certificate was issued "
+            "for other names",
+            hint=f"reach the registry by a name its certificate lists (not {asked!r}), or have its certificate "
+            "reissued for that name; --insecure skips verification (test registries only)",
+            problem="hostname",
+            registry=answer,
+        )
+    if "certificate verify failed" in lower and ca_file:
+        return TlsError(
+            f"TLS verification of registry {where} failed: its certificate does not verify with the CA "
+            f"certificates in --ca-file {ca_file} ({_tls_reason(text)})",
+            hint=f"check that {ca_file} holds the CA that issued the registry's certificate (PEM; the root, "
+            "or the intermediate with its root); --insecure skips verification (test registries only)",
+            problem="untrusted",
+            registry=answer,
+        )
     if "certificate verify failed" in lower:
         return TlsError(
             f"TLS verification of registry {where} failed: its certificate is not trusted "

@@ -9,7 +9,7 @@ import logging
 import urllib.parse
 from collections.abc import Iterator
 
-from stella_oci.errors import InvalidInputError, StellaOciError
+from stella_oci.errors import InvalidInputError, RegistryAnswer, RegistryError, StellaOciError
 from stella_oci.jsonio import load_json
 from stella_oci.transport.auth import repository_scope
 from stella_oci.transport.client import RegistryClient
@@ -93,8 +93,9 @@ def delete_manifest(client: RegistryClient, repo: str, digest: str) -> None:
             return
         if resp.status_code == 405:
             resp.close()
-            raise InvalidInputError(
+            raise RegistryError(
                 f"{what}: registry {client.host} has deletes disabled (HTTP 405 UNSUPPORTED); nothing was deleted",
+                registry=RegistryAnswer(client.host, 405, ("UNSUPPORTED",)),
                 hint="distribution: set storage.delete.enabled: true (REGISTRY_STORAGE_DELETE_ENABLED=true); "
                 "Harbor/ghcr.io: delete through their UI or API, or use a retention policy",
             )

@@ -30,7 +30,7 @@ from stella_oci.airgap import (
     parse_rfc3339,
     system_anchor,
 )
-from stella_oci.errors import StalenessError, StellaOciError
+from stella_oci.errors import InvalidInputError, StalenessError, StellaOciError
 from stella_oci.export.annotations import ANN_MANIFEST_DIGEST
 from stella_oci.export.models import ExportManifest
 from stella_oci.oci.manifest import Descriptor, Manifest
@@ -65,6 +65,13 @@ class AirgapCheck:
     def __init__(self, opts: AirgapOptions, *, is_import: bool, now: datetime | None = None) -> None:
         self.opts = opts
         self.is_import = is_import
+        if opts.time_anchor is not None and opts.staleness_config is None and not is_import:
+            # Without a staleness check and without an import record, nothing would use it.
+            raise InvalidInputError(
+                f"--time-anchor {opts.time_anchor} given without --staleness-config: "
+                "the anchor is the 'now' staleness is measured against, and nothing else reads it here",
+                hint="add --staleness-config FILE (a StalenessConfig), or leave --time-anchor out",
+            )
         self.now = now or datetime.now(timezone.utc).replace(microsecond=0)
         self.config: StalenessConfig | None = (
             load_staleness_config(opts.staleness_config) if opts.staleness_config else None
@@ -97,6 +104,14 @@ class AirgapCheck:
                 try:
                     self.outcome.raise_if_failed()
                 except StalenessError as exc:
+                    if self.opts.time_anchor is None:
+                        exc.message += (
+                            f" (measured against this host's system clock, {self.anchor.timestamp:%Y-%m-%dT%H:%M:%SZ},"
+                            " which is unverified)"
+                        )
+                        exc.hint = (exc.hint + "; " if exc.hint else "") + (
+                            "if this host's clock is wrong, give a trusted time with --time-anchor FILE"
+                        )
                     if self.is_import:
                         exc.details["provenance"] = self.provenance(fetched)
                     raise

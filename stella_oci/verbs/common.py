@@ -40,6 +40,28 @@ def _refuse_offline(ref: Reference, transport: TransportOptions) -> None:
         )
 
 
+#: File names that promise a compressed archive, which an oci-archive is not.
+_COMPRESSED_SUFFIXES = (".gz", ".tgz", ".zst", ".tzst", ".xz", ".txz", ".bz2", ".tbz2", ".zip")
+
+
+def _refuse_compressed_name(path: Path) -> None:
+    """``oci-archive:X.tar.gz`` as a destination: refused rather than writing a plain tar under a
+    name that says gzip (every reader would then fail or, worse, mis-detect it)."""
+    if path.name.lower().endswith(_COMPRESSED_SUFFIXES):
+        plain = path.name
+        for suffix in _COMPRESSED_SUFFIXES:
+            if plain.lower().endswith(suffix):
+                plain = plain[: -len(suffix)]
+                break
+        plain = plain if plain.lower().endswith(".tar") else plain + ".tar"
+        raise InvalidInputError(
+            f"oci-archive:{path}: an oci-archive is written as an uncompressed tar (its blobs are "
+            "compressed already), but this name says it is compressed",
+            hint=f"write oci-archive:{path.with_name(plain)} (compress it afterwards if you must, and "
+            "decompress before reading it back)",
+        )
+
+
 def _open(ref: Reference, transport: TransportOptions, *, write: bool) -> Storage:
     if ref.transport == "oci":
         from stella_oci.targets.layout import OciLayoutTarget
@@ -47,6 +69,9 @@ def _open(ref: Reference, transport: TransportOptions, *, write: bool) -> Storag
         return OciLayoutTarget(Path(ref.path), create=write)
     if ref.transport == "oci-archive":
         from stella_oci.targets.archive import OciArchiveTarget
+
+        if write:
+            _refuse_compressed_name(Path(ref.path))
 
         return OciArchiveTarget(Path(ref.path), create=write)
     from stella_oci.targets.registry import RegistryTarget
