@@ -169,15 +169,19 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], tuple[bytes, ...]]] = {
 }
 
 
-def assert_refused(run_cli, ref: str, tmp_path: Path, what: str) -> None:
+def assert_refused(run_cli, ref: str, tmp_path: Path, what: str, message: str | None = None) -> None:
+    """pull and verify exit 3 (with ``message`` in the error, when given); nothing at --output."""
     out_dir = tmp_path / "out"
     code, out, err = run_cli("pull", ref, "-o", out_dir, "--format", "json")
     assert code == 3, f"{what}: pull exit {code}: {out}{err}"
-    assert json.loads(out)["error"]["kind"] == "verification-failed"
+    error = json.loads(out)["error"]
+    assert error["kind"] == "verification-failed"
+    assert message is None or message in error["message"], error
     assert not out_dir.exists(), f"{what}: pull left {out_dir}"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == [], "partial left beside --output"
     code, out, err = run_cli("verify", ref, "--format", "json")
     assert code == 3, f"{what}: verify exit {code}: {out}{err}"
+    assert message is None or message in json.loads(out)["error"]["message"]
 
 
 def test_baseline_artifact_passes(registry, fresh_repo, run_cli, tmp_path):
@@ -209,7 +213,12 @@ def test_duplicate_titles_are_refused(registry, fresh_repo, run_cli, tmp_path):
     art.doc["contents"] = sorted([*art.doc["contents"], entry], key=lambda e: e["path"])
     art.extra_layers.append(("x.dsse.json", DSSE_MEDIA_TYPE, ENV_B))
     digest = publish(registry, fresh_repo, "v1", art)
-    assert_refused(run_cli, f"{registry.host}/{fresh_repo}@{digest}", tmp_path, "duplicate-titles")
+    # the path-set check (case twins, file-and-directory) would catch an exact duplicate too; the
+    # duplicate check runs first and names it
+    assert_refused(
+        run_cli, f"{registry.host}/{fresh_repo}@{digest}", tmp_path, "duplicate-titles",
+        message="layer titles appear more than once: ['x.dsse.json']",
+    )
 
 
 @pytest.fixture
