@@ -110,6 +110,9 @@ def creating() -> Iterator[None]:
 def deferred() -> Iterator[None]:
     """Steps that a signal must not split: a signal arriving inside is acted on at the end."""
     global _defer_depth, _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers run in the main thread only: nothing to defer elsewhere
+        return
     _defer_depth += 1
     try:
         yield

@@ -206,3 +206,53 @@ def test_copy_to_oci_archive_stalled_stops_and_leaves_nothing(
     code, out, err, elapsed = stop(proc, sig)
     assert_stopped(code, err, elapsed, sig, expected)
     assert listing(out_parent, tmpdir) == {str(out_parent): [], str(tmpdir): []}
+
+
+# ---------------------------------------------------------------------------- the module itself
+
+
+@pytest.fixture
+def handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """interrupts.install() in this process, with os._exit replaced by a recorder that raises."""
+    from stella_oci import interrupts
+
+    exits: list[int] = []
+
+    class Exited(BaseException):
+        pass
+
+    def fake_exit(code: int) -> None:
+        exits.append(code)
+        raise Exited
+
+    saved = {sig: signal.getsignal(sig) for sig in interrupts.SIGNALS}
+    monkeypatch.setattr(interrupts, "_exit", fake_exit)
+    monkeypatch.setattr(interrupts, "_paths", {})
+    monkeypatch.setattr(interrupts, "_closing", False)
+    interrupts.install("text")
+    try:
+        yield exits
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        monkeypatch.setattr(interrupts, "_closing", False)
+
+
+def test_a_signal_inside_a_deferred_block_acts_when_it_ends(handlers: list[int], tmp_path: Path) -> None:
+    from stella_oci import interrupts
+
+    leftover = tmp_path / "partial"
+    leftover.mkdir()
+    interrupts.track(leftover)
+    steps: list[str] = []
+    with pytest.raises(BaseException) as info:
+        with interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("after the signal, inside")  # not split by the signal
+            assert leftover.exists() and handlers == []
+        steps.append("after the block")  # never reached
+    assert type(info.value).__name__ == "Exited"
+    assert steps == ["after the signal, inside"]
+    assert handlers == [143] and not leftover.exists()
+    with pytest.raises(interrupts.Stopping), interrupts.creating():
+        pass  # once stopped, nothing more is created
