@@ -20,6 +20,7 @@ from stella_oci.export.annotations import (
 )
 from stella_oci.export.artifact import (
     EMPTY_CONFIG,
+    MAX_EXPORT_JSON_BYTES,
     BuiltArtifact,
     build_manifest,
     check_layers_against_export,
@@ -229,7 +230,7 @@ def test_layer_without_title(mirror: tuple[Bundle, BuiltArtifact]) -> None:
 def test_unsafe_layer_title(mirror: tuple[Bundle, BuiltArtifact], title: str) -> None:
     bundle, art = mirror
     layers = [*art.manifest.layers, layer_descriptor(title, DSSE_MEDIA_TYPE, OTHER, 1)]
-    assert "title" in refused(with_layers(art.manifest, layers), bundle)
+    assert refused(with_layers(art.manifest, layers), bundle).startswith(f"{WHERE}: layer {len(layers) - 1} title")
 
 
 def test_duplicate_titles(mirror: tuple[Bundle, BuiltArtifact]) -> None:
@@ -243,8 +244,10 @@ def test_case_twin_titles(mirror: tuple[Bundle, BuiltArtifact]) -> None:
     bundle, art = mirror
     twin = layer_descriptor("signatures/X.dsse.json", DSSE_MEDIA_TYPE, OTHER, 1)
     other = layer_descriptor("signatures/x.dsse.json", DSSE_MEDIA_TYPE, OTHER, 1)
-    msg = refused(with_layers(art.manifest, [*art.manifest.layers, twin, other]), bundle)
+    layers = [*art.manifest.layers, twin, other]
+    msg = refused(with_layers(art.manifest, layers), bundle)
     assert "signatures/x.dsse.json" in msg.lower()
+    assert f"{WHERE}: layer {len(layers) - 1} title" in msg or f"{WHERE}: layer {len(layers) - 2} title" in msg
 
 
 def test_unlisted_extra_layer(mirror: tuple[Bundle, BuiltArtifact]) -> None:
@@ -296,3 +299,49 @@ def test_envelopes_out_of_order(mirror: tuple[Bundle, BuiltArtifact]) -> None:
     late = layer_descriptor("signatures/z.dsse.json", DSSE_MEDIA_TYPE, OTHER, 1)
     ok = check_layers_against_export(with_layers(art.manifest, [*art.manifest.layers, late]), bundle.manifest, WHERE)
     assert ok[-1] == late
+
+
+def test_an_envelope_sorting_before_any_letter_x_is_first(mirror: tuple[Bundle, BuiltArtifact]) -> None:
+    """The order check starts from the empty string: an envelope named 'A.dsse.json' may be first."""
+    bundle, art = mirror
+    n = 1 + len(bundle.manifest.contents) + 1  # export.json, contents, provenance.json
+    first = layer_descriptor("A.dsse.json", DSSE_MEDIA_TYPE, OTHER, 1)
+    layers = [*art.manifest.layers[:n], first, *art.manifest.layers[n:]]
+    assert check_layers_against_export(with_layers(art.manifest, layers), bundle.manifest, WHERE)[n - 1] == first
+
+
+def test_built_artifact_is_frozen(mirror: tuple[Bundle, BuiltArtifact]) -> None:
+    import dataclasses
+
+    _, art = mirror
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        art.data = b"{}"  # type: ignore[misc]
+
+
+def test_export_json_cap_is_the_documented_16_mib() -> None:
+    doc = (EXAMPLES.parent / "docs" / "artifact-format.md").read_text(encoding="utf-8")
+    assert "capped at **16 MiB**" in doc
+    assert MAX_EXPORT_JSON_BYTES == 16 * 1024 * 1024 == 16_777_216
+
+
+def test_manifest_of_exactly_4_mib_is_accepted(mirror: tuple[Bundle, BuiltArtifact]) -> None:
+    bundle, _ = mirror
+    small = build_manifest(bundle, user_annotations={"org.example.pad": "x"}, provenance_ref=None)
+    pad = "x" * (1 + mt.MAX_MANIFEST_BYTES - len(small.data))
+    exact = build_manifest(bundle, user_annotations={"org.example.pad": pad}, provenance_ref=None)
+    assert len(exact.data) == mt.MAX_MANIFEST_BYTES
+    with pytest.raises(InvalidInputError):
+        build_manifest(bundle, user_annotations={"org.example.pad": pad + "x"}, provenance_ref=None)
+
+
+def test_provenance_json_digest_is_the_last_resort_reference(tmp_path: Path) -> None:
+    """A bundle whose export.json names no provenance reference gets provenance.json's digest."""
+    from stella_oci.export.annotations import ANN_PROVENANCE_REF
+    from tests.support.bundles import make_bundle
+
+    root = make_bundle(tmp_path / "b", {"data/a.json": b"{}"}, provenance_ref=None)
+    (root / "provenance.json").write_bytes(b'{"_type": "https://in-toto.io/Statement/v1"}')
+    bundle = scan_directory(root)
+    assert bundle.provenance is not None
+    art = build_manifest(bundle, user_annotations={}, provenance_ref=None)
+    assert art.annotations[ANN_PROVENANCE_REF] == bundle.provenance.digest

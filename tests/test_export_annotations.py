@@ -314,8 +314,9 @@ def test_check_provenance_ref_without_a_reference_in_export_json() -> None:
         anns = compute_annotations(model_of(doc), provenance_digest=None, provenance_ref=ref, user={})
         check_annotations(anns, model_of(doc), provenance_digest="sha256:" + "c" * 64)
     anns[ANN_PROVENANCE_REF] = ""
-    with pytest.raises(VerificationError, match="non-empty"):
+    with pytest.raises(VerificationError) as info:
         check_annotations(anns, model_of(doc), provenance_digest=None)
+    assert f"  {ANN_PROVENANCE_REF}: expected 'a non-empty value', found ''" in info.value.message
 
 
 def test_check_provenance_ref_from_attestations_must_match() -> None:
@@ -325,3 +326,28 @@ def test_check_provenance_ref_from_attestations_must_match() -> None:
     with pytest.raises(VerificationError) as info:
         check_annotations(anns, model_of(doc), provenance_digest="sha256:" + "c" * 64)
     assert TRIVY_REF in str(info.value)
+
+
+def test_check_message_lists_every_problem_one_per_line() -> None:
+    """The message is the report a person reads: a count, then one line per problem."""
+    doc, anns = _mirror_annotations()
+    one = dict(anns)
+    one[ANN_TENANT] = "globex"
+    with pytest.raises(VerificationError) as info:
+        check_annotations(one, model_of(doc), provenance_digest=MIRROR_PROV_DIGEST)
+    assert info.value.message == (
+        "manifest annotations do not match export.json (1 problem):\n"
+        f"  {ANN_TENANT}: expected 'acme', found 'globex'"
+    )
+    three = dict(anns)
+    del three[ANN_ID]
+    three[ANN_TENANT] = "globex"
+    three["io.stellaops.export.extra"] = "1"
+    with pytest.raises(VerificationError) as info:
+        check_annotations(three, model_of(doc), provenance_digest=MIRROR_PROV_DIGEST)
+    assert info.value.message.splitlines() == [
+        "manifest annotations do not match export.json (3 problems):",
+        f"  {ANN_ID}: missing (expected {anns[ANN_ID]!r})",
+        f"  {ANN_TENANT}: expected 'acme', found 'globex'",
+        "  io.stellaops.export.extra: unknown annotation under the reserved prefix (found '1')",
+    ]

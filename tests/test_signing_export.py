@@ -61,7 +61,14 @@ def _doc(*, integrity: bool, key: bytes = ECDSA_KEY) -> dict[str, Any]:
                 "Digest": http_digest_header(doc),
                 "X-Stella-Signature": x_stella_signature(doc, key),
             },
-            "oci": {"annotations": {"io.stellaops.export.manifest-digest": manifest_digest(doc)}},
+            "oci": {
+                "annotations": {
+                    "io.stellaops.export.profile": "mirror:full",
+                    "io.stellaops.export.run": doc["exportId"],
+                    "io.stellaops.export.manifest-digest": manifest_digest(doc),
+                    "io.stellaops.export.provenance-ref": "sha256:" + "e" * 64,
+                }
+            },
         }
     return doc
 

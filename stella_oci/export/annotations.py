@@ -125,13 +125,15 @@ def compute_annotations(
     result = _base_annotations(export)
     integrity = export.integrity_annotations
 
-    candidates: list[tuple[str, str | None]] = [
-        ("export.json integrity.oci.annotations", integrity.get(ANN_PROVENANCE_REF) or None),
-        ("export.json attestations.provenanceRef", export.provenance_ref),
-        ("provenance.json", _normalize_digest(provenance_digest) if provenance_digest else None),
-        ("--provenance-ref", provenance_ref or None),
-    ]
-    prov = next((value for _, value in candidates if value), None)
+    # the first of: export.json integrity.oci.annotations, export.json attestations.provenanceRef,
+    # the bundle's provenance.json, --provenance-ref
+    prov = (
+        integrity.get(ANN_PROVENANCE_REF)
+        or export.provenance_ref
+        or (_normalize_digest(provenance_digest) if provenance_digest else None)
+        or provenance_ref
+        or None
+    )
     if prov is None:
         raise InvalidInputError(
             f"export.json: no provenance reference for the {ANN_PROVENANCE_REF} annotation",

@@ -26,6 +26,7 @@ from typing import Any
 from stella_oci.errors import InvalidInputError, VerificationError
 from stella_oci.export.bundle import is_signature_path
 from stella_oci.export.canonical import manifest_digest
+from stella_oci.export.models import ExportManifest
 from stella_oci.jsonio import load_json
 from stella_oci.signing.dsse import (
     MAX_ENVELOPE_BYTES,
@@ -295,19 +296,9 @@ def _check_envelope(
 # the whole export
 
 
-def _contents_digests(doc: dict[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    contents = doc.get("contents")
-    if isinstance(contents, list):
-        for entry in contents:
-            if (
-                isinstance(entry, dict)
-                and isinstance(entry.get("path"), str)
-                and isinstance(entry.get("digest"), str)
-                and entry["digest"].startswith("sha256:")
-            ):
-                out[entry["path"]] = entry["digest"].split(":", 1)[1].lower()
-    return out
+def _contents_digests(export: ExportManifest) -> dict[str, str]:
+    """export.json ``contents``: path -> hex sha256."""
+    return {entry.path: entry.digest.split(":", 1)[1] for entry in export.contents}
 
 
 def _check_provenance(
@@ -371,20 +362,17 @@ def _check_provenance(
 
 
 def _check_headers(
-    doc: dict[str, Any], *, trust_root: TrustRoot | None, export_json: bytes, export_hex: str
+    export: ExportManifest, *, trust_root: TrustRoot | None, export_json: bytes, export_hex: str
 ) -> tuple[str | None, EnvelopeResult | None, str | None]:
-    integrity = doc.get("integrity")
-    headers = integrity.get("httpHeaders") if isinstance(integrity, dict) else None
-    if not isinstance(headers, dict):
+    headers = export.integrity.http_headers if export.integrity else None
+    if headers is None:
         return None, None, None
     where = f"{EXPORT_JSON} integrity.httpHeaders"
-    canonical_hex: str | None = None
-    digest_value = headers.get(DIGEST_HEADER)
-    sig_value = headers.get(SIGNATURE_HEADER)
-    if digest_value is not None or sig_value is not None:
-        canonical_hex = _manifest_digest_hex(doc)
+    digest_value: str | None = headers.digest
+    sig_value: str | None = headers.x_stella_signature
+    canonical_hex = export.manifest_digest.split(":", 1)[1]
     if digest_value is not None:
-        expected = DIGEST_HEADER_PREFIX + base64.b64encode(bytes.fromhex(canonical_hex or "")).decode("ascii")
+        expected = DIGEST_HEADER_PREFIX + base64.b64encode(bytes.fromhex(canonical_hex)).decode("ascii")
         if digest_value != expected:
             raise VerificationError(
                 f"{where}.{DIGEST_HEADER} is {digest_value!r}, but the manifest digest "
@@ -408,9 +396,9 @@ def _check_headers(
             export_json=export_json,
             export_hex=export_hex,
             canonical_hex=canonical_hex,
-            contents=_contents_digests(doc),
+            contents=_contents_digests(export),
         )
-    return (digest_value if isinstance(digest_value, str) else None), stella_sig, canonical_hex
+    return digest_value, stella_sig, canonical_hex
 
 
 def verify_export_signatures(
@@ -444,6 +432,7 @@ def verify_export_signatures(
         raise InvalidInputError(f"{EXPORT_JSON} is not valid JSON ({exc.message})") from None
     if not isinstance(doc, dict):
         raise InvalidInputError(f"{EXPORT_JSON} must be a JSON object")
+    export = ExportManifest.from_json_obj(doc, source=EXPORT_JSON)
     if require and trust_root is None:
         raise InvalidInputError(
             "signatures are required but no trust root was given, so none can be verified",
@@ -451,7 +440,7 @@ def verify_export_signatures(
         )
     export_hex = _sha256_hex(export_json)
     digest_header, stella_sig, _ = _check_headers(
-        doc, trust_root=trust_root, export_json=export_json, export_hex=export_hex
+        export, trust_root=trust_root, export_json=export_json, export_hex=export_hex
     )
 
     results: list[EnvelopeResult] = []
@@ -465,7 +454,7 @@ def verify_export_signatures(
                 export_json=export_json,
                 export_hex=export_hex,
                 canonical_hex=None,  # bundle envelopes sign the exact export.json bytes
-                contents=_contents_digests(doc),
+                contents=_contents_digests(export),
             )
         )
 
@@ -476,7 +465,7 @@ def verify_export_signatures(
             trust_root=trust_root,
             export_json=export_json,
             export_hex=export_hex,
-            contents=_contents_digests(doc),
+            contents=_contents_digests(export),
         )
 
     report = SignatureReport(
