@@ -690,10 +690,11 @@ class RegistrySession:
                 )
             try:
                 doc = load_json(raw, "token answer", error=AuthError)
-            except AuthError:
+            except AuthError as exc:
                 ctype = resp.headers.get("Content-Type", "?")
                 raise AuthError(
-                    f"{what}: token endpoint {realm_name} of registry {self.host} answered {ctype}, not JSON",
+                    f"{what}: token endpoint {realm_name} of registry {self.host} answered {ctype}, not "
+                    f"valid JSON ({exc.message})",
                     hint="the registry's token service (realm) is misconfigured: check its OIDC/auth setup",
                 ) from None
         finally:
