@@ -380,67 +380,12 @@ class RegistryClient:
         what: str,
         cancel: Cancellation | None,
     ) -> Iterator[Iterator[bytes]]:
-        state: dict[str, requests.Response | None] = {"resp": resp}
-
-        def interrupt() -> None:
-            current = state["resp"]
-            if current is not None:
-                shutdown_socket(current)
-
-        def chunks() -> Iterator[bytes]:
-            pos = offset
-            to_skip = skip
-            budget = RetryBudget(self.options.retry)
-            last_failure_pos = offset
-            while True:
-                if to_skip < 0:
-                    return
-                try:
-                    current = state["resp"]
-                    if current is None:
-                        state["resp"], to_skip = self._blob_get(repo, digest, pos, what)
-                        continue
-                    for chunk in current.raw.stream(READ_CHUNK, decode_content=False):
-                        if not chunk:
-                            continue
-                        if to_skip:
-                            if len(chunk) <= to_skip:
-                                to_skip -= len(chunk)
-                                continue
-                            chunk = chunk[to_skip:]
-                            to_skip = 0
-                        pos += len(chunk)
-                        yield chunk
-                    return
-                except _CUT_ERRORS as exc:
-                    if state["resp"] is not None:
-                        state["resp"].close()
-                        state["resp"] = None
-                    if cancel is not None:
-                        cancel.check(what)  # cut by our own interrupt: stop, do not resume
-                    reason = exc.reason if isinstance(exc, Interrupted) else short_reason(exc)
-                    if pos - last_failure_pos >= FRESH_BUDGET_PROGRESS:
-                        # real progress made: a fresh budget (a peer that trickles a few
-                        # bytes per try must not earn endless retries)
-                        budget = RetryBudget(self.options.retry)
-                    last_failure_pos = pos
-                    delay = budget.next_delay(exc.retry_after if isinstance(exc, Interrupted) else None)
-                    if delay is None:
-                        raise TransientError(
-                            f"{what}: download cut at byte {pos} ({reason}); gave up after "
-                            f"{budget.tries} tries in {time.monotonic() - budget.started:.1f} s",
-                            hint="retry later; the download resumes where it stopped",
-                        ) from None
-                    log.info("%s: download cut at byte %d (%s); resuming in %.2f s", what, pos, reason, delay)
-                    budget.sleep(delay)
-
+        download = _BlobDownload(self, repo, digest, offset, resp, skip, what, cancel)
         try:
-            with cancel.on_cancel(interrupt) if cancel is not None else contextlib.nullcontext():
-                yield chunks()
+            with cancel.on_cancel(download.interrupt) if cancel is not None else contextlib.nullcontext():
+                yield download.chunks()
         finally:
-            final = state["resp"]
-            if final is not None:
-                final.close()
+            download.close()
 
     # ------------------------------------------------------------------ uploads
 
@@ -565,3 +510,84 @@ def shutdown_socket(resp: requests.Response) -> None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             return
+
+
+class _BlobDownload:
+    """One blob download: the chunks from ``offset``, resumed with a Range request after a cut
+    within the retry budget, stopped (not resumed) once ``cancel`` is set."""
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        repo: str,
+        digest: str,
+        offset: int,
+        resp: requests.Response,
+        skip: int,
+        what: str,
+        cancel: Cancellation | None,
+    ) -> None:
+        self.client = client
+        self.repo = repo
+        self.digest = digest
+        self.resp: requests.Response | None = resp
+        self.pos = offset
+        self.to_skip = skip
+        self.what = what
+        self.cancel = cancel
+        self.budget = RetryBudget(client.options.retry)
+        self.last_failure_pos = offset
+
+    def interrupt(self) -> None:
+        """From another thread: wake a read blocked on the socket."""
+        current = self.resp
+        if current is not None:
+            shutdown_socket(current)
+
+    def close(self) -> None:
+        if self.resp is not None:
+            self.resp.close()
+
+    def chunks(self) -> Iterator[bytes]:
+        while self.to_skip >= 0:
+            try:
+                if self.resp is None:
+                    self.resp, self.to_skip = self.client._blob_get(self.repo, self.digest, self.pos, self.what)
+                    continue
+                yield from self._read(self.resp)
+                return
+            except _CUT_ERRORS as exc:
+                self._after_cut(exc)
+
+    def _read(self, resp: requests.Response) -> Iterator[bytes]:
+        for chunk in resp.raw.stream(READ_CHUNK, decode_content=False):
+            if self.to_skip:  # a registry that ignored Range: drop what we had
+                keep = chunk[self.to_skip :]
+                self.to_skip = max(0, self.to_skip - len(chunk))
+                chunk = keep
+            if chunk:
+                self.pos += len(chunk)
+                yield chunk
+
+    def _after_cut(self, exc: BaseException) -> None:
+        """Close the cut response and wait before resuming; raise when cancelled or out of budget."""
+        if self.resp is not None:
+            self.resp.close()
+            self.resp = None
+        if self.cancel is not None:
+            self.cancel.check(self.what)  # cut by our own interrupt: stop, do not resume
+        reason = exc.reason if isinstance(exc, Interrupted) else short_reason(exc)
+        if self.pos - self.last_failure_pos >= FRESH_BUDGET_PROGRESS:
+            # real progress made: a fresh budget (a peer that trickles a few bytes per try must
+            # not earn endless retries)
+            self.budget = RetryBudget(self.client.options.retry)
+        self.last_failure_pos = self.pos
+        delay = self.budget.next_delay(exc.retry_after if isinstance(exc, Interrupted) else None)
+        if delay is None:
+            raise TransientError(
+                f"{self.what}: download cut at byte {self.pos} ({reason}); gave up after "
+                f"{self.budget.tries} tries in {time.monotonic() - self.budget.started:.1f} s",
+                hint="retry later; the download resumes where it stopped",
+            ) from None
+        log.info("%s: download cut at byte %d (%s); resuming in %.2f s", self.what, self.pos, reason, delay)
+        self.budget.sleep(delay)
