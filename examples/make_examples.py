@@ -3,8 +3,8 @@
 
     python examples/make_examples.py [--output DIR]
 
-writes ``DIR/mirror-full/`` and ``DIR/trivy-db/`` (DIR defaults to this script's folder),
-replacing those two folders entirely. Every byte is a function of this script: no clock,
+writes ``DIR/mirror-full/``, ``DIR/trivy-db/`` and ``DIR/trivy-java-db/`` (DIR defaults to this
+script's folder), replacing those folders entirely. Every byte is a function of this script: no clock,
 no randomness, no host value. Running it twice leaves the tree unchanged, and the
 checked-in bundles equal its output (``tests/test_export_schema.py`` checks that).
 
@@ -60,7 +60,7 @@ from tests.support.signing import sign_example_bundle, x_stella_signature  # noq
 GENERATED_AT = "2026-11-20T08:00:00Z"
 #: The key the examples are signed with (EXAMPLE ONLY: its private half is public).
 SIGNING_KEY = Path(__file__).resolve().parent / "keys" / "EXAMPLE-ONLY-ed25519.key"
-BUNDLES = ("mirror-full", "trivy-db")
+BUNDLES = ("mirror-full", "trivy-db", "trivy-java-db")
 
 
 def dump_json(obj: Any) -> bytes:
@@ -275,18 +275,31 @@ def build_mirror_full(out: Path) -> None:
 
 
 def build_trivy_db(out: Path) -> None:
-    export_id = "exp-20261120-trivy-db-0001"
+    """A ``trivy:db`` export: db.tar.gz (metadata.json + trivy.db, as Trivy unpacks it)."""
+    build_trivy(out, variant="db", archive="db.tar.gz", db_file="trivy.db", schema=2,
+                layer_type="application/vnd.aquasec.trivy.db.layer.v1.tar+gzip")
+
+
+def build_trivy_java_db(out: Path) -> None:
+    """A ``trivy:java-db`` export: javadb.tar.gz (metadata.json + trivy-java.db)."""
+    build_trivy(out, variant="java-db", archive="javadb.tar.gz", db_file="trivy-java.db", schema=1,
+                layer_type="application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip")
+
+
+def build_trivy(out: Path, *, variant: str, archive: str, db_file: str, schema: int, layer_type: str) -> None:
+    name = f"trivy-{variant}"
+    export_id = f"exp-20261120-{name}-0001"
     metadata = {
         "DownloadedAt": GENERATED_AT,
         "NextUpdate": "2026-11-20T14:00:00Z",
         "UpdatedAt": GENERATED_AT,
-        "Version": 2,
+        "Version": schema,
     }
     metadata_bytes = dump_json(metadata)
-    fake_db = b"stella-oci example: not a real BoltDB, a stand-in for trivy.db\n" * 8
-    db = gzip_stored(tar_bytes([("metadata.json", metadata_bytes), ("trivy.db", fake_db)]))
+    fake_db = f"stella-oci example: not a real BoltDB, a stand-in for {db_file}\n".encode() * 8
+    db = gzip_stored(tar_bytes([("metadata.json", metadata_bytes), (db_file, fake_db)]))
     files = [
-        ("db.tar.gz", db, "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"),
+        (archive, db, layer_type),
         ("metadata.json", metadata_bytes, "application/json"),
     ]
     for rel, data, _ in files:
@@ -296,23 +309,23 @@ def build_trivy_db(out: Path) -> None:
     )
     doc: dict[str, Any] = {
         "attestations": {
-            "dsseEnvelope": fake_digest("trivy-db dsse envelope"),
+            "dsseEnvelope": fake_digest(f"{name} dsse envelope"),
             "log": {
-                "entryDigest": fake_digest("trivy-db rekor entry"),
+                "entryDigest": fake_digest(f"{name} rekor entry"),
                 "kind": "rekor",
                 "logId": sha256_hex(b"stella-oci example: rekor log id"),
                 "logIndex": 123456789,
                 "timestamp": "2026-11-20T08:00:05Z",
             },
-            "provenanceRef": "localhost:5000/stellaops/attestations/trivy-db@"
-            + fake_digest("trivy-db provenance"),
+            "provenanceRef": f"localhost:5000/stellaops/attestations/{name}@"
+            + fake_digest(f"{name} provenance"),
             "slsaLevel": "SLSA_BUILD_LEVEL_2",
         },
         "contents": contents,
-        "distribution": {"oci": {"enabled": True, "reference": "localhost:5000/stellaops/exports/trivy-db"}},
+        "distribution": {"oci": {"enabled": True, "reference": f"localhost:5000/stellaops/exports/{name}"}},
         "exportId": export_id,
         "generatedAt": GENERATED_AT,
-        "profile": {"kind": "trivy", "name": "trivy-db", "variant": "db"},
+        "profile": {"kind": "trivy", "name": name, "variant": variant},
         "rerunHash": rerun_hash(e["digest"] for e in contents),
         "schema": SCHEMA_URI,
         "selectors": {"severities": ["critical", "high", "medium", "low"], "tenants": ["acme"]},
@@ -341,7 +354,7 @@ def check_bundle(root: Path) -> None:
 
 
 def generate(output: Path) -> None:
-    builders = {"mirror-full": build_mirror_full, "trivy-db": build_trivy_db}
+    builders = {"mirror-full": build_mirror_full, "trivy-db": build_trivy_db, "trivy-java-db": build_trivy_java_db}
     for name in BUNDLES:
         target = output / name
         if target.exists():

@@ -97,7 +97,7 @@ def nested(depth: int) -> str:
 
 
 def push_example(cli: Cli, tmp_path: Path, ref: str) -> dict[str, Any]:
-    bundle = copy_example("trivy-db", tmp_path / "src-bundle")
+    bundle = copy_example("mirror-full", tmp_path / "src-bundle")
     code, out, err = cli("push", bundle, ref, "--format", "json")
     assert code == 0, err
     doc: dict[str, Any] = json.loads(out)

@@ -131,7 +131,7 @@ def test_every_command_document_validates(registry, fresh_repo, run_cli, tmp_pat
 
 
 def test_digest_only_and_template(registry, fresh_repo, run_cli, tmp_path) -> None:
-    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    bundle = copy_example("mirror-full", tmp_path / "bundle")
     ref = f"{registry.host}/{fresh_repo}:v1"
     code, out, err = run_cli("push", bundle, ref, "--digest-only")
     assert code == 0, err

@@ -109,7 +109,7 @@ def test_archive_with_symlink_or_escape_is_refused(registry, fresh_repo, run_cli
 
 
 def test_default_tag_is_export_id_and_reference_from_export_json(registry, fresh_repo, run_cli, tmp_path):
-    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    bundle = copy_example("mirror-full", tmp_path / "bundle")  # trivy:* default to Trivy's tags (test_trivy)
     doc = read_export_json(bundle)
     res = push_json(run_cli, bundle, f"{registry.host}/{fresh_repo}")
     assert res["tags"] == [doc["exportId"]]
@@ -118,6 +118,7 @@ def test_default_tag_is_export_id_and_reference_from_export_json(registry, fresh
     doc["distribution"] = {
         "oci": {"enabled": True, "reference": f"{registry.host}/{fresh_repo}-cfg:from-json"}
     }
+    doc.pop("integrity", None)  # it pins the digest of export.json as it was
     write_export_json(bundle, doc)
     res = push_json(run_cli, bundle)
     assert res["reference"].startswith(f"{registry.host}/{fresh_repo}-cfg@sha256:")
@@ -382,7 +383,7 @@ def test_plugin_round_trip(registry, fresh_repo, tmp_path):
 # ---------------------------------------------------------------------------- annotations on pull
 def test_wrong_annotation_in_registry_fails_verify(registry, fresh_repo, run_cli, tmp_path):
     """A manifest re-pushed with one altered io.stellaops.* annotation is refused (exit 3)."""
-    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    bundle = copy_example("mirror-full", tmp_path / "bundle")
     pushed = push_json(run_cli, bundle, f"{registry.host}/{fresh_repo}:v1")
     m = requests.get(
         f"{registry.url}/v2/{fresh_repo}/manifests/v1",

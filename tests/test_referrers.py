@@ -73,9 +73,9 @@ def raw_push_blob(base_url: str, repo: str, data: bytes) -> str:
 
 @pytest.fixture
 def pushed(registry, fresh_repo, tmp_path) -> str:
-    """The trivy-db example pushed to ``registry``; returns ``host/repo:v1``."""
+    """The mirror-full example pushed to ``registry``; returns ``host/repo:v1``."""
     ref = f"{registry.host}/{fresh_repo}:v1"
-    api.push(copy_example("trivy-db", tmp_path / "bundle"), ref)
+    api.push(copy_example("mirror-full", tmp_path / "bundle"), ref)
     return ref
 
 
@@ -213,7 +213,7 @@ def test_second_attach_keeps_entries_including_another_clients(registry, fresh_r
 # ------------------------------------------------------------------ native referrers API
 def test_native_referrers_api_is_used_when_the_registry_has_it(registry, proxy, fresh_repo, tmp_path):
     ref = f"{proxy.host}/{fresh_repo}:v1"
-    pushed = api.push(copy_example("trivy-db", tmp_path / "bundle"), ref)
+    pushed = api.push(copy_example("mirror-full", tmp_path / "bundle"), ref)
     a = attach(ref, note(tmp_path, "a.txt", "first"), artifact_type=NOTE, annotations=["com.example.k=v"])
     b = attach(ref, note(tmp_path, "s.json", "{}"), artifact_type=SBOM)
     assert a.via == "referrers-api" and a.fallback_tag is None
@@ -237,7 +237,7 @@ def test_native_referrers_api_is_used_when_the_registry_has_it(registry, proxy, 
 def test_attach_discover_in_oci_layouts(tmp_path, kind):
     where = tmp_path / ("layout" if kind == "oci" else "exports.tar")
     ref = f"{kind}:{where}:v1"
-    pushed = api.push(copy_example("trivy-db", tmp_path / "bundle"), ref)
+    pushed = api.push(copy_example("mirror-full", tmp_path / "bundle"), ref)
     a = attach(ref, note(tmp_path, "a.txt", "first"), artifact_type=NOTE, annotations=["com.example.k=v"])
     assert a.via == "oci-layout" and a.subject == pushed.digest
     b = attach(ref, note(tmp_path, "b.txt", "second"), artifact_type=SBOM)

@@ -107,9 +107,10 @@ def test_manifest_bytes_not_matching_the_digest_fail(registry, fresh_repo, run_c
 # ----------------------------------------------------------------------------- tags
 def test_tags_paginated_filtered_sorted_by_created(registry, fresh_repo, run_cli, tmp_path) -> None:
     repo = f"{registry.host}/{fresh_repo}"
-    old = push(run_cli, "trivy-db", f"{repo}:2026-01-old", tmp_path, created="2026-01-01T00:00:00Z", name="a")
-    new = push(run_cli, "trivy-db", f"{repo}:2026-11-new", tmp_path, created="2026-11-01T00:00:00Z", name="b")
-    mid = push(run_cli, "trivy-db", f"{repo}:2026-06-mid", tmp_path, created="2026-06-01T00:00:00+02:00", name="c")
+    # mirror-full: a trivy:* export also tags its export referrer's sha256-<hex> fallback index
+    old = push(run_cli, "mirror-full", f"{repo}:2026-01-old", tmp_path, created="2026-01-01T00:00:00Z", name="a")
+    new = push(run_cli, "mirror-full", f"{repo}:2026-11-new", tmp_path, created="2026-11-01T00:00:00Z", name="b")
+    mid = push(run_cli, "mirror-full", f"{repo}:2026-06-mid", tmp_path, created="2026-06-01T00:00:00+02:00", name="c")
     cli_ok(run_cli, "tag", f"{repo}@{old}", "zz-also-old", "aa-also-old")
 
     expected = ["2026-01-old", "2026-06-mid", "2026-11-new", "aa-also-old", "zz-also-old"]

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from stella_oci.errors import InvalidInputError, VerificationError
 from stella_oci.export.annotations import (
     ARTIFACT_TYPE,
-    DSSE_MEDIA_TYPE,
     EXPORT_MANIFEST_MEDIA_TYPE,
     IN_TOTO_MEDIA_TYPE,
     compute_annotations,
@@ -25,7 +24,8 @@ from stella_oci.export.bundle import (
     EXPORT_JSON,
     PROVENANCE_JSON,
     Bundle,
-    is_signature_path,
+    is_signature_file,
+    signature_media_type,
 )
 from stella_oci.export.models import ContentEntry, ExportManifest
 from stella_oci.export.paths import check_path_set, check_relative_path
@@ -165,21 +165,22 @@ def _check_content_layers(layers: list[Descriptor], contents: list[ContentEntry]
 
 
 def _check_extra_layers(extras: list[Descriptor], listed: int, where: str) -> None:
-    """After the contents: provenance.json first (optional), then DSSE envelopes in path order."""
+    """After the contents: provenance.json first (optional), then the signature files (DSSE
+    envelopes, ``signatures/**``) in path order, each with the media type its name gives."""
     last_sig = ""
     for j, layer in enumerate(extras):
         n = listed + j + 1
         title = layer.title or ""
         if title == PROVENANCE_JSON and layer.media_type == IN_TOTO_MEDIA_TYPE and j == 0:
             continue
-        if is_signature_path(title) and layer.media_type == DSSE_MEDIA_TYPE:
+        if is_signature_file(title) and layer.media_type == signature_media_type(title):
             if title <= last_sig:
-                raise VerificationError(f"{where}: layer {n} DSSE envelope {title!r} is out of order")
+                raise VerificationError(f"{where}: layer {n} signature file {title!r} is out of order")
             last_sig = title
             continue
         raise VerificationError(
             f"{where}: layer {n} {title!r} ({layer.media_type}) is not listed in export.json and is neither "
-            "provenance.json nor a DSSE envelope"
+            "provenance.json nor a signature file (*.dsse.json, signatures/**) with its media type"
         )
 
 

@@ -71,7 +71,33 @@ class Bundle:
 
 
 def is_signature_path(path: str) -> bool:
+    """A DSSE envelope that travels as a layer: ``*.dsse.json`` at the top or under ``signatures/``."""
     return path.endswith(".dsse.json") and ("/" not in path or path.startswith("signatures/"))
+
+
+#: Media types of the other files under ``signatures/`` (by name ending; first match wins).
+SIGNATURE_FILE_MEDIA_TYPES: tuple[tuple[str, str], ...] = (
+    (".dsse.json", DSSE_MEDIA_TYPE),
+    (".sigstore.json", "application/vnd.dev.sigstore.bundle.v0.3+json"),
+    (".sig", "application/vnd.stellaops.export.signature.v1"),
+    (".pem", "application/pem-certificate-chain"),
+    (".crt", "application/pem-certificate-chain"),
+    (".json", "application/json"),
+)
+
+
+def signature_media_type(path: str) -> str:
+    """The layer media type of a signature file (``*.dsse.json`` or anything under ``signatures/``):
+    a function of its name, so a pull can check it."""
+    for suffix, media in SIGNATURE_FILE_MEDIA_TYPES:
+        if path.endswith(suffix):
+            return media
+    return DEFAULT_CONTENT_TYPE
+
+
+def is_signature_file(path: str) -> bool:
+    """Travels with the export as a signature layer: a DSSE envelope, or any file under ``signatures/``."""
+    return is_signature_path(path) or path.startswith("signatures/")
 
 
 def parse_export_json(data: bytes, source: str = EXPORT_JSON) -> tuple[dict[str, Any], ExportManifest]:
@@ -227,7 +253,7 @@ def scan_directory(
     for rel in sorted(_walk_files(root)):
         if rel == EXPORT_JSON or rel in listed:
             continue
-        if rel == PROVENANCE_JSON or is_signature_path(rel):
+        if rel == PROVENANCE_JSON or is_signature_file(rel):
             real = resolve_inside(root, rel, where=str(root / rel))
             if not real.is_file():
                 raise InvalidInputError(f"{root / rel}: not a regular file")
@@ -235,11 +261,9 @@ def scan_directory(
             role, media = (
                 ("provenance", IN_TOTO_MEDIA_TYPE)
                 if rel == PROVENANCE_JSON
-                else ("signature", DSSE_MEDIA_TYPE)
+                else ("signature", signature_media_type(rel))
             )
             extras.append(BundleFile(rel, real, media, d, s, role))
-        elif rel.startswith("signatures/"):
-            ignored.append(rel)
         else:
             unlisted.append(rel)
     if unlisted and not allow_unlisted:
@@ -344,7 +368,7 @@ class _ArchivePlan:
 
 class _MemberRules:
     """What export.json allows in an archive: each file listed with its size, provenance.json
-    and DSSE envelopes (bounded), other files under signatures/ (left behind)."""
+    and the signature files (DSSE envelopes, everything under signatures/), each bounded."""
 
     def __init__(self, archive: Path, prefix: str, doc: dict[str, Any], allow_unlisted: bool) -> None:
         self.archive = archive
@@ -369,15 +393,13 @@ class _MemberRules:
                     hint="nothing was unpacked; rebuild the archive from the bundle export.json describes",
                 )
             return True
-        if rel == PROVENANCE_JSON or is_signature_path(rel):
+        if rel == PROVENANCE_JSON or is_signature_file(rel):
             if size > MAX_EXTRA_FILE_BYTES:
                 raise InvalidInputError(
                     f"{where}: {size} bytes, more than the {MAX_EXTRA_FILE_BYTES} allowed for {rel}",
                     hint="nothing was unpacked",
                 )
             return True
-        if rel.startswith("signatures/"):
-            return False  # left behind, as scan_directory does
         if not self.allow_unlisted:
             raise InvalidInputError(
                 f"{where}: {rel!r} ({size} bytes) is not listed in export.json contents",

@@ -17,8 +17,9 @@ from typing import Any
 from stella_oci import interrupts
 from stella_oci.errors import on_side
 from stella_oci.export.annotations import ARTIFACT_TYPE
+from stella_oci.export.trivy import is_trivy_manifest
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.manifest import parse_manifest
+from stella_oci.oci.manifest import Manifest, parse_manifest
 from stella_oci.oci.reference import Reference
 from stella_oci.results import CopyResult, ReferrerInfo
 from stella_oci.targets.verified import read_manifest
@@ -35,6 +36,11 @@ from stella_oci.verbs.common import (
 from stella_oci.verbs.pull import ExtraCheck, fetch_export, run_checks
 
 DEFAULT_COPY_CONCURRENCY = 4
+
+
+def is_export_manifest(manifest: Manifest) -> bool:
+    """A StellaOps export: the generic layout, or a Trivy-layout one (checked through its referrer)."""
+    return manifest.artifact_type == ARTIFACT_TYPE or is_trivy_manifest(manifest)
 
 
 def copy(
@@ -67,7 +73,7 @@ def copy(
         with on_side("source"):
             desc = src.resolve(selector_of(src_ref, "copy"))
         data = read_manifest(src, desc)
-        if desc.media_type == mt.OCI_MANIFEST and parse_manifest(data).artifact_type == ARTIFACT_TYPE:
+        if desc.media_type == mt.OCI_MANIFEST and is_export_manifest(parse_manifest(data)):
             pinned = src_ref.with_digest(desc.digest)
             fetched, _ = fetch_export(pinned, src, expect_digest=None, workdir=workdir)
             gap = (

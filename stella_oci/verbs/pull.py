@@ -21,16 +21,16 @@ from typing import Any, Protocol
 
 from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, VerificationError, on_side
-from stella_oci.export.annotations import ANN_MANIFEST_DIGEST, check_annotations
+from stella_oci.export.annotations import ANN_MANIFEST_DIGEST, ARTIFACT_TYPE, check_annotations
 from stella_oci.export.artifact import (
     MAX_EXPORT_JSON_BYTES,
-    build_manifest,
     check_layers_against_export,
     check_manifest_shape,
     provenance_layer,
 )
 from stella_oci.export.bundle import EXPORT_JSON, load_export_json, scan_directory
 from stella_oci.export.models import ExportManifest
+from stella_oci.export.trivy import build_layout, check_trivy_root, is_trivy_manifest, pick_export_referrer
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Descriptor, Manifest, parse_manifest, require_sha256
 from stella_oci.oci.reference import Reference
@@ -63,6 +63,8 @@ CHECK_PATHS = "safe paths"
 CHECK_BLOBS = "every blob's digest and size, while streaming"
 CHECK_FILES = "every listed file's digest and size; no file missing, none unlisted"
 CHECK_BUNDLE_DIGEST = "the manifest this bundle pushes as equals --expect-digest"
+CHECK_TRIVY_REFERRER = "the Trivy manifest's StellaOps export referrer found (referrers API or fallback tag)"
+CHECK_TRIVY_LAYER = "the Trivy manifest: Trivy's config, one layer equal to the DB archive in export.json"
 CHECK_SIGNATURES = "DSSE signatures and provenance bind to export.json (--trust-root)"
 
 
@@ -123,15 +125,44 @@ def resolve_export(
 
 
 @on_side("source")
+def export_graph(ref: Reference, src: ReadOnlyTarget, desc: Descriptor, data: bytes) -> tuple[Descriptor, bytes]:
+    """The manifest whose graph holds export.json and every bundle file: ``desc`` itself, or for
+    a Trivy-layout artifact its export referrer (export/trivy.py), read through the verifying
+    reader."""
+    where = f"{ref.base()}@{desc.digest}"
+    manifest = parse_manifest(data, where)
+    if not is_trivy_manifest(manifest):
+        return desc, data
+    ref_desc = pick_export_referrer(src.referrers(desc, ARTIFACT_TYPE), manifest, where)
+    what = f"manifest {ref.base()}@{ref_desc.digest} (export referrer of {desc.digest})"
+    return ref_desc, read_manifest(src, ref_desc, what=what)
+
+
+@on_side("source")
 def check_export(
-    ref: Reference, src: ReadOnlyTarget, desc: Descriptor, data: bytes, *, workdir: Path, checks: list[str]
+    ref: Reference,
+    src: ReadOnlyTarget,
+    desc: Descriptor,
+    data: bytes,
+    *,
+    workdir: Path,
+    checks: list[str],
+    export_manifest: tuple[Descriptor, bytes] | None = None,
 ) -> tuple[FetchedExport, list[Descriptor]]:
     """CONTRACT section 5 on a manifest already read: its shape, export.json (read through the
     verifying reader, at most MAX_EXPORT_JSON_BYTES, into ``workdir``) against the schema and
     the annotations, the layers against export.json. Returns what passed and the layers after
-    export.json."""
+    export.json. For a Trivy-layout ``desc`` the checks run on its export referrer
+    (``export_manifest`` when the caller has read it with :func:`export_graph`) and the Trivy
+    manifest is checked against it."""
     where = f"{ref.base()}@{desc.digest}"
     manifest = parse_manifest(data, where)
+    root = manifest
+    if is_trivy_manifest(manifest):  # Trivy layout: export.json and the files are in the export referrer
+        ref_desc, ref_data = export_manifest or export_graph(ref, src, desc, data)
+        where = f"{ref.base()}@{ref_desc.digest} (export referrer of {desc.digest})"
+        manifest = parse_manifest(ref_data, where)
+        checks = [*checks, CHECK_TRIVY_REFERRER]
     export_layer = check_manifest_shape(manifest, where)
     export_path = workdir / EXPORT_JSON
     write_blob(src, export_layer, export_path, limit=MAX_EXPORT_JSON_BYTES, what=f"{where} layer export.json")
@@ -142,6 +173,9 @@ def check_export(
     prov = provenance_layer(manifest)
     check_annotations(manifest.annotations or {}, model, provenance_digest=prov.digest if prov else None)
     rest = check_layers_against_export(manifest, model, where)
+    if root is not manifest:
+        check_trivy_root(root, manifest, model, desc, f"{ref.base()}@{desc.digest}")
+        checks = [*checks, CHECK_TRIVY_LAYER]
     checks = [*checks, CHECK_SHAPE, CHECK_SCHEMA, CHECK_ANNOTATIONS, CHECK_LAYERS, CHECK_PATHS]
     fetched = FetchedExport(ref, desc, manifest, model, src=src, export_json=export_path, checks=checks)
     return fetched, rest
@@ -179,8 +213,10 @@ class ExportChecks:
 
     def __init__(
         self, ref: Reference, src: ReadOnlyTarget, sink: ExportSink, *, workdir: Path, checks: list[str],
-        extra_checks: Sequence[ExtraCheck],
+        extra_checks: Sequence[ExtraCheck], subject: tuple[Descriptor, bytes] | None = None,
     ) -> None:
+        self.subject = subject
+        """The Trivy manifest when the graph copied is its export referrer (:func:`export_graph`)."""
         self.ref = ref
         self.src = src
         self.sink = sink
@@ -191,7 +227,13 @@ class ExportChecks:
         self.extra: dict[str, Any] = {}
 
     def before_blobs(self, root: Descriptor, data: bytes) -> None:
-        fetched, _ = check_export(self.ref, self.src, root, data, workdir=self.workdir, checks=self.checks)
+        if self.subject is not None:  # the graph is the export referrer of the Trivy manifest
+            fetched, _ = check_export(
+                self.ref, self.src, *self.subject, workdir=self.workdir, checks=self.checks,
+                export_manifest=(root, data),
+            )
+        else:
+            fetched, _ = check_export(self.ref, self.src, root, data, workdir=self.workdir, checks=self.checks)
         self.extra = run_checks(self.extra_checks, fetched)
         with on_side("destination"):
             self.sink.expect(fetched.manifest.layers)
@@ -260,9 +302,13 @@ def pull(
     src = open_source(ref, run)
     try:
         desc, data, ran = resolve_export(ref, src, expect_digest=expect_digest)
-        hooks = ExportChecks(ref, src, sink, workdir=sink.tmp, checks=ran, extra_checks=[gap, *checks])
+        graph, graph_data = export_graph(ref, src, desc, data)
+        hooks = ExportChecks(
+            ref, src, sink, workdir=sink.tmp, checks=ran, extra_checks=[gap, *checks],
+            subject=(desc, data) if graph.digest != desc.digest else None,
+        )
         engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
-        stats = engine.copy_graph(src, sink, desc, root_data=data, hooks=hooks)
+        stats = engine.copy_graph(src, sink, graph, root_data=graph_data, hooks=hooks)
         fetched, extra = hooks.done(), hooks.extra
         result = _result(fetched, str(out), transfer_stats(stats), extra)
         # Everything that can fail is checked before the rename: the ledger is written (and
@@ -307,10 +353,14 @@ def verify(
     try:
         with interrupts.temp_dir("stella-oci-verify-") as workdir:
             desc, data, ran = resolve_export(ref, src, expect_digest=expect_digest)
+            graph, graph_data = export_graph(ref, src, desc, data)
             discard = DiscardSink()
-            hooks = ExportChecks(ref, src, discard, workdir=workdir, checks=ran, extra_checks=all_checks)
+            hooks = ExportChecks(
+                ref, src, discard, workdir=workdir, checks=ran, extra_checks=all_checks,
+                subject=(desc, data) if graph.digest != desc.digest else None,
+            )
             engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
-            stats = engine.copy_graph(src, discard, desc, root_data=data, hooks=hooks)
+            stats = engine.copy_graph(src, discard, graph, root_data=graph_data, hooks=hooks)
     finally:
         src.close()
     return _result(hooks.done(), None, transfer_stats(stats), hooks.extra)
@@ -325,19 +375,20 @@ def verify_directory(
     extra ``--annotation`` / ``--provenance-ref``) must have that digest.
     """
     bundle = scan_directory(root, mismatch_error=VerificationError)
-    artifact = build_manifest(bundle, user_annotations={}, provenance_ref=None)
+    layout = build_layout(bundle, user_annotations={}, provenance_ref=None)
+    artifact = layout.export
     ran = [CHECK_SCHEMA, CHECK_PATHS, CHECK_FILES]
     if expect_digest:
         require_sha256(expect_digest, "--expect-digest")
-        if artifact.descriptor.digest != expect_digest:
+        if layout.root.descriptor.digest != expect_digest:
             raise VerificationError(
-                f"{root}: this bundle pushes as {artifact.descriptor.digest}, not {expect_digest}",
+                f"{root}: this bundle pushes as {layout.root.descriptor.digest}, not {expect_digest}",
                 hint="a push with extra --annotation or --provenance-ref values gives another digest",
             )
         ran.append(CHECK_BUNDLE_DIGEST)
     fetched = FetchedExport(
         Reference(transport="dir", path=str(root)),
-        artifact.descriptor,
+        layout.root.descriptor,
         artifact.manifest,
         bundle.manifest,
         export_json=root / EXPORT_JSON,

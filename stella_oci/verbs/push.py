@@ -11,8 +11,9 @@ from pathlib import Path
 
 from stella_oci.errors import InvalidInputError, on_side
 from stella_oci.export.annotations import ANN_MANIFEST_DIGEST, parse_user_annotations
-from stella_oci.export.artifact import build_manifest
 from stella_oci.export.bundle import Bundle, open_bundle
+from stella_oci.export.trivy import build_layout, trivy_profile
+from stella_oci.oci.manifest import Descriptor
 from stella_oci.oci.reference import Reference, check_tag, parse_reference
 from stella_oci.results import PushResult, ReferrerInfo
 from stella_oci.targets.bundle import BundleSource
@@ -59,7 +60,8 @@ def push(
 ) -> PushResult:
     """Push an export bundle (directory or archive) and return where it went.
 
-    ``tags`` are added to the reference's own tag; with neither, the tag is the exportId.
+    ``tags`` are added to the reference's own tag; with neither, the tag is the exportId
+    (``trivy:db`` / ``trivy:java-db``: ``2`` / ``1``, the tags Trivy asks for).
     ``annotations`` are ``K=V`` strings (the ``io.stellaops.`` prefix is reserved).
     ``attach_signatures`` also attaches the bundle's DSSE envelopes and provenance.json as
     OCI 1.1 referrers of the pushed manifest (they are layers either way).
@@ -70,7 +72,8 @@ def push(
         check_tag(t)
     with open_bundle(Path(bundle), allow_unlisted=allow_unlisted) as b:
         ref = push_reference(b, reference)
-        artifact = build_manifest(b, user_annotations=user, provenance_ref=provenance_ref)
+        layout = build_layout(b, user_annotations=user, provenance_ref=provenance_ref)
+        artifact = layout.root
         if ref.digest and ref.digest != artifact.descriptor.digest:
             raise InvalidInputError(
                 f"{ref}: the bundle's manifest digest is {artifact.descriptor.digest}, not {ref.digest}",
@@ -78,15 +81,21 @@ def push(
             )
         all_tags = list(dict.fromkeys([*([ref.tag] if ref.tag else []), *tags]))
         if not all_tags:
-            all_tags = [check_tag(b.manifest.export_id)]
+            trivy = trivy_profile(b.manifest)
+            all_tags = [trivy.default_tag if trivy else check_tag(b.manifest.export_id)]
         dst = open_destination(ref, run)
         engine = engine_for(run, DEFAULT_PUSH_CONCURRENCY)
         try:
             stats = engine.copy_graph(
                 BundleSource(b, artifact), dst, artifact.descriptor, tags=all_tags, root_data=artifact.data
             )
+            attached: list[Descriptor] = []
+            if layout.referrer is not None:  # Trivy layout: export.json and every file as a referrer
+                ref_art = layout.referrer
+                engine.copy_graph(BundleSource(b, ref_art), dst, ref_art.descriptor, root_data=ref_art.data)
+                attached.append(ref_art.descriptor)
             with on_side("destination"):
-                attached = attach_bundle_signatures(dst, artifact.descriptor, b) if attach_signatures else []
+                attached += attach_bundle_signatures(dst, artifact.descriptor, b) if attach_signatures else []
                 dst.commit()
         except BaseException:
             dst.abort()

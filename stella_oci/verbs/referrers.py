@@ -246,7 +246,7 @@ def attach_bundle_signatures(dst: Target, subject: Descriptor, bundle: Bundle) -
     out: list[Descriptor] = []
     for f in bundle.files:
         if f.role == "signature":
-            artifact_type = DSSE_MEDIA_TYPE
+            artifact_type = f.media_type  # DSSE envelopes; signatures/** files by their own type
         elif f.role == "provenance":
             artifact_type = _provenance_artifact_type(f)
         else:
