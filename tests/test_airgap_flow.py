@@ -214,6 +214,57 @@ def test_offline_with_registry_reference_exits_5_without_a_socket(run_cli, tmp_p
     assert accepted == [], "no connection may be opened in --offline mode"
 
 
+@pytest.mark.parametrize("value", ["true", "1", "TRUE"])
+def test_stella_offline_env_means_offline_for_every_command(run_cli, tmp_path, value):
+    """Issue 13 acceptance 7: STELLA_OFFLINE=true (the StellaOps CLI's switch) is --offline:
+    exit 5, no connection reaches a listening socket, and no partial output is left behind."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepted: list[object] = []
+    stop = threading.Event()
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                accepted.append(conn)
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept_loop, daemon=True)
+    t.start()
+    env = {"STELLA_OFFLINE": value}
+    try:
+        for args in (
+            ("pull", f"127.0.0.1:{port}/x/y:v1", "-o", str(tmp_path / "got")),
+            ("verify", f"127.0.0.1:{port}/x/y:v1"),
+            ("inspect", f"127.0.0.1:{port}/x/y:v1"),
+            ("tags", f"127.0.0.1:{port}/x/y"),
+            ("discover", f"127.0.0.1:{port}/x/y:v1"),
+            ("copy", f"oci:{tmp_path}/nothing:v1", f"127.0.0.1:{port}/x/y:v1"),
+            ("push", str(EXAMPLES / "trivy-db"), f"127.0.0.1:{port}/x/y:v1"),
+        ):
+            code, out, err = run_cli(*args, "--format", "json", env=env)
+            assert code == 5, (args, out, err)
+            assert json.loads(out)["error"]["kind"] == "offline-violation"
+    finally:
+        stop.set()
+        t.join()
+        listener.close()
+    assert accepted == [], "STELLA_OFFLINE=true must open no connection"
+    assert sorted(p.name for p in tmp_path.iterdir() if "got" in p.name) == [], "no partial pull left"
+
+
+def test_stella_offline_false_still_contacts_the_registry(registry, fresh_repo, run_cli, tmp_path):
+    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    ref = f"{registry.host}/{fresh_repo}:v1"
+    cli_json(run_cli, "push", bundle, ref, env={"STELLA_OFFLINE": "false"})
+    cli_json(run_cli, "verify", ref, env={"STELLA_OFFLINE": "0"})
+
+
 def test_offline_flow_from_archive_works(registry, fresh_repo, run_cli, tmp_path):
     bundle = copy_example("trivy-db", tmp_path / "bundle")
     cli_json(run_cli, "push", bundle, f"oci-archive:{tmp_path / 'a.tar'}:v1")

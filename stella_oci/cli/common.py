@@ -98,7 +98,12 @@ def common_options(func: F) -> F:
             help='JSON file {"mirrors": {"SOURCE": "MIRROR"}}.',
         ),
         click.option(
-            "--offline", is_flag=True, help="Refuse (exit 5) anything that would contact a registry."
+            "--offline",
+            is_flag=True,
+            envvar="STELLA_OFFLINE",
+            show_envvar=True,
+            help="Refuse (exit 5) anything that would contact a registry (also STELLA_OFFLINE=true, "
+            "the StellaOps CLI's switch).",
         ),
         click.option(
             "--retries",

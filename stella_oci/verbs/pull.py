@@ -298,8 +298,12 @@ def pull(
     ref = as_reference(reference)
     gap = AirgapCheck(airgap or AirgapOptions(), is_import=True)
     out = Path(output)
-    sink = BundleSink(out)
-    src = open_source(ref, run)
+    src = open_source(ref, run)  # first: an --offline refusal leaves no partial directory behind
+    try:
+        sink = BundleSink(out)
+    except BaseException:
+        src.close()
+        raise
     try:
         desc, data, ran = resolve_export(ref, src, expect_digest=expect_digest)
         graph, graph_data = export_graph(ref, src, desc, data)
