@@ -27,15 +27,11 @@ from stella_oci.export.bundle import (
     is_signature_file,
     signature_media_type,
 )
+from stella_oci.export.bundle import MAX_EXPORT_JSON_BYTES as MAX_EXPORT_JSON_BYTES  # one limit
 from stella_oci.export.models import ContentEntry, ExportManifest
 from stella_oci.export.paths import check_path_set, check_relative_path
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Descriptor, Manifest, encode
-
-#: The largest export.json a pull or verify reads (CONTRACT section 5; docs/artifact-format.md).
-#: A manifest whose export.json layer announces more is refused (exit 3) before a byte of it
-#: is downloaded.
-MAX_EXPORT_JSON_BYTES = 16 * 1024 * 1024
 
 EMPTY_CONFIG = Descriptor(
     media_type=mt.OCI_EMPTY,

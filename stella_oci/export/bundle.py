@@ -31,7 +31,10 @@ from stella_oci.oci.digest import file_digest
 EXPORT_JSON = "export.json"
 PROVENANCE_JSON = "provenance.json"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-MAX_EXPORT_JSON_BYTES = 64 * 1024 * 1024
+MAX_EXPORT_JSON_BYTES = 16 * 1024 * 1024
+"""The largest export.json, on push and on pull alike (docs/artifact-format.md): a bundle
+whose export.json is larger is refused (exit 2), an artifact whose export.json layer announces
+more is refused from its descriptor before download (exit 3)."""
 MANIFEST_OVERHEAD_BYTES = 16 * 1024
 """Config descriptor and io.stellaops.* annotations, generously."""
 
