@@ -366,10 +366,12 @@ def test_extract_archive_writes_nothing_when_a_member_is_refused(tmp_path: Path)
         extract_archive(archive, dest)
     assert list(dest.iterdir()) == []
     # the same archive, allowed to leave unlisted files behind, unpacks without the bomb
-    root = extract_archive(archive, dest, allow_unlisted=True)
+    left: list[str] = []
+    root = extract_archive(archive, dest, allow_unlisted=True, left_behind=left)
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == [
         "data/a.bin", "data/b.bin", "export.json"
     ]
+    assert left == ["data/zzz.bin"]
 
 
 def test_archive_total_cap_and_extended_header_cap(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -662,3 +664,14 @@ def test_deeply_nested_json_from_a_registry_is_not_an_internal_error(
     finally:
         server.close()
     assert got == code, err
+
+
+def test_unlisted_archive_member_allowed_is_left_behind_and_reported(cli: Cli, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle", {"data/a.bin": b"a"})
+    (bundle / "notes.txt").write_bytes(b"not part of the export")
+    archive = bundle_archive(tmp_path / "b.tar.gz", bundle)
+    code, out, err = cli("push", archive, f"oci:{tmp_path / 'layout'}:v1")
+    assert code == 2 and "'notes.txt' (22 bytes) is not listed" in err, err
+    code, out, err = cli("push", archive, f"oci:{tmp_path / 'layout'}:v1", "--allow-unlisted")
+    assert code == 0, err
+    assert "left behind:     notes.txt" in out, out

@@ -489,7 +489,9 @@ def _check_space(archive: Path, dest: Path, total: int) -> None:
         )
 
 
-def extract_archive(archive: Path, dest: Path, *, allow_unlisted: bool = False) -> Path:
+def extract_archive(
+    archive: Path, dest: Path, *, allow_unlisted: bool = False, left_behind: list[str] | None = None
+) -> Path:
     """Unpack a bundle archive into ``dest`` safely; return the bundle root inside it.
 
     Two passes. The first reads only headers and export.json (at most 64 MiB): every member
@@ -500,12 +502,17 @@ def extract_archive(archive: Path, dest: Path, *, allow_unlisted: bool = False) 
     (``STELLA_OCI_MAX_ARCHIVE_BYTES``, default 256 GiB) and the free space. Only then does the
     second pass write, each file at most its listed size; anything refused in the first pass
     has written nothing (exit 2). A single top-level directory holding export.json is taken
-    as the bundle root.
+    as the bundle root. The bundle paths of files not unpacked (unlisted with
+    ``allow_unlisted``, other files under ``signatures/``) are appended to ``left_behind``.
     """
     unreadable: tuple[type[Exception], ...] = (tarfile.TarError, EOFError, OSError, *_decompression_errors())
     try:
         plan = _scan_archive(archive, allow_unlisted=allow_unlisted)
         _check_space(archive, dest, sum(plan.extract.values()))
+        if left_behind is not None:
+            left_behind.extend(
+                name[len(plan.prefix) :] for name, _ in plan.members if name not in plan.extract
+            )
         root = dest / plan.prefix.rstrip("/") if plan.prefix else dest
         seen = 0
         with _open_tar_stream(archive) as tar:
@@ -570,5 +577,8 @@ def open_bundle(path: Path, *, allow_unlisted: bool = False) -> Iterator[Bundle]
             f"{path}: not a bundle: expected a directory or a .tar, .tar.gz or .tar.zst archive"
         )
     with interrupts.temp_dir("stella-oci-bundle-") as tmp:
-        root = extract_archive(path, tmp, allow_unlisted=allow_unlisted)
-        yield scan_directory(root, allow_unlisted=allow_unlisted)
+        left: list[str] = []
+        root = extract_archive(path, tmp, allow_unlisted=allow_unlisted, left_behind=left)
+        bundle = scan_directory(root, allow_unlisted=allow_unlisted)
+        bundle.ignored = sorted({*bundle.ignored, *left})
+        yield bundle
