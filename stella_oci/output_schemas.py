@@ -34,6 +34,8 @@ COMMAND_MODELS: dict[str, str] = {
     "fetch": "stella_oci.verbs.fetch:FetchResult",
     "login": "stella_oci.verbs.login:LoginResult",
     "logout": "stella_oci.verbs.login:LogoutResult",
+    "save": "stella_oci.verbs.save:SaveResult",
+    "load": "stella_oci.verbs.load:LoadResult",
 }
 
 #: ``{"error": {...}}``, what every command prints on failure with ``--format json``.

@@ -56,7 +56,7 @@ def version(fmt: str) -> None:
 
 
 #: Modules holding commands; each lists its commands in ``COMMANDS``.
-COMMAND_MODULES = ("transfer", "referrers", "registry", "airgap")
+COMMAND_MODULES = ("transfer", "referrers", "registry", "airgap", "archive")
 
 
 def _register() -> None:

@@ -1,0 +1,204 @@
+"""The inventory and checksums a ``stella-oci save`` archive carries next to its OCI layout.
+
+``stella-oci/inventory.json``: which exports the archive holds (source repository, tag, digest,
+sizes, profile, tenant, referrers), its ``mirrorGeneration`` and who made it.
+``stella-oci/checksums.sha256``: ``sha256sum`` lines over every other member (the layout's
+``oci-layout``, ``index.json`` and blobs, and the inventory), so ``load`` can check the whole
+archive before it writes anything (Zarf's checksums file, Hauler's store manifest).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from stella_oci import interrupts
+from stella_oci.errors import InvalidInputError, VerificationError
+from stella_oci.targets.archive import _tarinfo, layout_members, safe_member_name
+
+INVENTORY_MEMBER = "stella-oci/inventory.json"
+CHECKSUMS_MEMBER = "stella-oci/checksums.sha256"
+INVENTORY_KIND = "stella-oci/archive-inventory"
+MAX_INVENTORY_BYTES = 16 * 1024 * 1024
+MAX_CHECKSUMS_BYTES = 64 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+_MODEL = ConfigDict(alias_generator=to_camel, populate_by_name=True, use_attribute_docstrings=True)
+
+
+class InventoryExport(BaseModel):
+    model_config = _MODEL
+
+    source: str
+    """``host/repository`` the export was saved from."""
+    repository: str
+    """Its repository path: ``load`` writes it to DEST/<repository>."""
+    tag: str | None = None
+    digest: str
+    media_type: str
+    size: int
+    """Manifest plus the blobs it lists, in bytes."""
+    artifact_type: str | None = None
+    created: str | None = None
+    profile: str | None = None
+    tenant: str | None = None
+    referrers: list[str] = []
+    """Digests of the referrer manifests (signatures, provenance) saved with it."""
+
+
+class Inventory(BaseModel):
+    model_config = _MODEL
+
+    kind: str = INVENTORY_KIND
+    schema_version: int = 1
+    mirror_generation: int
+    created_by: str
+    exports: list[InventoryExport]
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checksums_text(pairs: list[tuple[str, str]]) -> str:
+    return "".join(f"{hexdigest}  {name}\n" for name, hexdigest in pairs)
+
+
+def write_archive(layout_dir: Path, inventory: Inventory, out: Path) -> int:
+    """Write ``layout_dir`` plus the inventory and checksums as a deterministic tar at ``out``
+    (temporary file, fsync, rename). Returns the number of blobs."""
+    inv_bytes = (
+        json.dumps(inventory.model_dump(by_alias=True, exclude_none=True), indent=2, sort_keys=True) + "\n"
+    ).encode()
+    members = layout_members(layout_dir)
+    sums: list[tuple[str, str]] = []
+    for name, path in members:
+        if path.is_file():
+            sums.append((name, _sha256_file(path)))
+    sums.append((INVENTORY_MEMBER, hashlib.sha256(inv_bytes).hexdigest()))
+    sums_bytes = checksums_text(sums).encode()
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    token = interrupts.track(tmp)
+    try:
+        with open(tmp, "wb") as fh:
+            with tarfile.TarFile(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf:
+                for name, path in members:
+                    if path.is_dir():
+                        tf.addfile(_tarinfo(name, is_dir=True))
+                        continue
+                    with open(path, "rb") as src:
+                        tf.addfile(_tarinfo(name, size=os.fstat(src.fileno()).st_size), src)
+                tf.addfile(_tarinfo("stella-oci", is_dir=True))
+                for name, data in ((INVENTORY_MEMBER, inv_bytes), (CHECKSUMS_MEMBER, sums_bytes)):
+                    import io
+
+                    tf.addfile(_tarinfo(name, size=len(data)), io.BytesIO(data))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        interrupts.untrack(token)
+    return sum(1 for name, _ in sums if name.startswith("blobs/"))
+
+
+def _members(path: Path) -> dict[str, tarfile.TarInfo]:
+    found: dict[str, tarfile.TarInfo] = {}
+    try:
+        with tarfile.open(path, mode="r:") as tf:
+            for info in tf:
+                name = safe_member_name(info, str(path))
+                if name is None or info.isdir():
+                    continue
+                if name in found:
+                    raise InvalidInputError(f"{path}: member {name!r} appears more than once")
+                found[name] = info
+    except tarfile.TarError as exc:
+        raise InvalidInputError(f"{path}: not a readable tar archive ({exc})") from None
+    return found
+
+
+def _read(path: Path, info: tarfile.TarInfo, limit: int) -> bytes:
+    if info.size > limit:
+        raise InvalidInputError(f"{path}: member {info.name} is larger than {limit} bytes")
+    with open(path, "rb") as fh:
+        fh.seek(info.offset_data)
+        data = fh.read(info.size)
+    if len(data) != info.size:
+        raise InvalidInputError(f"{path}: member {info.name} is truncated")
+    return data
+
+
+def check_archive(path: Path) -> Inventory:
+    """Check every member of a ``save`` archive against its checksums file (nothing missing,
+    nothing changed, nothing extra) and return its inventory. Raises before anything is written."""
+    members = _members(path)
+    if CHECKSUMS_MEMBER not in members or INVENTORY_MEMBER not in members:
+        raise InvalidInputError(
+            f"{path}: no {INVENTORY_MEMBER} / {CHECKSUMS_MEMBER}; this archive was not written by "
+            "stella-oci save",
+            hint="load reads archives from `stella-oci save`; copy a single oci-archive with stella-oci copy",
+        )
+    lines = (
+        _read(path, members[CHECKSUMS_MEMBER], MAX_CHECKSUMS_BYTES).decode("utf-8", "replace").splitlines()
+    )
+    listed: dict[str, str] = {}
+    for n, line in enumerate(lines, 1):
+        hexdigest, sep, name = line.partition("  ")
+        if not sep or len(hexdigest) != 64:
+            raise VerificationError(f"{path}: {CHECKSUMS_MEMBER} line {n} is not '<sha256>  <name>'")
+        listed[name] = hexdigest
+    for name in sorted(set(members) - set(listed) - {CHECKSUMS_MEMBER}):
+        raise VerificationError(f"{path}: member {name} is not listed in {CHECKSUMS_MEMBER}")
+    with open(path, "rb") as fh:
+        for name, want in sorted(listed.items()):
+            info = members.get(name)
+            if info is None:
+                raise VerificationError(f"{path}: member {name} listed in {CHECKSUMS_MEMBER} is missing")
+            fh.seek(info.offset_data)
+            h, left = hashlib.sha256(), info.size
+            while left:
+                chunk = fh.read(min(CHUNK, left))
+                if not chunk:
+                    raise VerificationError(f"{path}: member {name} is truncated")
+                h.update(chunk)
+                left -= len(chunk)
+            if h.hexdigest() != want:
+                raise VerificationError(
+                    f"{path}: member {name} hashes to sha256:{h.hexdigest()}, {CHECKSUMS_MEMBER} says sha256:{want}",
+                    hint="the archive changed after it was saved; carry it again",
+                )
+    raw = _read(path, members[INVENTORY_MEMBER], MAX_INVENTORY_BYTES)
+    try:
+        inv = Inventory.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidInputError(
+            f"{path}: {INVENTORY_MEMBER} is not a valid inventory ({exc.errors()[0]['msg']})"
+        ) from None
+    if inv.kind != INVENTORY_KIND:
+        raise InvalidInputError(f"{path}: {INVENTORY_MEMBER} kind {inv.kind!r}, expected {INVENTORY_KIND!r}")
+    return inv
+
+
+__all__ = [
+    "CHECKSUMS_MEMBER",
+    "INVENTORY_MEMBER",
+    "Inventory",
+    "InventoryExport",
+    "check_archive",
+    "checksums_text",
+    "write_archive",
+]

@@ -1,0 +1,129 @@
+"""save / load: many exports per transfer into and out of the air gap (docs/airgap.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stella_oci.cli.common import (
+    EXIT_CODE_HELP,
+    Context,
+    airgap_from,
+    airgap_options,
+    checks_from,
+    command,
+    common_options,
+    signature_options,
+)
+from stella_oci.output import human_size
+from stella_oci.verbs.load import LoadResult
+from stella_oci.verbs.save import SaveResult
+
+
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci save registry.a:5000/exports/mirror --latest 2 registry.a:5000/exports/trivy:db-1 \\\n"
+    "      --output weekly.tar\n"
+    "  stella-oci save registry.a:5000/exports/vex --tags '^2026-11-' --output vex.tar\n\n" + EXIT_CODE_HELP
+)
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The oci-archive to write (replaced atomically).",
+)
+@click.option("--tags", "tags_regex", metavar="REGEX", help="For a repository SRC: the tags matching REGEX.")
+@click.option(
+    "--latest",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="For a repository SRC: the N newest tags by org.opencontainers.image.created.",
+)
+@click.option("--all-tags", is_flag=True, help="For a repository SRC: every tag.")
+@click.option(
+    "--generation",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="The archive's mirrorGeneration (load refuses one not above the last applied).",
+)
+@common_options
+@command
+def save(
+    ctx: Context,
+    sources: tuple[str, ...],
+    output: Path,
+    tags_regex: str | None,
+    latest: int | None,
+    all_tags: bool,
+    generation: int,
+    **_: Any,
+) -> tuple[SaveResult, str]:
+    """Save many exports (SRC: a reference, or a repository with --tags/--latest/--all-tags) into
+    one oci-archive with an inventory and checksums; shared blobs are stored once."""
+    from stella_oci.verbs.save import save as do_save
+
+    r = do_save(
+        list(sources),
+        output,
+        tags=tags_regex,
+        latest=latest,
+        all_tags=all_tags,
+        generation=generation,
+        run=ctx.run("save"),
+    )
+    lines = [
+        f"{r.output}: {len(r.exports)} export(s), {r.blobs} blobs, {human_size(r.bytes)}, "
+        f"mirrorGeneration {r.mirror_generation}"
+    ]
+    lines += [f"  {e.source}:{e.tag or '-'}@{e.digest}" for e in r.exports]
+    return r, "\n".join(lines)
+
+
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci load weekly.tar mirror.local:5000 --dry-run\n"
+    "  stella-oci load weekly.tar mirror.local:5000/stella --trust-root keys/\n\n" + EXIT_CODE_HELP
+)
+@click.argument("archives", nargs=-1, required=True)
+@click.argument("destination")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the exports and new blobs that would move; write nothing."
+)
+@signature_options
+@airgap_options
+@common_options
+@command
+def load(
+    ctx: Context, archives: tuple[str, ...], destination: str, dry_run: bool, **kw: Any
+) -> tuple[LoadResult, str]:
+    """Load the exports of save archives into DEST (registry host, host/prefix or oci:DIR); each
+    lands at DEST/<its source repository>, verified; a failed one is quarantined (exit 3)."""
+    from stella_oci.verbs.load import load as do_load
+
+    checks = tuple(checks_from(kw))
+    r = do_load(
+        list(archives),
+        destination,
+        dry_run=dry_run,
+        run=ctx.run("load"),
+        airgap=airgap_from(kw),
+        checks=checks,
+    )
+    lines = []
+    for e in r.exports:
+        line = f"{e.status:<12} {e.destination}@{e.digest}"
+        if e.new_blobs is not None:
+            line += f"  new blobs {e.new_blobs} ({human_size(e.new_bytes or 0)})"
+        lines.append(line)
+    if dry_run:
+        lines.append("dry run: nothing was written")
+    return r, "\n".join(lines)
+
+
+COMMANDS = [save, load]

@@ -1,0 +1,158 @@
+"""load: the exports of ``save`` archives into a registry (or ``oci:`` directories) inside the gap.
+
+Before anything is written, every archive is checked whole against its checksums file
+(:func:`stella_oci.airgap.inventory.check_archive`). Each export then lands at
+``DEST/<its source repository path>`` (Hauler, ``skopeo sync --scoped``), so
+``--registry-mirror SOURCE=DEST`` finds it, through :func:`stella_oci.verbs.copy.copy`: the
+same StellaOps checks as ``verify`` (CONTRACT section 5), staleness and the import ledger, the
+engine's verified reads, referrers along. An export already at its destination is skipped, so
+a load cut in the middle finishes when run again. An export that fails verification is
+quarantined: reported with its reason, never tagged, while the others load; the command then
+exits 3. ``dry_run`` writes nothing and says which exports and blobs would move.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from stella_oci.airgap.inventory import InventoryExport, check_archive
+from stella_oci.errors import InvalidInputError, NotFoundError, StellaOciError, VerificationError
+from stella_oci.oci.digest import check_digest
+from stella_oci.oci.manifest import Descriptor, children, media_type_of
+from stella_oci.oci.reference import Reference, parse_reference
+from stella_oci.results import ResultModel
+from stella_oci.targets.archive import OciArchiveTarget
+from stella_oci.targets.verified import read_manifest
+from stella_oci.verbs.airgap import AirgapOptions
+from stella_oci.verbs.common import RunOptions, open_destination
+from stella_oci.verbs.copy import copy
+from stella_oci.verbs.pull import ExtraCheck
+
+QUARANTINE_EXIT_CODES = (3, 4, 7)
+"""Failures that quarantine one export (verification, a missing piece, staleness); any other
+failure (offline, auth, transient) stops the load: run it again to resume."""
+
+
+class LoadedExport(ResultModel):
+    archive: str
+    source: str
+    destination: str
+    digest: str
+    status: Literal["loaded", "present", "quarantined", "would-load"]
+    reason: str | None = None
+    new_blobs: int | None = None
+    new_bytes: int | None = None
+
+
+class LoadResult(ResultModel):
+    destination: str
+    dry_run: bool
+    exports: list[LoadedExport]
+
+
+def _destination(dest: str, export: InventoryExport) -> Reference:
+    tail = f":{export.tag}" if export.tag else f"@{export.digest}"
+    if dest.startswith("oci:"):
+        return parse_reference(f"oci:{Path(dest[4:]) / export.repository}{tail}")
+    if dest.startswith("oci-archive:"):
+        raise InvalidInputError(f"load DEST {dest}: give a registry host, host/prefix, or an oci: directory")
+    return parse_reference(f"{dest.rstrip('/')}/{export.repository}{tail}")
+
+
+def _present(ref: Reference, export: InventoryExport, run: RunOptions) -> bool:
+    if ref.transport == "oci" and not (Path(ref.path) / "index.json").is_file():
+        return False
+    dst = open_destination(ref, run)
+    try:
+        return dst.resolve(ref.selector or export.digest).digest == export.digest
+    except NotFoundError:
+        return False
+    finally:
+        dst.close()
+
+
+def _new_blobs(archive: Path, ref: Reference, export: InventoryExport, run: RunOptions) -> tuple[int, int]:
+    src = OciArchiveTarget(archive, create=False)
+    dst = None
+    try:
+        desc = src.resolve(export.digest)
+        roots = [desc, *(src.resolve(d) for d in export.referrers)]
+        blobs: dict[str, int] = {}
+        for root in roots:
+            data = read_manifest(src, root)
+            blobs[root.digest] = root.size
+            for child in children(data, media_type_of(data, root.media_type)):
+                blobs[child.digest] = child.size
+        if ref.transport == "oci" and not (Path(ref.path) / "index.json").is_file():
+            return len(blobs), sum(blobs.values())
+        dst = open_destination(ref, run)
+        new = {
+            d: s
+            for d, s in blobs.items()
+            if not dst.has_blob(Descriptor(media_type="application/octet-stream", digest=d, size=s))
+        }
+        return len(new), sum(new.values())
+    finally:
+        src.close()
+        if dst is not None:
+            dst.close()
+
+
+def load(
+    archives: list[str | Path],
+    destination: str,
+    *,
+    dry_run: bool = False,
+    run: RunOptions | None = None,
+    airgap: AirgapOptions | None = None,
+    checks: tuple[ExtraCheck, ...] = (),
+) -> LoadResult:
+    run = run or RunOptions()
+    if not archives:
+        raise InvalidInputError("load: give at least one archive written by stella-oci save")
+    paths = [Path(a) for a in archives]
+    for p in paths:
+        if not p.is_file():
+            raise InvalidInputError(f"load {p}: no such file")
+    # every archive whole and unchanged before anything is written
+    inventories = [(p, check_archive(p)) for p in paths]
+    results: list[LoadedExport] = []
+    for path, inv in inventories:
+        for export in inv.exports:
+            check_digest(export.digest, f"{path}: inventory export {export.source}")
+            ref = _destination(destination, export)
+            entry = LoadedExport(
+                archive=str(path),
+                source=export.source,
+                destination=str(ref),
+                digest=export.digest,
+                status="loaded",
+            )
+            if _present(ref, export, run):
+                entry.status = "present"
+            elif dry_run:
+                entry.status = "would-load"
+                entry.new_blobs, entry.new_bytes = _new_blobs(path, ref, export, run)
+            else:
+                try:
+                    copy(f"oci-archive:{path}@{export.digest}", ref, run=run, airgap=airgap, checks=checks)
+                except StellaOciError as exc:
+                    if exc.exit_code not in QUARANTINE_EXIT_CODES:
+                        raise
+                    entry.status, entry.reason = "quarantined", str(exc)
+            results.append(entry)
+    result = LoadResult(destination=destination, dry_run=dry_run, exports=results)
+    bad = [e for e in results if e.status == "quarantined"]
+    if bad:
+        loaded = sum(1 for e in results if e.status in ("loaded", "present"))
+        raise VerificationError(
+            f"load: {len(bad)} export(s) quarantined (not tagged), {loaded} loaded: "
+            + "; ".join(f"{e.source}@{e.digest}: {e.reason}" for e in bad),
+            hint="the quarantined exports failed verification; carry them again",
+            details={"exports": [e.model_dump(by_alias=True) for e in results]},
+        )
+    return result
+
+
+__all__ = ["LoadResult", "LoadedExport", "load"]

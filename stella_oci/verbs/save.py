@@ -1,0 +1,195 @@
+"""save: many exports into one ``oci-archive`` (Hauler ``store save``, ORAS ``backup``).
+
+Each SRC is a reference (``host/repo:tag`` or ``@digest``) or a repository with a tag selection
+(``--tags REGEX``, ``--latest N`` by ``org.opencontainers.image.created``, ``--all-tags``).
+Every export is copied by the engine (digests unchanged, every blob verified while it streams,
+referrers along) into one staged OCI layout, so a blob shared by several exports is stored
+once; the archive then gets two more members next to the layout:
+
+- ``stella-oci/inventory.json`` (:mod:`stella_oci.airgap.inventory`): the exports, their
+  source repositories, tags, digests and sizes, the ``mirrorGeneration`` and who made it;
+- ``stella-oci/checksums.sha256``: ``sha256sum`` lines over every other member.
+
+``load`` reads both back; skopeo and every OCI tool read the archive as any ``oci-archive``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from stella_oci import interrupts
+from stella_oci.airgap.inventory import (
+    CHECKSUMS_MEMBER,
+    INVENTORY_MEMBER,
+    Inventory,
+    InventoryExport,
+    checksums_text,
+    write_archive,
+)
+from stella_oci.errors import InvalidInputError, on_side
+from stella_oci.export.annotations import ANN_PROFILE, ANN_TENANT
+from stella_oci.oci.manifest import children, media_type_of
+from stella_oci.oci.reference import Reference
+from stella_oci.results import ResultModel
+from stella_oci.targets.layout import OciLayoutTarget
+from stella_oci.targets.verified import read_manifest
+from stella_oci.verbs.common import RunOptions, as_reference, engine_for, open_source
+from stella_oci.verbs.tags import tags as list_tags
+
+DEFAULT_SAVE_CONCURRENCY = 4
+MAX_EXPORTS = 10_000
+FALLBACK_TAG = re.compile(r"^sha256-[0-9a-f]{64}$")
+
+
+class SaveResult(ResultModel):
+    output: str
+    """The archive written."""
+    mirror_generation: int
+    exports: list[InventoryExport]
+    blobs: int
+    """Distinct blobs stored (a blob shared by several exports counts once)."""
+    bytes: int
+    """Size of the archive file."""
+
+
+def _selection(
+    ref: Reference, *, tags: str | None, latest: int | None, all_tags: bool, run: RunOptions
+) -> list[Reference]:
+    if ref.tag or ref.digest:
+        return [ref]
+    if tags is None and latest is None and not all_tags:
+        raise InvalidInputError(
+            f"{ref}: a repository without a tag needs --tags REGEX, --latest N or --all-tags",
+            hint=f"e.g. stella-oci save {ref} --all-tags --output exports.tar, or name {ref}:<tag>",
+        )
+    if tags is not None:
+        try:
+            re.compile(tags)
+        except re.error as exc:
+            raise InvalidInputError(f"--tags {tags!r}: not a regular expression ({exc})") from None
+    found = list_tags(ref, filter=tags, sort="created" if latest is not None else "name", run=run)
+    # referrers-API fallback tags (sha256-<hex>) are not exports: referrers travel with their subject
+    names = [t for t in found.tags if not FALLBACK_TAG.match(t)]
+    names = names[:latest] if latest is not None else names
+    return [ref.with_tag(t) for t in names]
+
+
+def save(
+    sources: list[str | Reference],
+    output: str | Path,
+    *,
+    tags: str | None = None,
+    latest: int | None = None,
+    all_tags: bool = False,
+    generation: int = 1,
+    created_by: str = "",
+    run: RunOptions | None = None,
+) -> SaveResult:
+    """Write the exports ``sources`` name into the archive ``output`` (replaced atomically)."""
+    run = run or RunOptions()
+    if not sources:
+        raise InvalidInputError("save: give at least one SRC (a reference or a repository)")
+    if latest is not None and latest < 1:
+        raise InvalidInputError(f"--latest {latest}: give 1 or more")
+    if generation < 1:
+        raise InvalidInputError(f"--generation {generation}: give 1 or more")
+    out = Path(output)
+    if out.is_dir():
+        raise InvalidInputError(f"--output {out}: is a directory; give the archive file to write")
+    refs: list[Reference] = []
+    for s in sources:
+        ref = as_reference(s)
+        if ref.transport != "registry":
+            raise InvalidInputError(f"save {ref}: SRC must be a registry reference or repository")
+        refs.extend(_selection(ref, tags=tags, latest=latest, all_tags=all_tags, run=run))
+    if len(refs) > MAX_EXPORTS:
+        raise InvalidInputError(f"save: {len(refs)} exports selected, more than {MAX_EXPORTS}")
+    taken: dict[str, Reference] = {}
+    for ref in refs:
+        if ref.tag and ref.tag in taken and taken[ref.tag].repository != ref.repository:
+            raise InvalidInputError(
+                f"save: tag {ref.tag!r} is selected in {taken[ref.tag].base()} and in {ref.base()}; "
+                "one archive holds each tag once",
+                hint="save the two repositories into separate archives, or narrow --tags",
+            )
+        if ref.tag:
+            taken[ref.tag] = ref
+
+    from stella_oci import __version__
+
+    stage = Path(tempfile.mkdtemp(prefix="stella-oci-save-", dir=out.parent if out.parent.exists() else None))
+    token = interrupts.track(stage)
+    try:
+        layout = OciLayoutTarget(stage / "layout", create=True)
+        engine = engine_for(run, DEFAULT_SAVE_CONCURRENCY)
+        exports: list[InventoryExport] = []
+        seen: set[tuple[str, str]] = set()
+        for ref in refs:
+            src = open_source(ref, run)
+            try:
+                with on_side("source"):
+                    desc = src.resolve(ref.selector or "")
+                if (ref.repository, desc.digest + (ref.tag or "")) in seen:
+                    continue
+                seen.add((ref.repository, desc.digest + (ref.tag or "")))
+                data = read_manifest(src, desc)
+                stats = engine.copy_graph(
+                    src, layout, desc, tags=[ref.tag] if ref.tag else [], referrers=True, root_data=data
+                )
+                blobs = children(data, media_type_of(data, desc.media_type))
+                annotations = _annotations(data)
+                exports.append(
+                    InventoryExport(
+                        source=ref.base(),
+                        repository=ref.repository,
+                        tag=ref.tag,
+                        digest=desc.digest,
+                        media_type=desc.media_type,
+                        size=desc.size + sum(b.size for b in blobs),
+                        artifact_type=annotations.pop("__artifactType", None),
+                        created=annotations.get("org.opencontainers.image.created"),
+                        profile=annotations.get(ANN_PROFILE),
+                        tenant=annotations.get(ANN_TENANT),
+                        referrers=sorted(d.digest for d in stats.copied_referrers),
+                    )
+                )
+            finally:
+                src.close()
+        layout.commit()
+        inventory = Inventory(
+            mirror_generation=generation,
+            created_by=created_by or f"stella-oci {__version__}",
+            exports=exports,
+        )
+        nblobs = write_archive(stage / "layout", inventory, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        interrupts.untrack(token)
+    return SaveResult(
+        output=str(out),
+        mirror_generation=generation,
+        exports=exports,
+        blobs=nblobs,
+        bytes=os.path.getsize(out),
+    )
+
+
+def _annotations(data: bytes) -> dict[str, str]:
+    import json
+
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return {}
+    ann = doc.get("annotations") if isinstance(doc, dict) else None
+    out = {str(k): str(v) for k, v in ann.items()} if isinstance(ann, dict) else {}
+    if isinstance(doc, dict) and isinstance(doc.get("artifactType"), str):
+        out["__artifactType"] = doc["artifactType"]
+    return out
+
+
+__all__ = ["CHECKSUMS_MEMBER", "INVENTORY_MEMBER", "SaveResult", "checksums_text", "save"]

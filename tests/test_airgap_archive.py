@@ -1,0 +1,168 @@
+"""Issue 13: save / load of many exports per transfer, through the CLI against two real
+registries: A (outside, the session registry) and B (inside, started here)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+
+import pytest
+import requests
+
+from stella_oci.export.canonical import manifest_digest
+from tests.support.bundles import copy_example, make_bundle, read_export_json
+from tests.support.registry import start_registry
+
+ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
+
+
+@pytest.fixture(scope="module")
+def inside(tmp_path_factory):
+    """Registry B: the mirror inside the gap (a second real registry)."""
+    reg = start_registry(tmp_path_factory.mktemp("inside-registry"))
+    yield reg
+    reg.stop()
+
+
+def cli_json(run_cli, *args, expect: int = 0) -> dict:
+    code, out, err = run_cli(*args, "--format", "json")
+    assert code == expect, f"exit {code}: {out}{err}"
+    return json.loads(out)
+
+
+def digest_at(reg, repo: str, ref: str) -> str | None:
+    r = requests.head(f"{reg.url}/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT}, timeout=10)
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    return r.headers["Docker-Content-Digest"]
+
+
+def three_exports(registry, fresh_repo, run_cli, tmp_path) -> dict[str, str]:
+    """base (mirror:full with a 3 MiB file), delta (mirror:delta sharing that file), trivy-db;
+    two tags each, in three repositories of A. Returns {repo:tag: digest}."""
+    shared = 3 * 1024 * 1024
+    base = make_bundle(
+        tmp_path / "base",
+        {"data/big.bin": shared, "advisories/a.json": b'{"id":"GHSA-a"}\n'},
+        export_id="exp-base-000001",
+    )
+    base_doc = read_export_json(base)
+    delta = make_bundle(
+        tmp_path / "delta",
+        {"data/big.bin": shared, "advisories/new.json": b'{"id":"GHSA-new"}\n'},
+        export_id="exp-delta-000002",
+        run_id="run-delta-000002",
+        profile=("mirror", "delta", "mirror-full"),
+        extra={"delta": {"baseExportId": base_doc["exportId"], "baseManifestDigest": manifest_digest(base_doc),
+                         "tombstones": ["advisories/a.json"]}},
+    )
+    trivy = copy_example("trivy-db", tmp_path / "trivy")
+    out: dict[str, str] = {}
+    for name, bundle in (("base", base), ("delta", delta), ("trivy", trivy)):
+        repo = f"{fresh_repo}/{name}"
+        pushed = cli_json(run_cli, "push", bundle, f"{registry.host}/{repo}:{name}-1")
+        cli_json(run_cli, "tag", f"{registry.host}/{repo}:{name}-1", f"{name}-2")
+        out[f"{repo}:{name}-1"] = out[f"{repo}:{name}-2"] = pushed["digest"]
+    return out
+
+
+def test_save_many_exports_load_into_b(registry, inside, fresh_repo, run_cli, skopeo, tmp_path):
+    """Acceptance 1 (+ dry-run, resume-as-rerun, checksums)."""
+    exports = three_exports(registry, fresh_repo, run_cli, tmp_path)
+    repos = [f"{registry.host}/{fresh_repo}/{n}" for n in ("base", "delta", "trivy")]
+    archive = tmp_path / "weekly.tar"
+    saved = cli_json(run_cli, "save", *repos, "--all-tags", "--output", archive, "--generation", "3")
+    assert saved["mirrorGeneration"] == 3
+    assert sorted(f"{e['repository']}:{e['tag']}" for e in saved["exports"]) == sorted(exports)
+    for e in saved["exports"]:
+        assert e["digest"] == exports[f"{e['repository']}:{e['tag']}"], "every export keeps its digest"
+
+    singles = 0
+    for i, repo in enumerate(repos):
+        single = tmp_path / f"single-{i}.tar"
+        cli_json(run_cli, "save", repo, "--all-tags", "--output", single)
+        singles += single.stat().st_size
+    assert archive.stat().st_size < singles, "shared blobs are stored once"
+    # the 3 MiB blob shared by base and delta is in the archive once
+    with tarfile.open(archive) as tf:
+        names = tf.getnames()
+        assert len([n for n in names if n.startswith("blobs/sha256/")]) == len(set(names)) - len(
+            [n for n in names if not n.startswith("blobs/sha256/")]
+        )
+        inventory = json.loads(tf.extractfile("stella-oci/inventory.json").read())
+        sums = tf.extractfile("stella-oci/checksums.sha256").read().decode()
+    assert archive.stat().st_size < 2 * 3 * 1024 * 1024 + 1024 * 1024
+    assert inventory["mirrorGeneration"] == 3 and inventory["createdBy"].startswith("stella-oci")
+    assert "index.json" in sums and "stella-oci/inventory.json" in sums
+
+    # skopeo reads every tag from it
+    for key, digest in exports.items():
+        tag = key.rsplit(":", 1)[1]
+        raw = skopeo("inspect", "--raw", f"oci-archive:{archive}:{tag}")
+        assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == digest, tag
+
+    # dry run: says what would move, writes nothing
+    ledger = tmp_path / "ledger.sqlite3"
+    dry = cli_json(run_cli, "load", archive, inside.host, "--dry-run", "--ledger", ledger)
+    assert {e["status"] for e in dry["exports"]} == {"would-load"}
+    assert all(e["newBlobs"] > 0 for e in dry["exports"])
+    for key in exports:
+        repo, tag = key.rsplit(":", 1)
+        assert digest_at(inside, repo, tag) is None, "a dry run writes nothing"
+
+    loaded = cli_json(run_cli, "load", archive, inside.host, "--ledger", ledger)
+    assert {e["status"] for e in loaded["exports"]} == {"loaded"}
+    for key, digest in exports.items():
+        repo, tag = key.rsplit(":", 1)
+        assert digest_at(inside, repo, tag) == digest, f"{key}: identical digest in B"
+
+    again = cli_json(run_cli, "load", archive, inside.host, "--ledger", ledger)
+    assert {e["status"] for e in again["exports"]} == {"present"}
+
+
+def test_load_refuses_a_changed_archive_before_writing(registry, inside, fresh_repo, run_cli, tmp_path):
+    bundle = copy_example("trivy-db", tmp_path / "trivy")
+    repo = f"{fresh_repo}/trivy"
+    cli_json(run_cli, "push", bundle, f"{registry.host}/{repo}:t-1")
+    archive = tmp_path / "a.tar"
+    cli_json(run_cli, "save", f"{registry.host}/{repo}:t-1", "--output", archive)
+    with tarfile.open(archive) as tf:
+        blob = max((m for m in tf.getmembers() if m.name.startswith("blobs/")), key=lambda m: m.size)
+    data = bytearray(archive.read_bytes())
+    data[blob.offset_data + blob.size // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    refused = cli_json(run_cli, "load", archive, inside.host, "--ledger", tmp_path / "l.sqlite3", expect=3)
+    assert blob.name in refused["error"]["message"]
+    assert digest_at(inside, repo, "t-1") is None
+
+
+def test_a_failed_export_is_quarantined_while_others_load(registry, inside, fresh_repo, run_cli, tmp_path):
+    """An export that fails verification (here: STRICT staleness with a far-future anchor is not
+    used; a delta whose base was never imported) is reported, not tagged; the others load."""
+    base_doc = read_export_json(copy_example("mirror-full", tmp_path / "base"))
+    delta = make_bundle(
+        tmp_path / "delta",
+        {"advisories/new.json": b'{"id":"GHSA-new"}\n'},
+        export_id="exp-delta-000009",
+        run_id="run-delta-000009",
+        profile=("mirror", "delta", "mirror-full"),
+        extra={"delta": {"baseExportId": base_doc["exportId"], "baseManifestDigest": manifest_digest(base_doc),
+                         "tombstones": []}},
+    )
+    trivy = copy_example("trivy-db", tmp_path / "trivy")
+    cli_json(run_cli, "push", delta, f"{registry.host}/{fresh_repo}/delta:q-delta")
+    good = cli_json(run_cli, "push", trivy, f"{registry.host}/{fresh_repo}/trivy:q-trivy")
+    archive = tmp_path / "q.tar"
+    cli_json(
+        run_cli, "save", f"{registry.host}/{fresh_repo}/delta:q-delta", f"{registry.host}/{fresh_repo}/trivy:q-trivy",
+        "--output", archive,
+    )
+    refused = cli_json(run_cli, "load", archive, inside.host, "--ledger", tmp_path / "l.sqlite3", expect=3)
+    msg = refused["error"]["message"]
+    assert "quarantined" in msg and "ERR_EXPORT_BASE_MISSING" in msg
+    statuses = {e["source"].rsplit("/", 1)[1]: e["status"] for e in refused["error"]["details"]["exports"]}
+    assert statuses == {"delta": "quarantined", "trivy": "loaded"}
+    assert digest_at(inside, f"{fresh_repo}/delta", "q-delta") is None
+    assert digest_at(inside, f"{fresh_repo}/trivy", "q-trivy") == good["digest"]
