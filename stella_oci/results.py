@@ -106,6 +106,8 @@ class VerifyResult(ResultModel):
     signatures: SignaturesResult | None = None
     """The signature checks (``--trust-root`` / ``--require-signature``), when asked for."""
     transfer: TransferStats = Field(default_factory=TransferStats)
+    served_by: str | None = Field(default=None, serialization_alias="servedBy")
+    """``host/repository`` of the ``--registry-mirror`` that served the reads; None without a mirror."""
 
 
 class InspectResult(ResultModel):
@@ -119,6 +121,14 @@ class InspectResult(ResultModel):
     manifest: dict[str, Any]
 
 
+class CosignTagInfo(ResultModel):
+    """One cosign tag-scheme manifest copied along (``sha256-<hex>.sig`` / ``.att`` / ``.sbom``)."""
+
+    tag: str
+    digest: str
+    media_type: str = Field(serialization_alias="mediaType")
+
+
 class CopyResult(ResultModel):
     source: str
     destination: str
@@ -126,9 +136,13 @@ class CopyResult(ResultModel):
     tags: list[str]
     referrers: list[ReferrerInfo] = Field(default_factory=list)
     """The referrer manifests copied along (signatures, provenance, SBOMs)."""
+    cosign_tags: list[CosignTagInfo] = Field(default_factory=list, serialization_alias="cosignTags")
+    """cosign's tag-scheme signatures, attestations and SBOMs copied along (``--no-signatures``: none)."""
     transfer: TransferStats = Field(default_factory=TransferStats)
     staleness: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
+    served_by: str | None = Field(default=None, serialization_alias="servedBy")
+    """``host/repository`` of the ``--registry-mirror`` that served the source; None without a mirror."""
 
 
 class SignatureSourceInfo(ResultModel):

@@ -89,13 +89,15 @@ def common_options(func: F) -> F:
         click.option(
             "--registry-mirror",
             multiple=True,
-            metavar="SOURCE=MIRROR",
-            help="Read SOURCE (host or host/repo prefix) from MIRROR instead (repeatable).",
+            metavar="SOURCE=MIRROR[,MIRROR...]",
+            help="Read SOURCE (host or host/repo prefix) from MIRROR instead (repeatable). Several "
+            "mirrors (comma-separated, or the option repeated) are tried in order on connection "
+            "failure, 5xx and 404; the output says which one served.",
         ),
         click.option(
             "--mirror-config",
             type=click.Path(dir_okay=False),
-            help='JSON file {"mirrors": {"SOURCE": "MIRROR"}}.',
+            help='JSON file {"mirrors": {"SOURCE": "MIRROR" or ["MIRROR", ...]}}.',
         ),
         click.option(
             "--offline",
@@ -254,7 +256,7 @@ class Context:
             speed_window=_speed_window(),
         )
         self.concurrency: int | None = kw.pop("concurrency")
-        self.mirrors: dict[str, str] = {}
+        self.mirrors: dict[str, list[str]] = {}
         mirror_config = kw.pop("mirror_config")
         if mirror_config:
             self.mirrors.update(load_mirror_config(Path(mirror_config)))

@@ -117,6 +117,8 @@ def _staleness_text(staleness: dict[str, Any] | None) -> str:
 
 def _verify_text(result: VerifyResult, quiet: bool, verb: str) -> str:
     head = f"{verb} {result.reference}" + (f" -> {result.output}" if result.output else "")
+    if result.served_by:
+        head += f"\n  served by mirror {result.served_by}"
     if quiet:
         return head
     lines = [
@@ -234,11 +236,17 @@ def inspect(ctx: Context, reference: str, **_: Any) -> tuple[InspectResult, str]
 @click.argument("source")
 @click.argument("destination")
 @click.option("--no-referrers", is_flag=True, help="Do not copy attached signatures and provenance.")
+@click.option(
+    "--no-signatures",
+    is_flag=True,
+    help="Do not copy cosign's tag-scheme signatures, attestations and SBOMs (sha256-<hex>.sig/.att/.sbom).",
+)
+@signature_options
 @airgap_options
 @common_options
 @command
 def copy(
-    ctx: Context, source: str, destination: str, no_referrers: bool, **kw: Any
+    ctx: Context, source: str, destination: str, no_referrers: bool, no_signatures: bool, **kw: Any
 ) -> tuple[CopyResult, str]:
     """Copy an artifact between registries, oci:DIR and oci-archive:FILE, digests unchanged.
 
@@ -247,12 +255,23 @@ def copy(
     """
     from stella_oci import api
 
-    r = api.copy(source, destination, referrers=not no_referrers, run=ctx.run("copy"), airgap=airgap_from(kw))
+    r = api.copy(
+        source,
+        destination,
+        referrers=not no_referrers,
+        signatures=not no_signatures,
+        run=ctx.run("copy"),
+        airgap=airgap_from(kw),
+        checks=tuple(checks_from(kw)),
+    )
     t = r.transfer
     text = (
         f"{r.destination}\n  from {r.source}; blobs sent {t.uploaded} ({human_size(t.bytes)}), "
         f"already there {t.skipped}, mounted {t.mounted}; referrers {len(r.referrers)}"
     )
+    text += "".join(f"\n  cosign {c.tag} {c.digest}" for c in r.cosign_tags)
+    if r.served_by:
+        text += f"\n  served by mirror {r.served_by}"
     text += _staleness_text(r.staleness)
     return r, text
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from stella_oci.engine import CopyEngine, CopyStats, Progress
 from stella_oci.errors import InvalidInputError, OfflineError
 from stella_oci.oci.manifest import Descriptor
-from stella_oci.oci.mirrors import apply_mirrors
+from stella_oci.oci.mirrors import apply_mirrors, mirror_candidates
 from stella_oci.oci.reference import Reference, parse_reference
 from stella_oci.results import LayerInfo, TransferStats
 from stella_oci.targets.base import ReadOnlyTarget, Storage
@@ -24,8 +24,8 @@ class RunOptions:
     transport: TransportOptions = field(default_factory=TransportOptions)
     concurrency: int | None = None
     progress: Progress | None = None
-    mirrors: dict[str, str] = field(default_factory=dict)
-    """Registry mirrors for reading (``SOURCE`` prefix -> ``MIRROR`` prefix)."""
+    mirrors: dict[str, list[str]] = field(default_factory=dict)
+    """Registry mirrors for reading (``SOURCE`` prefix -> ``MIRROR`` prefixes, tried in order)."""
 
 
 def as_reference(ref: str | Reference) -> Reference:
@@ -88,11 +88,19 @@ def source_reference(ref: Reference, run: RunOptions) -> Reference:
 def open_source(ref: Reference, run: RunOptions) -> ReadOnlyTarget:
     """The target to read ``ref`` from: the one place that applies ``--offline`` (refused here,
     before any socket exists) and ``--registry-mirror`` (reads go to the mirror that maps the
-    reference). Every verb that reads opens its source here. Registry targets connect lazily."""
+    reference; with several mirrors, the first that answers). Every verb that reads opens its source here. Registry targets connect lazily."""
     _refuse_offline(ref, run.transport)
-    mirrored = source_reference(ref, run)
-    _refuse_offline(mirrored, run.transport)
-    return _open(mirrored, run.transport, write=False)
+    candidates = mirror_candidates(ref, run.mirrors)
+    if not candidates:
+        return _open(ref, run.transport, write=False)
+    for mirrored in candidates:
+        _refuse_offline(mirrored, run.transport)
+    from stella_oci.verbs.failover import mark_served_by, open_first_serving
+
+    if len(candidates) == 1 or not ref.selector:
+        return mark_served_by(_open(candidates[0], run.transport, write=False), candidates[0])
+    # several mirrors: the first that resolves the reference serves (verbs/failover.py)
+    return open_first_serving(candidates, ref.selector, lambda r: _open(r, run.transport, write=False))
 
 
 def open_destination(ref: Reference, run: RunOptions) -> Storage:

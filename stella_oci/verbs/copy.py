@@ -33,6 +33,8 @@ from stella_oci.verbs.common import (
     selector_of,
     transfer_stats,
 )
+from stella_oci.verbs.cosign import copy_cosign_tags
+from stella_oci.verbs.failover import served_by
 from stella_oci.verbs.pull import ExtraCheck, fetch_export, run_checks
 
 DEFAULT_COPY_CONCURRENCY = 4
@@ -48,6 +50,7 @@ def copy(
     destination: str | Reference,
     *,
     referrers: bool = True,
+    signatures: bool = True,
     run: RunOptions | None = None,
     airgap: AirgapOptions | None = None,
     checks: tuple[ExtraCheck, ...] = (),
@@ -82,12 +85,15 @@ def copy(
             extra = run_checks([*([gap] if gap else []), *checks], fetched)
         tags = [t for t in [dst_ref.tag or src_ref.tag] if t]
         stats = engine.copy_graph(src, dst, desc, tags=tags, referrers=referrers, root_data=data)
+        # cosign's sha256-<hex>.sig/.att/.sbom tags (verbs/cosign.py)
+        cosign = copy_cosign_tags(engine, src, dst, desc)[0] if signatures else []
         with on_side("destination"):
             dst.commit()
     except BaseException:
         dst.abort()
         raise
     finally:
+        served = served_by(src)
         src.close()
         dst.close()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -98,9 +104,11 @@ def copy(
         digest=desc.digest,
         tags=tags,
         referrers=[ReferrerInfo.of(d) for d in stats.copied_referrers],
+        cosign_tags=cosign,
         transfer=transfer_stats(stats),
         staleness=extra.get("staleness"),
         provenance=extra.get("provenance"),
+        served_by=served,
     )
     if gap is not None and fetched is not None and is_import:
         gap.record(fetched, result.provenance, reference=result.destination)

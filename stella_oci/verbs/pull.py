@@ -251,7 +251,10 @@ class ExportChecks:
 
 
 def _result(f: FetchedExport, output: str | None, stats: Any, extra: dict[str, Any]) -> VerifyResult:
+    from stella_oci.verbs.failover import served_by
+
     return VerifyResult(
+        served_by=served_by(f.src) if f.src is not None else None,
         reference=f"{f.ref.base()}@{f.desc.digest}",
         digest=f.desc.digest,
         export_manifest_digest=(f.manifest.annotations or {}).get(ANN_MANIFEST_DIGEST, ""),
