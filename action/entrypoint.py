@@ -1,4 +1,5 @@
-"""Step 2 of the stella-oci GitHub Action (action.yml): run the CLI for the action's inputs.
+"""Step 2 of the stella-oci GitHub Action (action.yml): run the CLI for the action's inputs
+(``command``: push, pull, verify or copy).
 
 The inputs arrive as environment variables (``INPUT_COMMAND``, ``INPUT_TAGS``, ...) that
 action.yml sets with ``env:``; no input is ever pasted into a shell line, and the CLI is run
@@ -14,7 +15,8 @@ What it writes, the way the runner expects:
 * outputs ``digest`` (the OCI manifest digest), ``reference``, ``export-manifest-digest`` (the
   io.stellaops annotation; also under its old name ``manifest-digest``) to ``$GITHUB_OUTPUT``
   with the multiline-safe ``name<<DELIMITER`` syntax;
-* a Markdown table of what was pushed, pulled or verified to ``$GITHUB_STEP_SUMMARY``;
+* a Markdown table of what was pushed, pulled, verified or copied to ``$GITHUB_STEP_SUMMARY``,
+  with the layers, the referrers (and cosign tags) and the signature results;
 * a failure as ``::error title=...::message`` (escaped: ``%25``, ``%0D``, ``%0A``), and the
   CLI's exit code as this script's exit code (docs/exit-codes.md).
 
@@ -35,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-COMMANDS = ("push", "pull", "verify")
+COMMANDS = ("push", "pull", "verify", "copy")
 FORMATS = ("text", "json")
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0", ""})
@@ -89,15 +91,22 @@ class Inputs:
     command: str
     bundle: str = ""
     reference: str = ""
+    destination: str = ""
     tags: tuple[str, ...] = ()
     annotations: tuple[str, ...] = ()
     username: str = ""
     password: str = field(default="", repr=False)
     registry_config: str = ""
     registry_mirrors: tuple[str, ...] = ()
+    attach_signatures: bool = False
+    trust_root: str = ""
+    require_signature: bool = False
+    staleness_config: str = ""
+    time_anchor: str = ""
     expect_digest: str = ""
     output: str = ""
     plain_http: bool = False
+    insecure: bool = False
     ca_file: str = ""
     format: str = "text"
 
@@ -105,6 +114,18 @@ class Inputs:
 def split_list(value: str) -> list[str]:
     """Tags, mirrors: items separated by newlines or commas, blanks dropped."""
     return [item.strip() for item in re.split(r"[,\r\n]", value) if item.strip()]
+
+
+def split_mirrors(value: str) -> list[str]:
+    """``SOURCE=MIRROR[,MIRROR...]`` items, one per line or comma-separated: a comma piece
+    without ``=`` is one more mirror of the item before it (tried in order)."""
+    items: list[str] = []
+    for piece in split_list(value):
+        if "=" not in piece and items:
+            items[-1] += "," + piece
+        else:
+            items.append(piece)
+    return items
 
 
 def split_annotations(value: str) -> list[str]:
@@ -143,7 +164,7 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
     """The action's inputs from ``INPUT_*`` variables, checked for the command they go with."""
     command = _get(env, "command").lower() or "push"
     if command not in COMMANDS:
-        raise ActionInputError(f"input 'command': {command!r} is not one of push, pull, verify")
+        raise ActionInputError(f"input 'command': {command!r} is not one of push, pull, verify, copy")
     fmt = _get(env, "format").lower() or "text"
     if fmt not in FORMATS:
         raise ActionInputError(f"input 'format': {fmt!r} is not text or json")
@@ -154,15 +175,22 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
         command=command,
         bundle=_get(env, "bundle"),
         reference=_get(env, "reference"),
+        destination=_get(env, "destination"),
         tags=tuple(split_list(_get(env, "tags"))),
         annotations=tuple(split_annotations(env.get("INPUT_ANNOTATIONS", ""))),
         username=_get(env, "username"),
         password=password,
         registry_config=_get(env, "registry-config"),
-        registry_mirrors=tuple(split_list(_get(env, "registry-mirrors"))),
+        registry_mirrors=tuple(split_mirrors(_get(env, "registry-mirrors"))),
+        attach_signatures=parse_bool("attach-signatures", _get(env, "attach-signatures")),
+        trust_root=_get(env, "trust-root"),
+        require_signature=parse_bool("require-signature", _get(env, "require-signature")),
+        staleness_config=_get(env, "staleness-config"),
+        time_anchor=_get(env, "time-anchor"),
         expect_digest=_get(env, "expect-digest"),
         output=_get(env, "output"),
         plain_http=parse_bool("plain-http", _get(env, "plain-http")),
+        insecure=parse_bool("insecure", _get(env, "insecure")),
         ca_file=_get(env, "ca-file"),
         format=fmt,
     )
@@ -174,17 +202,35 @@ def _check_combination(i: Inputs) -> None:
     def refuse(name: str) -> None:
         raise ActionInputError(f"input '{name}' is only for command: push, not {i.command}")
 
+    if i.command != "copy" and i.destination:
+        raise ActionInputError(f"input 'destination' is only for command: copy, not {i.command}")
     if i.command == "push":
         if not i.bundle:
             raise ActionInputError("command: push needs the input 'bundle' (a directory or archive)")
-        for name, value in (("expect-digest", i.expect_digest), ("output", i.output)):
+        for name, value in (
+            ("expect-digest", i.expect_digest),
+            ("output", i.output),
+            ("trust-root", i.trust_root),
+            ("require-signature", i.require_signature),
+            ("staleness-config", i.staleness_config),
+            ("time-anchor", i.time_anchor),
+        ):
             if value:
-                raise ActionInputError(f"input '{name}' is for pull and verify, not push")
+                raise ActionInputError(f"input '{name}' is for pull, verify and copy, not push")
         return
     if i.tags:
         refuse("tags")
     if i.annotations:
         refuse("annotations")
+    if i.attach_signatures:
+        refuse("attach-signatures")
+    if i.command == "copy":
+        if not i.reference or not i.destination:
+            raise ActionInputError("command: copy needs the inputs 'reference' (the source) and 'destination'")
+        for name, value in (("bundle", i.bundle), ("output", i.output), ("expect-digest", i.expect_digest)):
+            if value:
+                raise ActionInputError(f"input '{name}' is not for copy")
+        return
     if i.command == "pull":
         if not i.reference:
             raise ActionInputError("command: pull needs the input 'reference'")
@@ -221,6 +267,8 @@ def build_argv(i: Inputs, python: str | None = None) -> list[str]:
     argv = [python or sys.executable, "-m", "stella_oci", i.command, "--format=json"]
     if i.plain_http:
         argv.append("--plain-http")
+    if i.insecure:
+        argv.append("--insecure")
     if i.ca_file:
         argv.append(f"--ca-file={i.ca_file}")
     if i.registry_config:
@@ -230,10 +278,22 @@ def build_argv(i: Inputs, python: str | None = None) -> list[str]:
         argv.append(f"--username={i.username}")
     if i.password:
         argv.append("--password-stdin")
+    if i.trust_root:
+        argv.append(f"--trust-root={i.trust_root}")
+    if i.require_signature:
+        argv.append("--require-signature")
+    if i.staleness_config:
+        argv.append(f"--staleness-config={i.staleness_config}")
+    if i.time_anchor:
+        argv.append(f"--time-anchor={i.time_anchor}")
     if i.command == "push":
+        if i.attach_signatures:
+            argv.append("--attach-signatures")
         argv += [f"--tag={t}" for t in i.tags]
         argv += [f"--annotation={a}" for a in i.annotations]
         argv += ["--", i.bundle] + ([i.reference] if i.reference else [])
+    elif i.command == "copy":
+        argv += ["--", i.reference, i.destination]
     elif i.command == "pull":
         if i.expect_digest:
             argv.append(f"--expect-digest={i.expect_digest}")
@@ -261,7 +321,7 @@ def result_outputs(doc: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, key in (
         ("digest", "digest"),
-        ("reference", "reference"),
+        ("reference", "reference" if "reference" in doc else "destination"),  # copy: where it went
         ("export-manifest-digest", "exportManifestDigest"),
         ("manifest-digest", "exportManifestDigest"),  # deprecated name of export-manifest-digest
     ):
@@ -299,32 +359,39 @@ def _size(n: object) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-_VERBS = {"push": "pushed", "pull": "pulled and verified", "verify": "verified"}
+_VERBS = {"push": "pushed", "pull": "pulled and verified", "verify": "verified", "copy": "copied"}
 
 
 def success_summary(i: Inputs, doc: Mapping[str, Any]) -> str:
     layers = [x for x in doc.get("layers") or [] if isinstance(x, dict)]
     total = sum(x.get("size", 0) for x in layers if isinstance(x.get("size"), int))
     rows: list[tuple[str, object]] = [
-        ("Reference", doc.get("reference", "")),
+        ("Reference", doc.get("reference", doc.get("destination", ""))),
         ("Digest", doc.get("digest", "")),
     ]
+    if i.command == "copy":
+        rows.insert(0, ("Source", doc.get("source", "")))
     if i.command == "push":
         rows.append(("Tags", ", ".join(str(t) for t in doc.get("tags") or [])))
     if i.command == "pull":
         rows.append(("Written to", i.output))
-    rows += [
-        ("Export", doc.get("exportId", "")),
-        ("Profile", doc.get("profile", "")),
-    ]
+    if doc.get("servedBy"):
+        rows.append(("Served by mirror", doc["servedBy"]))
+    if i.command != "copy":
+        rows += [
+            ("Export", doc.get("exportId", "")),
+            ("Profile", doc.get("profile", "")),
+        ]
     if doc.get("tenant"):
         rows.append(("Tenant", doc["tenant"]))
     if doc.get("generatedAt"):
         rows.append(("Generated", doc["generatedAt"]))
-    rows.append(("Export manifest digest (export.json)", doc.get("exportManifestDigest", "")))
-    rows.append(("Layers", f"{len(layers)} ({_size(total)})"))
+    if doc.get("exportManifestDigest"):
+        rows.append(("Export manifest digest (export.json)", doc["exportManifestDigest"]))
+    if layers:
+        rows.append(("Layers", f"{len(layers)} ({_size(total)})"))
     transfer = doc.get("transfer")
-    if i.command == "push" and isinstance(transfer, dict):
+    if i.command in ("push", "copy") and isinstance(transfer, dict):
         rows.append(
             (
                 "Transfer",
@@ -348,10 +415,55 @@ def success_summary(i: Inputs, doc: Mapping[str, Any]) -> str:
                 f"| {md(x.get('digest', ''))} |"
             )
         lines += ["", "</details>"]
+    lines += _referrers_summary(doc) + _signatures_summary(doc)
     checks = doc.get("checks")
     if isinstance(checks, list) and checks:
         lines += ["", "Checks passed:", ""] + [f"- {html.escape(str(c), quote=False)}" for c in checks]
     return "\n".join(lines) + "\n\n"
+
+
+def _referrers_summary(doc: Mapping[str, Any]) -> list[str]:
+    """The referrers pushed or copied along, and cosign's tag-scheme manifests (copy)."""
+    rows = [x for x in doc.get("referrers") or [] if isinstance(x, dict)]
+    cosign = [x for x in doc.get("cosignTags") or [] if isinstance(x, dict)]
+    if not rows and not cosign:
+        return []
+    lines = ["", "<details open><summary>Referrers</summary>", "", "| artifact type | digest | title |", "|---|---|---|"]
+    for x in rows:
+        title = (x.get("annotations") or {}).get("org.opencontainers.image.title", "")
+        lines.append(f"| {md(x.get('artifactType', ''))} | {md(x.get('digest', ''))} | {md(title)} |")
+    for x in cosign:
+        lines.append(f"| {md('cosign tag ' + str(x.get('tag', '')))} | {md(x.get('digest', ''))} | |")
+    return [*lines, "", "</details>"]
+
+
+def _signatures_summary(doc: Mapping[str, Any]) -> list[str]:
+    """What the signature checks found (trust-root / require-signature)."""
+    sig = doc.get("signatures")
+    if not isinstance(sig, dict):
+        return []
+    envelopes = [x for x in sig.get("envelopes") or [] if isinstance(x, dict)]
+    stella = sig.get("stellaSignature")
+    if isinstance(stella, dict):
+        envelopes.append(stella)
+    lines = [
+        "",
+        f"Signatures: {sig.get('verifiedCount', 0)} verified"
+        + (" (required)" if sig.get("required") else ""),
+        "",
+        "| document | status | key | binds to export.json |",
+        "|---|---|---|---|",
+    ]
+    for e in envelopes:
+        lines.append(
+            f"| {md(e.get('name', ''))} | {md(e.get('status', ''))} | {md(e.get('keyName') or e.get('keyId') or '')} "
+            f"| {md('yes' if e.get('bindsToExport') else 'no')} |"
+        )
+    prov = sig.get("provenance")
+    if isinstance(prov, dict):
+        binds = "yes" if prov.get("exportJsonSubject") else "no"
+        lines.append(f"| {md(prov.get('name', 'provenance'))} | {md('subjects checked')} | | {md(binds)} |")
+    return lines
 
 
 def failure_summary(command: str, code: int, kind: str, message: str, hint: str) -> str:
@@ -373,6 +485,13 @@ def append_summary(env: Mapping[str, str], text: str) -> None:
 
 
 def text_result(i: Inputs, doc: Mapping[str, Any]) -> list[str]:
+    if i.command == "copy":
+        return [
+            f"copied {doc.get('source', '')} -> {doc.get('destination', '')}",
+            f"  digest:          {doc.get('digest', '')}",
+            f"  referrers:       {len(doc.get('referrers') or [])}",
+            f"  cosign tags:     {len(doc.get('cosignTags') or [])}",
+        ]
     lines = [f"{_VERBS[i.command]} {doc.get('reference', '')}"]
     lines.append(f"  digest:          {doc.get('digest', '')}")
     if i.command == "push":

@@ -46,6 +46,8 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 REQUIRED_INPUTS = {
     "bundle", "reference", "tags", "annotations", "username", "password", "registry-config",
     "command", "expect-digest", "output", "plain-http", "ca-file", "format",
+    "destination", "attach-signatures", "trust-root", "require-signature", "staleness-config", "time-anchor",
+    "insecure",
 }  # fmt: skip
 REQUIRED_OUTPUTS = {"digest", "reference", "export-manifest-digest", "manifest-digest"}
 STEP_TIMEOUT = 600.0
@@ -367,6 +369,9 @@ def test_list_inputs_are_split_as_documented() -> None:
     assert ep.split_annotations("note=a, b\nteam=ops\n") == ["note=a, b", "team=ops"]
     with pytest.raises(ep.ActionInputError, match="not KEY=VALUE"):
         ep.split_annotations("just-a-word")
+    assert ep.split_mirrors("ghcr.io=m1:5000,m2:5000, quay.io=q:5000\ndocker.io=d") == [
+        "ghcr.io=m1:5000,m2:5000", "quay.io=q:5000", "docker.io=d"
+    ]
 
 
 def test_workflow_command_escaping_and_output_delimiters() -> None:
@@ -479,6 +484,63 @@ def test_push_verify_pull_through_the_action(
     assert tree(out) == tree(EXAMPLE)
 
 
+def test_copy_and_verify_require_signature_through_the_action(
+    runner: ActionRunner, workspace: Path, registry: RegistryHandle, fresh_repo: str, tmp_path: Path
+) -> None:
+    """Issue 14, acceptance 5: command copy, attach-signatures, trust-root, require-signature,
+    staleness-config, time-anchor through the composite steps; the summary lists the layers,
+    the referrers and the signature results."""
+    src = f"{registry.host}/{fresh_repo}"
+    push = runner.run(
+        {"command": "push", "bundle": "examples/mirror-full", "reference": f"{src}:v1", "attach-signatures": "true"},
+        workspace,
+    )
+    assert push.returncode == 0, push.stdout
+    digest = push.outputs["digest"]
+    assert "<summary>Referrers</summary>" in push.summary
+    assert push.summary.count("application/vnd.dsse.envelope.v1+json") >= 2  # the two envelopes as referrers
+
+    gap = {
+        "trust-root": "examples/keys/EXAMPLE-ONLY-ed25519.pub",
+        "require-signature": "true",
+        "staleness-config": "examples/airgap/staleness-strict.json",
+        "time-anchor": "examples/airgap/time-anchor.json",
+    }
+    copy = runner.run({"command": "copy", "reference": f"{src}:v1", "destination": f"{src}-copy:v1", **gap}, workspace)
+    assert copy.returncode == 0, copy.stdout
+    assert copy.outputs["digest"] == digest
+    assert copy.outputs["reference"] == f"{src}-copy@{digest}"
+    assert copy.summary.startswith("### stella-oci copy: copied\n")
+    assert f"| Source | <code>{src}:v1</code> |" in copy.summary
+    assert "<summary>Referrers</summary>" in copy.summary
+    assert manifest_bytes(registry, f"{fresh_repo}-copy", "v1") == manifest_bytes(registry, fresh_repo, digest)
+
+    archive = tmp_path / "exports.tar"
+    to_archive = runner.run(
+        {"command": "copy", "reference": f"{src}-copy:v1", "destination": f"oci-archive:{archive}:v1"}, workspace
+    )
+    assert to_archive.returncode == 0, to_archive.stdout
+    assert archive.is_file()
+
+    verify = runner.run(
+        {"command": "verify", "reference": f"{src}-copy:v1", "expect-digest": digest, **gap}, workspace
+    )
+    assert verify.returncode == 0, verify.stdout
+    assert verify.outputs["digest"] == digest
+    assert "Signatures: " in verify.summary and " verified (required)" in verify.summary
+    assert "| <code>export.json.dsse.json</code> | <code>verified</code> |" in verify.summary
+    assert "<summary>Layers</summary>" in verify.summary
+
+    # the wrong key: the required signature does not verify (exit 3), said in the summary
+    wrong = runner.run(
+        {"command": "verify", "reference": f"{src}-copy:v1", "trust-root": "examples/keys/EXAMPLE-ONLY-ecdsa-p256.pub",
+         "require-signature": "true"},
+        workspace,
+    )
+    assert wrong.returncode == 3, wrong.stdout
+    assert wrong.summary.startswith("### stella-oci verify: failed (exit 3)")
+
+
 def test_ci_yml_action_job_scenario(
     runner: ActionRunner, workspace: Path, registry: RegistryHandle, fresh_repo: str
 ) -> None:
@@ -570,7 +632,13 @@ def test_wrong_digest_fails_with_escaped_error(
 
 def test_bad_inputs_are_refused_before_the_cli(runner: ActionRunner, workspace: Path) -> None:
     for inputs, message in [
-        ({"command": "deploy"}, "input 'command': 'deploy' is not one of push, pull, verify"),
+        ({"command": "deploy"}, "input 'command': 'deploy' is not one of push, pull, verify, copy"),
+        ({"command": "copy", "reference": "127.0.0.1:1/x:y"}, "command: copy needs the inputs 'reference'"),
+        (
+            {"command": "push", "bundle": "b", "require-signature": "true"},
+            "input 'require-signature' is for pull, verify and copy, not push",
+        ),
+        ({"command": "verify", "bundle": "b", "destination": "oci:x"}, "input 'destination' is only for command: copy"),
         ({"command": "push"}, "command: push needs the input 'bundle'"),
         ({"command": "pull", "reference": "127.0.0.1:1/x:y"}, "command: pull needs the input 'output'"),
         (
