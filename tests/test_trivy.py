@@ -291,3 +291,22 @@ def put_manifest(registry, repo: str, tag: str, doc: dict[str, Any], media_type:
     )
     assert r.status_code == 201, r.text
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def test_trivy_export_referrer_through_the_referrers_api(registry, fresh_repo, run_cli, tmp_path):
+    """A registry with the OCI 1.1 referrers API indexes the export referrer itself (no fallback tag)."""
+    from tests.support.referrers_server import start_referrers_proxy
+
+    proxy = start_referrers_proxy(registry.host)
+    try:
+        ref = f"{proxy.host}/{fresh_repo}"
+        pushed = cli_json(run_cli, "push", copy_example("trivy-db", tmp_path / "bundle"), ref)
+        found = cli_json(run_cli, "discover", f"{ref}:2")
+        assert found["source"] == "referrers-api"
+        assert [r["digest"] for r in found["referrers"]] == [r["digest"] for r in pushed["referrers"]]
+        assert cli_json(run_cli, "verify", f"{ref}:2")["digest"] == pushed["digest"]
+        fallback = requests.get(f"{registry.url}/v2/{fresh_repo}/manifests/{pushed['digest'].replace(':', '-')}",
+                                headers={"Accept": "application/vnd.oci.image.index.v1+json"}, timeout=10)
+        assert fallback.status_code == 404
+    finally:
+        proxy.stop()
