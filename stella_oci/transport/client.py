@@ -344,7 +344,10 @@ class RegistryClient:
             raise _CutAnswer(f"HTTP {resp.status_code} without a length (answer cut inside its headers?)")
         if resp.status_code == 206:
             crange = resp.headers.get("Content-Range", "")
-            m = re.match(r"bytes (\d+)-", crange)
+            m = re.fullmatch(r"bytes (\d+)-\d+/(?:\d+|\*)", crange.strip())
+            if crange and not m:
+                resp.close()
+                raise _CutAnswer(f"HTTP 206 with Content-Range {crange!r} (header cut short?)")
             if m and int(m.group(1)) != pos:
                 resp.close()
                 raise RegistryError(

@@ -82,6 +82,13 @@ def _cli(args: list[str], extra_env: dict[str, str]) -> subprocess.CompletedProc
     )
 
 
+def _failure(proc: subprocess.CompletedProcess[str]) -> str:
+    """What a failed command said (its JSON error is on stdout), for the report."""
+    if proc.returncode == 0:
+        return ""
+    return (proc.stdout[-1500:] + proc.stderr[-1500:]).strip() + "\n"
+
+
 def _files(rng: random.Random, n: int) -> dict[str, bytes | int]:
     files: dict[str, bytes | int] = {
         "data/round.json": json.dumps({"round": n, "salt": rng.random()}).encode(),
@@ -116,14 +123,14 @@ def soak(
         bundle = make_bundle(workdir / f"bundle-{n}", _files(rng, n), export_id=f"exp-soak-{seed}-{n:04d}")
         tag = f"r{n:04d}"
         push = _cli(["push", str(bundle), f"{proxy.host}/{REPO}:{tag}"], env or {})
-        rnd = Round(n, push.returncode, None, None, 0.0, None, push.stderr[-2000:])
+        rnd = Round(n, push.returncode, None, None, 0.0, None, _failure(push))
         if push.returncode == 0:
             rnd.digest = json.loads(push.stdout)["digest"]
             pushed[tag] = rnd.digest
             out = workdir / f"out-{n}"
             pull = _cli(["pull", f"{proxy.host}/{REPO}@{rnd.digest}", "--output", str(out)], env or {})
             rnd.pull_exit = pull.returncode
-            rnd.stderr += pull.stderr[-2000:]
+            rnd.stderr += _failure(pull)
             if pull.returncode == 0:
                 rnd.identical = tree_digests(out) == tree_digests(bundle)
         rnd.seconds = time.monotonic() - t0
