@@ -165,7 +165,7 @@ class BlobUploader:
             raise Interrupted(
                 f"HTTP {resp.status_code} without a Location header (answer cut inside its headers?)"
             )
-        url = urllib.parse.urljoin(resp.url or self._http.base_url + "/", loc)
+        url = self._http.location(resp, what)  # (not a usable http(s) URL: exit 3)
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or _netloc(parts.scheme, parts.netloc) != _netloc(
             self._http.scheme, self._http.host
