@@ -166,3 +166,54 @@ def test_a_failed_export_is_quarantined_while_others_load(registry, inside, fres
     assert statuses == {"delta": "quarantined", "trivy": "loaded"}
     assert digest_at(inside, f"{fresh_repo}/delta", "q-delta") is None
     assert digest_at(inside, f"{fresh_repo}/trivy", "q-trivy") == good["digest"]
+
+
+def test_load_cut_by_stopping_b_then_run_again_completes(registry, fresh_repo, run_cli, tmp_path):
+    """Acceptance 4: the first export is already in B; the second one's first blob upload is
+    held by a proxy, B is stopped under it, the load fails (exit 10); B restarts on the same
+    port and storage; load again completes and B has every export with its digest."""
+    import threading
+
+    from tests.support.stall_proxy import StallProxy
+
+    b_dir = tmp_path / "b"
+    b = start_registry(b_dir)
+    port = int(b.host.rsplit(":", 1)[1])
+    exports = three_exports(registry, fresh_repo, run_cli, tmp_path)
+    first = f"{registry.host}/{fresh_repo}/base"
+    repos = [first, *(f"{registry.host}/{fresh_repo}/{n}" for n in ("trivy", "delta"))]
+    archive, early = tmp_path / "all.tar", tmp_path / "first.tar"
+    cli_json(run_cli, "save", *repos, "--all-tags", "--output", archive)
+    cli_json(run_cli, "save", first, "--all-tags", "--output", early)
+    ledger = tmp_path / "ledger.sqlite3"
+    try:
+        cli_json(run_cli, "load", early, b.host, "--ledger", ledger)
+        proxy = StallProxy(b.host, stall_uploads=True)
+        got: list = []
+        t = threading.Thread(
+            target=lambda: got.append(
+                run_cli("load", archive, proxy.host, "--ledger", ledger, "--retries", "0", "--format", "json")
+            )
+        )
+        t.start()
+        try:
+            assert proxy.wait_stalled(1, timeout=120), "the load never reached an upload"
+            b.stop()
+            proxy.release()
+            t.join(timeout=300)
+        finally:
+            proxy.stop()
+        code, out, err = got[0]
+        assert code == 10, (code, out, err)
+        # the cut left the second export untagged in B
+        b = start_registry(b_dir, port=port)
+        cut = [k for k in exports if "/trivy:" in k]
+        assert all(digest_at(b, *k.rsplit(":", 1)) is None for k in cut)
+        again = cli_json(run_cli, "load", archive, b.host, "--ledger", ledger)
+        statuses = sorted(e["status"] for e in again["exports"])
+        assert statuses == ["loaded"] * 4 + ["present"] * 2
+        for key, digest in exports.items():
+            repo, tag = key.rsplit(":", 1)
+            assert digest_at(b, repo, tag) == digest, key
+    finally:
+        b.stop()
