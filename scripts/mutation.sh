@@ -46,7 +46,8 @@ run_module() {
   mkdir -p "$dir"
   (cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) | tar -xf - -C "$dir"
   (cd "$dir" && "$PY" scripts/mutation_prep.py "$module" >/dev/null)
-  local runner="$PY -m pytest -x -q -p no:cacheprovider --noconftest $tests"
+  # mutmut 2 counts only exit 1 as a failure: a mutant that breaks collection (exit 2) must count too
+  local runner="$PY -m pytest -x -q -p no:cacheprovider --noconftest $tests || exit 1"
   (cd "$dir" && PYTHONPATH="$dir" $mutmut_bin run --paths-to-mutate "$module" --runner "$runner" \
       --tests-dir tests --no-progress --CI >"$dir/mutmut.log" 2>&1) || true
   (cd "$dir" && "$PY" - "$module" <<'EOF' > "$dir/report.txt"

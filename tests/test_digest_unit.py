@@ -4,6 +4,8 @@ verifier used by ``fetch`` (scripts/mutation.sh runs this file for oci/digest.py
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,7 +80,7 @@ def test_verifying_stream() -> None:
 
 def test_write_verified(tmp_path: Path) -> None:
     data = b"payload"
-    dest = tmp_path / "a" / "b.bin"
+    dest = tmp_path / "a" / "b" / "c.bin"
     write_verified([data[:3], data[3:]], dest, sha256_digest(data), len(data), "b.bin", mode=0o600)
     assert dest.read_bytes() == data and dest.stat().st_mode & 0o777 == 0o600
     write_verified([data], tmp_path / "c.bin", sha256_digest(data), len(data), "c.bin")
@@ -86,4 +88,13 @@ def test_write_verified(tmp_path: Path) -> None:
     with pytest.raises(VerificationError):
         write_verified([b"payloaX"], dest, sha256_digest(data), len(data), "b.bin")
     assert dest.read_bytes() == data  # untouched
-    assert sorted(p.name for p in dest.parent.iterdir()) == ["b.bin"]  # no partial file left
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["c.bin"]  # no partial file left
+
+    def watched() -> Iterator[bytes]:
+        yield b"pay"
+        names.extend(p.name for p in dest.parent.iterdir())
+        yield b"load"
+
+    names: list[str] = []
+    write_verified(watched(), dest, sha256_digest(data), len(data), "c.bin")
+    assert sorted(names) == [".c.bin.partial-" + str(os.getpid()), "c.bin"]

@@ -69,6 +69,7 @@ class Source:
         self.fail: dict[str, StellaOciError] = {}
         self.slow: set[str] = set()
         self.opens: list[tuple[str, int]] = []
+        self.served = 0
 
     def add_blob(self, data: bytes) -> Descriptor:
         d = blob_desc(data)
@@ -101,6 +102,7 @@ class Source:
                 if desc.digest in self.slow:
                     assert cancel is not None
                     cancel.wait(0.05)
+                self.served += len(data[i : i + self.chunk])
                 yield data[i : i + self.chunk]
 
         yield chunks()
@@ -124,18 +126,26 @@ class Dest:
         self.lock = threading.Lock()
         self.resume_at: dict[str, int] = {}
         self.lazy = False
+        self.threads: set[str] = set()
+        self.fail_push: StellaOciError | None = None
+        self.fail_has_blob: StellaOciError | None = None
 
     def has_blob(self, desc: Descriptor) -> bool:
+        if self.fail_has_blob is not None:
+            raise self.fail_has_blob
         return desc.digest in self.blobs
 
     def has_manifest(self, desc: Descriptor) -> bool:
         return desc.digest in self.manifests
 
     def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> PushOutcome:
-        if desc.digest in self.blobs:
-            return PushOutcome.EXISTS
+        self.threads.add(threading.current_thread().name)
+        if self.fail_push is not None:
+            raise self.fail_push
         if self.lazy:
             return PushOutcome.UPLOADED  # claims it stored the blob without reading it
+        if desc.digest in self.blobs:
+            return PushOutcome.EXISTS
         buf = bytearray()
         start = self.resume_at.get(desc.digest, 0)
         if start:
@@ -283,8 +293,9 @@ def test_first_failure_cancels_the_siblings_and_is_the_one_raised() -> None:
     src.slow.add(slow.digest)
     bad = src.add_blob(b"bad")
     src.fail[bad.digest] = VerificationError("the real failure")
-    with pytest.raises(VerificationError, match="the real failure"):
+    with pytest.raises(VerificationError, match="the real failure") as info:
         CopyEngine(concurrency=2).copy_blobs(src, dst, [slow, bad])
+    assert info.value.side == "source"  # failed opening the source, inside the destination's upload
     assert slow.digest not in dst.blobs  # stopped, not finished
 
 
@@ -305,6 +316,32 @@ def test_destination_failure_is_blamed_on_the_destination() -> None:
     with pytest.raises(VerificationError) as info:
         CopyEngine().copy_graph(src, dst, root)
     assert info.value.side == "destination"
+    dst.fail_push = VerificationError("blob PUT refused")
+    with pytest.raises(VerificationError, match="blob PUT refused") as info:
+        CopyEngine().copy_graph(src, dst, root)
+    assert info.value.side == "destination"
+    dst.fail_push, dst.lazy, dst.fail_has_blob = None, True, VerificationError("HEAD failed")
+    with pytest.raises(VerificationError, match="HEAD failed") as info:
+        CopyEngine().copy_blobs(src, dst, [src.add_blob(b"lazy")])
+    assert info.value.side == "destination"
+
+
+def test_threads_follow_the_concurrency() -> None:
+    """concurrency 1 or a single blob: in the calling thread; else in the engine's pool."""
+    here = threading.current_thread().name
+    for concurrency, n, expect_pool in [(1, 3, False), (3, 1, False), (3, 2, True), (3, 3, True), (2, 2, True)]:
+        src, dst = Source(), Dest()
+        descs = [src.add_blob(f"blob {i}".encode()) for i in range(n)]
+        CopyEngine(concurrency=concurrency).copy_blobs(src, dst, descs)
+        if expect_pool:
+            assert dst.threads and all(t.startswith("stella-oci-copy") for t in dst.threads), (concurrency, n)
+        else:
+            assert dst.threads == {here}, (concurrency, n)
+    assert CopyEngine().concurrency == 3  # the default (pull and verify pass their own)
+
+
+def test_documented_depth_limits() -> None:
+    assert (MAX_INDEX_DEPTH, MAX_REFERRER_DEPTH) == (8, 4)
 
 
 def test_a_destination_that_stores_without_reading() -> None:
@@ -401,8 +438,11 @@ def test_stats_and_blob_name() -> None:
     s = CopyStats()
     s.count(PushOutcome.EXISTS, 5)
     s.count(PushOutcome.MOUNTED, 7)
+    s.count(PushOutcome.MOUNTED, 7)
     s.count(PushOutcome.UPLOADED, 11)
-    assert (s.skipped, s.mounted, s.uploaded, s.bytes_moved) == (1, 1, 1, 11)
+    s.count(PushOutcome.UPLOADED, 1)
+    s.count(PushOutcome.EXISTS, 5)
+    assert (s.skipped, s.mounted, s.uploaded, s.bytes_moved) == (2, 2, 2, 12)
     d = blob_desc(b"x")
     s.count_manifest(d)
     s.count_manifest(d, referrer=True)
@@ -442,12 +482,25 @@ def test_reader_resumes_by_rehashing_the_prefix() -> None:
     dst.resume_at[d.digest] = 7
     stats = CopyEngine().copy_blobs(src, dst, [d])
     assert dst.blobs[d.digest] == b"0123456789abcdef" and stats.uploaded == 1
-    # a fresh reader opened at an offset re-reads the prefix from 0 and hashes it
+    # a fresh reader opened at an offset re-reads the prefix from 0 and hashes it, and no more
     reader = BlobReader(src, d)
     src.opens.clear()
+    src.served = 0
     with reader.open(10) as chunks:
         assert b"".join(chunks) == b"abcdef"
     assert src.opens == [(d.digest, 10), (d.digest, 0)] and reader.verified
+    assert src.served == 12 + 6  # the prefix in whole chunks (0..11), then 10..15
+    # re-read from 0: the state starts again
+    with reader.open(0) as chunks:
+        assert next(chunks) == b"012" and reader.verified is False and reader.count == 3
+
+
+def test_resume_where_the_reader_stands_reads_no_prefix() -> None:
+    src, dst = Source(chunk=3), Dest()
+    d = src.add_blob(b"0123456789abcdef")
+    dst.resume_at[d.digest] = 6  # a chunk boundary: the reader has hashed exactly 6 bytes
+    CopyEngine().copy_blobs(src, dst, [d])
+    assert src.opens == [(d.digest, 0), (d.digest, 6)] and dst.blobs[d.digest] == b"0123456789abcdef"
 
 
 def test_reader_refuses_other_algorithms_and_counts_progress(tmp_path: Path) -> None:
@@ -460,13 +513,27 @@ def test_reader_refuses_other_algorithms_and_counts_progress(tmp_path: Path) -> 
     reader = BlobReader(src, d, on_bytes=seen.append, what="the hello blob")
     assert reader.read() == b"hello world" and sum(seen) == 11 and reader.verified
     assert reader.what == "the hello blob" and BlobReader(src, d).what == f"blob {d.short()} from mem:src"
-    write_blob(src, d, tmp_path / "sub" / "out.bin", limit=None)
-    assert (tmp_path / "sub" / "out.bin").read_bytes() == b"hello world"
-    assert oct((tmp_path / "sub" / "out.bin").stat().st_mode & 0o777) == oct(0o644)
+    out = tmp_path / "sub" / "dir" / "out.bin"
+    write_blob(src, d, out, limit=None)
+    assert out.read_bytes() == b"hello world"
+    assert oct(out.stat().st_mode & 0o777) == oct(0o644)
     src.blobs[d.digest] = b"hello World"
     with pytest.raises(VerificationError):
         write_blob(src, d, tmp_path / "bad.bin", limit=None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]  # nothing left behind
+    src.fail[d.digest] = VerificationError("source gone")
+    with pytest.raises(VerificationError, match="source gone"):  # not a FileNotFoundError of the cleanup
+        write_blob(src, d, tmp_path / "gone.bin", limit=None)
+
+
+def test_write_goes_through_a_hidden_partial_file(tmp_path: Path) -> None:
+    src = Source(chunk=2)
+    d = src.add_blob(b"abcdef")
+    seen: list[list[str]] = []
+    reader = BlobReader(src, d, on_bytes=lambda n: seen.append(sorted(p.name for p in tmp_path.iterdir())))
+    reader.write_to(tmp_path / "out.bin")
+    assert all(len(names) == 1 and names[0].startswith(".out.bin.partial-") for names in seen)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
 
 
 def test_reader_skips_empty_chunks_and_stops_when_cancelled() -> None:
@@ -502,8 +569,12 @@ def test_read_manifest_checks_size_then_bytes() -> None:
         read_manifest(src, root, limit=10)
     assert info.value.side == "source"
     src.manifests[root.digest] = src.manifests[root.digest].replace(b"layers", b"LAYERS")
-    with pytest.raises(VerificationError, match="content hashes to"):
+    with pytest.raises(VerificationError) as bad:
         read_manifest(src, root)
+    assert bad.value.message.startswith(f"manifest {root.digest} from mem:src: content hashes to")
+    with pytest.raises(VerificationError) as named:
+        read_manifest(src, root, what="the root")
+    assert named.value.message.startswith("the root: content hashes to")
     with pytest.raises(VerificationError, match=f"manifest {root.digest} from mem:src: 3 bytes, the descriptor states"):
         check_manifest_bytes(b"{ }", root, f"manifest {root.digest} from mem:src")
     big = root.model_copy(update={"size": mt.MAX_MANIFEST_BYTES + 1})

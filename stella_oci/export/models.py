@@ -246,11 +246,6 @@ class ExportManifest(_Model):
         model._source_obj = copy.deepcopy(obj)
         return model
 
-    def json_obj(self) -> dict[str, Any]:
-        """The export.json object this model was built from (a copy; :meth:`to_json_obj`
-        when the model was not built by :meth:`from_json_obj`)."""
-        return copy.deepcopy(self._source_obj) if self._source_obj is not None else self.to_json_obj()
-
     @property
     def manifest_digest(self) -> str:
         """``io.stellaops.export.manifest-digest``: ``sha256:`` + SHA-256 of the RFC 8785 form of

@@ -138,7 +138,7 @@ class BlobReader:
         self._finish()
 
     @contextmanager
-    def open(self, offset: int = 0) -> Iterator[Iterator[bytes]]:
+    def open(self, offset: int) -> Iterator[Iterator[bytes]]:
         """A :data:`~stella_oci.targets.base.BlobOpener`: the verified chunks from ``offset``."""
         if self.cancel is not None:
             self.cancel.check(self.what)
