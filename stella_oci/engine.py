@@ -50,7 +50,7 @@ class Progress(Protocol):
 
     def blob_done(self, desc: Descriptor, how: PushOutcome) -> None: ...
 
-    def add_total(self, nbytes: int) -> None: ...
+    def add_total(self, nbytes: int, blobs: int = 0) -> None: ...
 
 
 class NoProgress:
@@ -63,7 +63,7 @@ class NoProgress:
     def blob_done(self, desc: Descriptor, how: PushOutcome) -> None:
         pass
 
-    def add_total(self, nbytes: int) -> None:
+    def add_total(self, nbytes: int, blobs: int = 0) -> None:
         pass
 
 
@@ -199,7 +199,7 @@ class _CopyRun:
             unique.setdefault(d.digest, d)
         if not unique:
             return
-        self.progress.add_total(sum(d.size for d in unique.values()))
+        self.progress.add_total(sum(d.size for d in unique.values()), len(unique))
         if self.concurrency == 1 or len(unique) == 1:
             for d in unique.values():
                 self.copy_blob(d)
@@ -235,7 +235,7 @@ class _CopyRun:
         if present:
             # The whole graph is already there (a re-push, a repeated copy): only the tags move.
             blobs = children(data, media_type_of(data, root.media_type))
-            self.progress.add_total(sum(child.size for child in blobs))
+            self.progress.add_total(sum(child.size for child in blobs), len(blobs))
             for child in blobs:
                 self.stats.count(PushOutcome.EXISTS, child.size)
                 self.progress.blob_done(child, PushOutcome.EXISTS)

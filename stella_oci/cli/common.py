@@ -15,7 +15,7 @@ import click
 
 from stella_oci.errors import EXIT_CODES, LOCAL_ERRNOS, InternalError, InvalidInputError, StellaOciError
 from stella_oci.oci.mirrors import load_mirror_config, parse_mirror_args
-from stella_oci.output import RichProgress, emit_error, emit_result, progress_wanted
+from stella_oci.output import LineProgress, RichProgress, emit_error, emit_result, progress_for
 from stella_oci.transport.options import RetryPolicy, TransportOptions
 
 if TYPE_CHECKING:  # the verbs import pydantic models: imported when a command runs, not for --help
@@ -261,7 +261,7 @@ class Context:
         if mirror_config:
             self.mirrors.update(load_mirror_config(Path(mirror_config)))
         self.mirrors.update(parse_mirror_args(kw.pop("registry_mirror")))
-        self.progress: RichProgress | None = None
+        self.progress: RichProgress | LineProgress | None = None
         logging.basicConfig(
             level=logging.DEBUG if verbose else logging.WARNING,
             stream=sys.stderr,
@@ -271,8 +271,7 @@ class Context:
     def run(self, description: str) -> RunOptions:
         from stella_oci.verbs.common import RunOptions
 
-        if progress_wanted(self.fmt, self.quiet):
-            self.progress = RichProgress(description)
+        self.progress = progress_for(self.fmt, self.quiet, description)
         return RunOptions(
             transport=self.transport,
             concurrency=self.concurrency,

@@ -13,7 +13,7 @@ import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,9 @@ from stella_oci.export.paths import check_path_set, check_relative_path, resolve
 from stella_oci.jsonio import parse_json_bytes
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import file_digest
+
+#: ``on_hashed(path, size, done, total)``: a bundle file was hashed (progress of a push).
+HashedFn = Callable[[str, int, int, int], None]
 
 EXPORT_JSON = "export.json"
 PROVENANCE_JSON = "provenance.json"
@@ -197,11 +200,13 @@ def scan_directory(
     *,
     allow_unlisted: bool = False,
     mismatch_error: type[StellaOciError] = InvalidInputError,
+    on_hashed: HashedFn | None = None,
 ) -> Bundle:
     """Check a bundle directory and list its layers (see module docstring).
 
     A listed file whose size or digest differs from export.json raises ``mismatch_error``:
     invalid input (exit 2) before a push, a verification failure (exit 3) for ``verify DIR``.
+    ``on_hashed(path, size, done, total)`` is called after each listed file was hashed (progress).
     """
     if not root.is_dir():
         raise InvalidInputError(f"{root}: not a directory or a .tar/.tar.gz/.tar.zst archive")
@@ -215,6 +220,9 @@ def scan_directory(
     files = [
         BundleFile(EXPORT_JSON, export_path, EXPORT_MANIFEST_MEDIA_TYPE, digest, size, "export-manifest")
     ]
+    to_hash = len(doc["contents"]) + 1
+    if on_hashed is not None:
+        on_hashed(EXPORT_JSON, size, 1, to_hash)
 
     order = sorted(range(len(doc["contents"])), key=lambda i: str(doc["contents"][i]["path"]))
     for index in order:
@@ -229,6 +237,8 @@ def scan_directory(
                 hint="restore the file the export produced (pull it again), or regenerate export.json",
             )
         actual, actual_size = file_digest(real)
+        if on_hashed is not None:
+            on_hashed(path, actual_size, len(files) + 1, to_hash)
         if actual_size != entry["bytes"]:
             raise mismatch_error(
                 f"{where}/bytes: {path!r} is {actual_size} bytes, export.json states {entry['bytes']}",
@@ -564,13 +574,15 @@ def _decompression_errors() -> tuple[type[Exception], ...]:
 
 
 @contextmanager
-def open_bundle(path: Path, *, allow_unlisted: bool = False) -> Iterator[Bundle]:
+def open_bundle(
+    path: Path, *, allow_unlisted: bool = False, on_hashed: HashedFn | None = None
+) -> Iterator[Bundle]:
     """Open a bundle directory or archive for pushing; archives are unpacked to a temp dir."""
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"{path}: no such bundle directory or archive")
     if path.is_dir():
-        yield scan_directory(path, allow_unlisted=allow_unlisted)
+        yield scan_directory(path, allow_unlisted=allow_unlisted, on_hashed=on_hashed)
         return
     if not is_archive(path):
         raise InvalidInputError(
@@ -579,6 +591,6 @@ def open_bundle(path: Path, *, allow_unlisted: bool = False) -> Iterator[Bundle]
     with interrupts.temp_dir("stella-oci-bundle-") as tmp:
         left: list[str] = []
         root = extract_archive(path, tmp, allow_unlisted=allow_unlisted, left_behind=left)
-        bundle = scan_directory(root, allow_unlisted=allow_unlisted)
+        bundle = scan_directory(root, allow_unlisted=allow_unlisted, on_hashed=on_hashed)
         bundle.ignored = sorted({*bundle.ignored, *left})
         yield bundle

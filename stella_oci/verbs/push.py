@@ -6,7 +6,7 @@ paths, unlisted files, annotations, the reference and the tags.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from stella_oci.errors import InvalidInputError, on_side
@@ -51,8 +51,8 @@ def push(
     bundle: str | Path,
     reference: str | Reference | None = None,
     *,
-    tags: Sequence[str] = (),
-    annotations: Sequence[str] = (),
+    tags: str | Sequence[str] = (),
+    annotations: Mapping[str, str] | Sequence[str] = (),
     provenance_ref: str | None = None,
     allow_unlisted: bool = False,
     attach_signatures: bool = False,
@@ -60,17 +60,20 @@ def push(
 ) -> PushResult:
     """Push an export bundle (directory or archive) and return where it went.
 
-    ``tags`` are added to the reference's own tag; with neither, the tag is the exportId
-    (``trivy:db`` / ``trivy:java-db``: ``2`` / ``1``, the tags Trivy asks for).
-    ``annotations`` are ``K=V`` strings (the ``io.stellaops.`` prefix is reserved).
+    ``tags`` (a tag, or several) are added to the reference's own tag; with neither, the tag
+    is the exportId (``trivy:db`` / ``trivy:java-db``: ``2`` / ``1``, the tags Trivy asks for).
+    ``annotations`` are a mapping ``{K: V}`` or ``K=V`` strings (the ``io.stellaops.`` prefix
+    is reserved).
     ``attach_signatures`` also attaches the bundle's DSSE envelopes and provenance.json as
     OCI 1.1 referrers of the pushed manifest (they are layers either way).
     """
     run = run or RunOptions()
     user = parse_user_annotations(annotations)
+    tags = [tags] if isinstance(tags, str) else list(tags)  # "v1" is one tag, not "v" and "1"
     for t in tags:
         check_tag(t)
-    with open_bundle(Path(bundle), allow_unlisted=allow_unlisted) as b:
+    on_hashed = getattr(run.progress, "file_hashed", None)  # the CLI's progress shows the hashing
+    with open_bundle(Path(bundle), allow_unlisted=allow_unlisted, on_hashed=on_hashed) as b:
         ref = push_reference(b, reference)
         layout = build_layout(b, user_annotations=user, provenance_ref=provenance_ref)
         artifact = layout.root
