@@ -24,28 +24,72 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it (imported on first attribute access).
 _LAZY: dict[str, str] = {
+    "AirgapOptions": "stella_oci.api",
     "RunOptions": "stella_oci.api",
     "attach": "stella_oci.api",
     "copy": "stella_oci.api",
+    "delete": "stella_oci.api",
     "discover": "stella_oci.api",
+    "fetch": "stella_oci.api",
     "inspect": "stella_oci.api",
+    "login": "stella_oci.api",
+    "logout": "stella_oci.api",
+    "manifest": "stella_oci.api",
     "pull": "stella_oci.api",
     "push": "stella_oci.api",
+    "resolve": "stella_oci.api",
+    "tag": "stella_oci.api",
+    "tags": "stella_oci.api",
     "verify": "stella_oci.api",
     "StellaOciError": "stella_oci.errors",
     "CopyResult": "stella_oci.results",
     "InspectResult": "stella_oci.results",
     "PushResult": "stella_oci.results",
     "VerifyResult": "stella_oci.results",
+    "AttachResult": "stella_oci.verbs.referrers",
+    "DiscoverResult": "stella_oci.verbs.referrers",
+    "TagsResult": "stella_oci.verbs.tags",
+    "ResolveResult": "stella_oci.verbs.resolve",
+    "ManifestResult": "stella_oci.verbs.resolve",
+    "TagResult": "stella_oci.verbs.tag",
+    "DeleteResult": "stella_oci.verbs.delete",
+    "FetchResult": "stella_oci.verbs.fetch",
+    "LoginResult": "stella_oci.verbs.login",
+    "LogoutResult": "stella_oci.verbs.login",
     "RetryPolicy": "stella_oci.transport.options",
     "TransportOptions": "stella_oci.transport.options",
 }
 
 if TYPE_CHECKING:
-    from stella_oci.api import RunOptions, attach, copy, discover, inspect, pull, push, verify
+    from stella_oci.api import (
+        AirgapOptions,
+        RunOptions,
+        attach,
+        copy,
+        delete,
+        discover,
+        fetch,
+        inspect,
+        login,
+        logout,
+        manifest,
+        pull,
+        push,
+        resolve,
+        tag,
+        tags,
+        verify,
+    )
     from stella_oci.errors import StellaOciError
     from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult
     from stella_oci.transport.options import RetryPolicy, TransportOptions
+    from stella_oci.verbs.delete import DeleteResult
+    from stella_oci.verbs.fetch import FetchResult
+    from stella_oci.verbs.login import LoginResult, LogoutResult
+    from stella_oci.verbs.referrers import AttachResult, DiscoverResult
+    from stella_oci.verbs.resolve import ManifestResult, ResolveResult
+    from stella_oci.verbs.tag import TagResult
+    from stella_oci.verbs.tags import TagsResult
 
 
 def __getattr__(name: str) -> Any:
@@ -62,20 +106,39 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AirgapOptions",
+    "AttachResult",
     "CopyResult",
+    "DeleteResult",
+    "DiscoverResult",
+    "FetchResult",
     "InspectResult",
+    "LoginResult",
+    "LogoutResult",
+    "ManifestResult",
     "PushResult",
+    "ResolveResult",
     "RetryPolicy",
     "RunOptions",
     "StellaOciError",
+    "TagResult",
+    "TagsResult",
     "TransportOptions",
     "VerifyResult",
     "__version__",
     "attach",
     "copy",
+    "delete",
     "discover",
+    "fetch",
     "inspect",
+    "login",
+    "logout",
+    "manifest",
     "pull",
     "push",
+    "resolve",
+    "tag",
+    "tags",
     "verify",
 ]

@@ -10,11 +10,36 @@ Every function raises :class:`stella_oci.errors.StellaOciError` subclasses whose
 
 from __future__ import annotations
 
+from stella_oci.verbs.airgap import AirgapOptions
 from stella_oci.verbs.common import RunOptions
 from stella_oci.verbs.copy import copy
+from stella_oci.verbs.delete import delete
+from stella_oci.verbs.fetch import fetch
 from stella_oci.verbs.inspect import inspect
+from stella_oci.verbs.login import login, logout
 from stella_oci.verbs.pull import pull, verify
 from stella_oci.verbs.push import push
 from stella_oci.verbs.referrers import attach, discover
+from stella_oci.verbs.resolve import manifest, resolve
+from stella_oci.verbs.tag import tag
+from stella_oci.verbs.tags import tags
 
-__all__ = ["RunOptions", "attach", "copy", "discover", "inspect", "pull", "push", "verify"]
+__all__ = [
+    "AirgapOptions",
+    "RunOptions",
+    "attach",
+    "copy",
+    "delete",
+    "discover",
+    "fetch",
+    "inspect",
+    "login",
+    "logout",
+    "manifest",
+    "pull",
+    "push",
+    "resolve",
+    "tag",
+    "tags",
+    "verify",
+]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 from stella_oci.oci.manifest import Descriptor
@@ -101,8 +101,10 @@ class VerifyResult(ResultModel):
     """The checks that ran, in order (CONTRACT section 5); only those that ran."""
     output: str | None = None
     """Where the bundle was written (pull), or None (verify)."""
-    staleness: dict[str, Any] | None = None
-    provenance: dict[str, Any] | None = None
+    staleness: StalenessResult | None = None
+    """With ``--staleness-config``: the StalenessValidationResult."""
+    provenance: ProvenanceRecord | None = None
+    """An import (pull): the BundleProvenance record written to the ledger."""
     signatures: SignaturesResult | None = None
     """The signature checks (``--trust-root`` / ``--require-signature``), when asked for."""
     transfer: TransferStats = Field(default_factory=TransferStats)
@@ -118,7 +120,8 @@ class InspectResult(ResultModel):
     size: int
     annotations: dict[str, str]
     layers: list[LayerInfo]
-    manifest: dict[str, Any]
+    manifest: dict[str, JsonValue]
+    """The manifest (or index) as stored, parsed."""
 
 
 class CosignTagInfo(ResultModel):
@@ -139,10 +142,93 @@ class CopyResult(ResultModel):
     cosign_tags: list[CosignTagInfo] = Field(default_factory=list, serialization_alias="cosignTags")
     """cosign's tag-scheme signatures, attestations and SBOMs copied along (``--no-signatures``: none)."""
     transfer: TransferStats = Field(default_factory=TransferStats)
-    staleness: dict[str, Any] | None = None
-    provenance: dict[str, Any] | None = None
+    staleness: StalenessResult | None = None
+    provenance: ProvenanceRecord | None = None
     served_by: str | None = Field(default=None, serialization_alias="servedBy")
     """``host/repository`` of the ``--registry-mirror`` that served the source; None without a mirror."""
+
+
+# ----------------------------------------------------------------------------- air gap (CONTRACT 7)
+# The ledger schema's own documents ($defs of stella_oci/data/ledger-airgap-staleness.schema.json):
+# field names are the schema's (already camelCase), so the JSON is exactly the schema's shape.
+class _SchemaDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class StalenessErrorDoc(_SchemaDoc):
+    code: str
+    message: str
+    domainId: str | None = None
+    stalenessSeconds: int | None = None
+    thresholdSeconds: int | None = None
+    recommendation: str | None = None
+
+
+class StalenessWarningDoc(_SchemaDoc):
+    code: str
+    message: str
+    percentOfThreshold: float | None = None
+    projectedStaleAt: str | None = None
+
+
+class StalenessResult(_SchemaDoc):
+    """``$defs/StalenessValidationResult``."""
+
+    validationType: str
+    validatedAt: str
+    passed: bool
+    context: str | None = None
+    domainId: str | None = None
+    stalenessSeconds: int | None = None
+    thresholdSeconds: int | None = None
+    enforcementMode: str | None = None
+    error: StalenessErrorDoc | None = None
+    warnings: list[StalenessWarningDoc] | None = None
+
+
+class TimeAnchorDoc(_SchemaDoc):
+    anchorType: str
+    timestamp: str
+    source: str | None = None
+    uncertainty: int | None = None
+    signatureDigest: str | None = None
+    verified: bool | None = None
+
+
+class ExportRecordDoc(_SchemaDoc):
+    exportId: str
+    key: str
+    format: str
+    createdAt: str
+    artifactDigest: str
+    recordCount: int | None = None
+
+
+class BundleAttestationDoc(_SchemaDoc):
+    predicateType: str | None = None
+    envelopeDigest: str | None = None
+    signedAt: str | None = None
+    keyId: str | None = None
+    transparencyLog: str | None = None
+
+
+class ProvenanceRecord(_SchemaDoc):
+    """``$defs/BundleProvenance``: the import ledger's record of an import."""
+
+    provenanceType: str
+    bundleId: str
+    importedAt: str
+    sourceTimestamp: str
+    domainId: str | None = None
+    sourceEnvironment: str | None = None
+    bundleDigest: str | None = None
+    manifestDigest: str | None = None
+    """The OCI manifest digest (the schema's name; the same value as ``digest`` elsewhere)."""
+    stalenessSeconds: int | None = None
+    timeAnchor: TimeAnchorDoc | None = None
+    attestation: BundleAttestationDoc | None = None
+    exports: list[ExportRecordDoc] | None = None
+    metadata: dict[str, JsonValue] | None = None
 
 
 class SignatureSourceInfo(ResultModel):
@@ -180,6 +266,11 @@ class SignaturesResult(ResultModel):
     def of(cls, report: SignatureReport, **more: Any) -> SignaturesResult:
         fields = {name: getattr(report, name) for name in SignatureReport.model_fields}
         return cls(**{**fields, **more})
+
+
+# The members above refer to models defined after them: resolve those references now.
+for _model in (PushResult, VerifyResult, CopyResult):
+    _model.model_rebuild()
 
 
 def to_json_dict(model: BaseModel) -> dict[str, Any]:

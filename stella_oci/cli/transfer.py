@@ -20,7 +20,7 @@ from stella_oci.cli.common import (
 from stella_oci.output import human_size
 
 if TYPE_CHECKING:
-    from stella_oci.results import CopyResult, InspectResult, PushResult, VerifyResult
+    from stella_oci.results import CopyResult, InspectResult, PushResult, StalenessResult, VerifyResult
 
 
 # ----------------------------------------------------------------------------- push
@@ -101,17 +101,17 @@ def push(
 
 
 # ----------------------------------------------------------------------------- pull / verify
-def _staleness_text(staleness: dict[str, Any] | None) -> str:
-    if not staleness:
+def _staleness_text(staleness: StalenessResult | None) -> str:
+    if staleness is None:
         return ""
-    days = staleness.get("stalenessSeconds", 0) / 86400
-    limit = staleness.get("thresholdSeconds", 0) / 86400
+    days = (staleness.stalenessSeconds or 0) / 86400
+    limit = (staleness.thresholdSeconds or 0) / 86400
     line = (
         f"\n  staleness:       {days:.1f} days (threshold {limit:.1f} days, "
-        f"{staleness.get('enforcementMode', '?')}): {'passed' if staleness.get('passed') else 'FAILED'}"
+        f"{staleness.enforcementMode or '?'}): {'passed' if staleness.passed else 'FAILED'}"
     )
-    for w in staleness.get("warnings") or []:
-        line += f"\n  warning:         {w['code']}: {w['message']}"
+    for w in staleness.warnings or []:
+        line += f"\n  warning:         {w.code}: {w.message}"
     return line
 
 
@@ -162,14 +162,19 @@ def pull(
 
     A failed check leaves nothing at --output. The pull is recorded in the import ledger.
     """
-    from stella_oci import api
+    from dataclasses import replace
 
+    from stella_oci import api
+    from stella_oci.verbs.airgap import AirgapOptions
+
+    # the command line records every pull in the import ledger (the default one without --ledger)
+    airgap = replace(airgap_from(kw) or AirgapOptions(), record_in_default_ledger=True)
     result = api.pull(
         reference,
         output,
         expect_digest=expect_digest,
         run=ctx.run("pull"),
-        airgap=airgap_from(kw),
+        airgap=airgap,
         checks=checks_from(kw),
     )
     return result, _verify_text(result, ctx.quiet, "pulled")

@@ -55,12 +55,20 @@ _KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:+-]*")  # fullmatch: "$" lets a 
 _HEX64_RE = re.compile(r"(sha256:)?([a-f0-9]{64})")
 
 
-def parse_user_annotations(items: Sequence[str]) -> dict[str, str]:
-    """Parse ``--annotation K=V`` items (split at the first ``=``; ``V`` may be empty).
+def parse_user_annotations(items: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
+    """Parse ``--annotation K=V`` items (split at the first ``=``; ``V`` may be empty), or take a
+    mapping ``{K: V}`` (the Python API), checked by the same rules.
 
     Refused with exit 2: no ``=``, an empty key or one with spaces/odd characters, a key
     under the reserved ``io.stellaops.`` prefix, the same key twice with different values.
     """
+    if isinstance(items, Mapping):
+        for k, v in items.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise InvalidInputError(f"annotation {k!r}: keys and values must be strings")
+        items = [f"{k}={v}" for k, v in items.items()]
+    elif isinstance(items, str):
+        items = [items]
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")

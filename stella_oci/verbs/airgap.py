@@ -59,6 +59,9 @@ class AirgapOptions:
     ledger: Path | None = None
     """The import ledger; default: $STELLA_OCI_LEDGER or the user data dir."""
     source_environment: str | None = None
+    record_in_default_ledger: bool = False
+    """A pull without ``ledger`` is recorded in the default ledger (the CLI's pull sets this; a
+    library ``pull()`` records an import only when asked)."""
 
 
 class AirgapCheck:

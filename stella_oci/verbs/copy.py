@@ -111,5 +111,5 @@ def copy(
         served_by=served,
     )
     if gap is not None and fetched is not None and is_import:
-        gap.record(fetched, result.provenance, reference=result.destination)
+        gap.record(fetched, extra.get("provenance"), reference=result.destination)
     return result

@@ -15,6 +15,7 @@ then every blob, verified while it streams. A pull writes into a temporary direc
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -292,14 +293,17 @@ def pull(
 ) -> VerifyResult:
     """Fetch and verify an export into ``output`` (a new or empty directory).
 
-    A pull is an import: it is recorded in the import ledger (``airgap.ledger``), its
-    staleness is checked when ``airgap.staleness_config`` is given, and a ``mirror:delta``
-    export is refused unless its base was imported before. ``checks`` run after the
-    manifest and export.json passed (signatures, for instance).
+    Its staleness is checked when ``airgap.staleness_config`` is given. The pull is recorded
+    as an import only when the caller asks for it: ``airgap.ledger`` names a ledger, or
+    ``airgap.record_in_default_ledger`` (the CLI's ``pull``) says to use the default one
+    ($STELLA_OCI_LEDGER or the user data dir); a recorded import also checks that a
+    ``mirror:delta`` export's base was imported before. ``checks`` run after the manifest and
+    export.json passed (signatures, for instance).
     """
     run = run or RunOptions()
     ref = as_reference(reference)
-    gap = AirgapCheck(airgap or AirgapOptions(), is_import=True)
+    record_import = airgap is not None and (airgap.ledger is not None or airgap.record_in_default_ledger)
+    gap = AirgapCheck(airgap or AirgapOptions(), is_import=record_import)
     out = Path(output)
     src = open_source(ref, run)  # first: an --offline refusal leaves no partial directory behind
     try:
@@ -320,7 +324,12 @@ def pull(
         result = _result(fetched, str(out), transfer_stats(stats), extra)
         # Everything that can fail is checked before the rename: the ledger is written (and
         # locked) first, committed after it; a signal cannot split the two.
-        with gap.importing(fetched, extra.get("provenance"), reference=result.reference) as record:
+        importing = (
+            gap.importing(fetched, extra.get("provenance"), reference=result.reference)
+            if record_import
+            else nullcontext(lambda: None)
+        )
+        with importing as record:
             with interrupts.deferred():
                 with on_side("destination"):
                     sink.commit()

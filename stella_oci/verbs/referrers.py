@@ -25,7 +25,7 @@ same subject gives the same referrer digest.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -164,13 +164,13 @@ def attach(
     file: str | Path,
     *,
     artifact_type: str,
-    annotations: Sequence[str] = (),
+    annotations: Mapping[str, str] | Sequence[str] = (),
     media_type: str | None = None,
     run: RunOptions | None = None,
 ) -> AttachResult:
     """Push ``file`` as an OCI 1.1 referrer of the manifest ``reference`` names.
 
-    ``annotations`` are ``K=V`` strings (``io.stellaops.`` is reserved) put on the referrer
+    ``annotations`` are a mapping or ``K=V`` strings (``io.stellaops.`` is reserved) put on the referrer
     manifest; the file's name goes into the layer's ``org.opencontainers.image.title``. The
     layer's media type is ``media_type``, else ``artifact_type``.
     """

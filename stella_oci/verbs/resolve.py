@@ -7,7 +7,7 @@ digest before they are handed out.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from stella_oci.oci.reference import Reference
 from stella_oci.results import ResultModel
@@ -28,7 +28,7 @@ class ResolveResult(ResultModel):
 class ManifestResult(ResolveResult):
     data: bytes = Field(exclude=True, repr=False)
     """The manifest bytes as stored, verified against ``digest`` (not in the JSON document)."""
-    manifest: dict[str, object] = Field(default_factory=dict)
+    manifest: dict[str, JsonValue] = Field(default_factory=dict)
     """The manifest, parsed (``--format json``)."""
 
 
