@@ -46,15 +46,29 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  python3 -c "import urllib.request; urllib.request.urlopen('http://$REGISTRY/v2/', timeout=1)" 2>/dev/null && break
+up=0
+for _ in $(seq 1 200); do
+  if python3 -c "import urllib.request; urllib.request.urlopen('http://$REGISTRY/v2/', timeout=1)" 2>/dev/null; then
+    up=1
+    break
+  fi
+  if ! kill -0 "$REGISTRY_PID" 2>/dev/null; then
+    break # it exited: its log says why
+  fi
   sleep 0.05
 done
+if [[ $up -ne 1 ]]; then
+  echo "quickstart: the local registry did not answer http://$REGISTRY/v2/ within 10 s; its log:" >&2
+  tail -n 20 "$WORK/registry.log" >&2 || true
+  exit 1
+fi
 say "local registry up at $REGISTRY (storage $WORK/storage)"
 
 REF="$REGISTRY/stellaops/exports:quickstart"
 say "stella-oci push examples/mirror-full $REF"
-DIGEST=$(stella-oci push examples/mirror-full "$REF" --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')
+# --digest-only: stdout is the digest; on failure the CLI's own message is on stderr and its
+# exit code ends this script (set -e)
+DIGEST=$(stella-oci push examples/mirror-full "$REF" --digest-only)
 echo "pushed $REGISTRY/stellaops/exports@$DIGEST"
 
 say "stella-oci inspect $REF"

@@ -47,6 +47,44 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: large transfers (hundreds of MB)")
 
 
+#: Files at least this big are removed from a test's tmp_path when it ends, and from the whole
+#: basetemp when the session ends: pytest keeps the last three basetemps, and the slow tests
+#: write GBs (a 2 GiB bundle and its pulled copy) that nobody reads afterwards.
+BIG_FILE_BYTES = 8 * 1024 * 1024
+
+
+def remove_big_files(root: Path, limit: int = BIG_FILE_BYTES) -> int:
+    """Delete the regular files of at least ``limit`` bytes under ``root``; bytes freed."""
+    freed = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath) / name
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if path.is_file() and not path.is_symlink() and st.st_size >= limit:
+                try:
+                    path.unlink()
+                    freed += st.st_size
+                except OSError:
+                    pass
+    return freed
+
+
+@pytest.fixture(autouse=True)
+def _drop_big_files(tmp_path: Path) -> Iterator[None]:
+    yield
+    remove_big_files(tmp_path)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    base = getattr(factory, "_basetemp", None) if factory is not None else None
+    if base is not None and Path(base).is_dir():
+        remove_big_files(Path(base))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that use ``container_registry`` carry the ``container`` marker (``-m 'not container'``)."""
     for item in items:
