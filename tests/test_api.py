@@ -33,7 +33,7 @@ def manifest_json(registry, repo: str, ref: str) -> dict:
 
 
 def test_push_tags_string_and_annotations_mapping(registry, fresh_repo, tmp_path) -> None:
-    bundle = copy_example("trivy-db", tmp_path / "b")
+    bundle = copy_example("mirror-full", tmp_path / "b")
     result = stella_oci.push(bundle, f"{registry.host}/{fresh_repo}", tags="v1", annotations={"team": "ops"})
     assert result.tags == ["v1"]
     assert tags_of(registry, fresh_repo) == ["v1"]  # not "v" and "1"
@@ -124,7 +124,7 @@ def test_library_pull_records_an_import_only_when_asked(registry, fresh_repo, tm
 
 def test_cli_pull_still_records_in_the_default_ledger(registry, fresh_repo, run_cli, tmp_path, ledger_path) -> None:
     ref = f"{registry.host}/{fresh_repo}:v1"
-    code, _, err = run_cli("push", copy_example("trivy-db", tmp_path / "b"), ref)
+    code, _, err = run_cli("push", copy_example("mirror-full", tmp_path / "b"), ref)
     assert code == 0, err
     code, _, err = run_cli("pull", ref, "-o", tmp_path / "got")
     assert code == 0, err

@@ -51,7 +51,7 @@ def every_verb(host: str, tmp_path: Path) -> list[list[str]]:
     """One command line per verb that talks to a registry at ``host``."""
     bundle = tmp_path / "bundle"
     if not bundle.exists():
-        copy_example("trivy-db", bundle)
+        copy_example("mirror-full", bundle)
     note = tmp_path / "note.txt"
     note.write_text("x")
     repo = f"{host}/t/messages"
@@ -97,7 +97,7 @@ def test_loopback_tls_registry_without_flags_switches_to_https(tls_registry, run
     """A loopback registry is tried over HTTP first; its 'HTTPS only' answer (also to a HEAD,
     which has no body) switches to HTTPS, which then asks for the CA."""
     reg, ca = tls_registry
-    bundle = copy_example("trivy-db", tmp_path / "b")
+    bundle = copy_example("mirror-full", tmp_path / "b")
     code, _, err = run_cli("push", bundle, f"{reg.host}/t/switch:v1")
     assert code == 6 and "not trusted" in err and "--ca-file" in err, err
     code, out, err = run_cli("push", bundle, f"{reg.host}/t/switch:v1", "--ca-file", ca, "--digest-only")
@@ -151,7 +151,7 @@ def test_missing_registry_config_is_an_error(registry, run_cli, tmp_path) -> Non
 # ----------------------------------------------------------------------------- air gap
 def test_time_anchor_without_staleness_config_is_refused(registry, fresh_repo, run_cli, tmp_path) -> None:
     ref = f"{registry.host}/{fresh_repo}:v1"
-    code, _, err = run_cli("push", copy_example("trivy-db", tmp_path / "b"), ref)
+    code, _, err = run_cli("push", copy_example("mirror-full", tmp_path / "b"), ref)
     assert code == 0, err
     anchor = EXAMPLES / "airgap" / "time-anchor.json"
     code, _, err = run_cli("verify", ref, "--time-anchor", anchor)
@@ -164,7 +164,7 @@ def test_time_anchor_without_staleness_config_is_refused(registry, fresh_repo, r
 
 def test_exit_7_says_the_clock_was_the_unverified_system_clock(registry, fresh_repo, run_cli, tmp_path) -> None:
     ref = f"{registry.host}/{fresh_repo}:v1"
-    code, _, err = run_cli("push", copy_example("trivy-db", tmp_path / "b"), ref)
+    code, _, err = run_cli("push", copy_example("mirror-full", tmp_path / "b"), ref)
     assert code == 0, err
     strict = EXAMPLES / "airgap" / "staleness-strict.json"
     code, _, err = run_cli("verify", ref, "--staleness-config", strict)  # 2026-11-20 export, clock later
@@ -178,7 +178,7 @@ def test_exit_7_says_the_clock_was_the_unverified_system_clock(registry, fresh_r
 # ----------------------------------------------------------------------------- files
 def test_copy_to_a_gz_named_archive_is_refused(registry, fresh_repo, run_cli, tmp_path) -> None:
     ref = f"{registry.host}/{fresh_repo}:v1"
-    code, _, err = run_cli("push", copy_example("trivy-db", tmp_path / "b"), ref)
+    code, _, err = run_cli("push", copy_example("mirror-full", tmp_path / "b"), ref)
     assert code == 0, err
     for name in ("x.tar.gz", "x.tgz", "x.tar.zst"):
         code, _, err = run_cli("copy", ref, f"oci-archive:{tmp_path / name}:v1")

@@ -68,7 +68,7 @@ def raw_manifest(registry, repo: str, ref: str) -> requests.Response:
 # ----------------------------------------------------------------------------- resolve, manifest
 def test_resolve_and_manifest(registry, fresh_repo, run_cli, tmp_path) -> None:
     ref = f"{registry.host}/{fresh_repo}:v1"
-    digest = push(run_cli, "trivy-db", ref, tmp_path)
+    digest = push(run_cli, "mirror-full", ref, tmp_path)
     out = cli_ok(run_cli, "resolve", ref)
     assert out == f"{registry.host}/{fresh_repo}@{digest}\n"
     doc = json.loads(cli_ok(run_cli, "resolve", ref, "--format", "json"))
@@ -92,7 +92,7 @@ def test_manifest_bytes_not_matching_the_digest_fail(registry, fresh_repo, run_c
     """A registry that stores other bytes under the digest asked for: exit 3, nothing printed."""
     root = registry.require_root()
     ref = f"{registry.host}/{fresh_repo}:v1"
-    digest = push(run_cli, "trivy-db", ref, tmp_path)
+    digest = push(run_cli, "mirror-full", ref, tmp_path)
     data = registry.blob_path(digest)
     original = data.read_bytes()
     data.write_bytes(original.replace(b'"schemaVersion":2', b'"schemaVersion": 2', 1))
@@ -146,7 +146,7 @@ def test_tags_paginated_filtered_sorted_by_created(registry, fresh_repo, run_cli
 
 def test_tags_of_an_oci_layout(registry, fresh_repo, run_cli, tmp_path) -> None:
     ref = f"{registry.host}/{fresh_repo}:v1"
-    push(run_cli, "trivy-db", ref, tmp_path)
+    push(run_cli, "mirror-full", ref, tmp_path)
     layout = tmp_path / "layout"
     cli_ok(run_cli, "copy", ref, f"oci:{layout}:first", "--no-referrers")
     cli_ok(run_cli, "tag", f"oci:{layout}:first", "second")
@@ -183,7 +183,7 @@ def test_tag_moves_only_the_manifest(registry, fresh_repo, run_cli, tmp_path, mo
 # ----------------------------------------------------------------------------- delete
 def test_delete_by_digest_and_tag_refused_without_force(registry, fresh_repo, run_cli, tmp_path) -> None:
     repo = f"{registry.host}/{fresh_repo}"
-    digest = push(run_cli, "trivy-db", f"{repo}:v1", tmp_path)
+    digest = push(run_cli, "mirror-full", f"{repo}:v1", tmp_path)
     code, _, err = run_cli("delete", f"{repo}:v1")
     assert code == 2 and "--force" in err and "resolve" in err
     assert raw_manifest(registry, fresh_repo, digest).status_code == 200  # still there
@@ -194,7 +194,7 @@ def test_delete_by_digest_and_tag_refused_without_force(registry, fresh_repo, ru
     code, _, err = run_cli("delete", f"{repo}@{digest}")
     assert code == 4
 
-    d2 = push(run_cli, "trivy-db", f"{repo}:v2", tmp_path, created="2026-11-02T00:00:00Z", name="c")
+    d2 = push(run_cli, "mirror-full", f"{repo}:v2", tmp_path, created="2026-11-02T00:00:00Z", name="c")
     doc = json.loads(cli_ok(run_cli, "delete", f"{repo}:v2", "--force", "--format", "json"))
     assert doc == {"reference": f"{repo}@{d2}", "digest": d2, "resolvedFrom": "v2"}
     assert raw_manifest(registry, fresh_repo, d2).status_code == 404
@@ -210,7 +210,7 @@ def no_delete_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
 
 def test_delete_on_a_registry_with_deletes_disabled(no_delete_registry, run_cli, tmp_path) -> None:
     repo = f"{no_delete_registry.host}/t/nodelete"
-    digest = push(run_cli, "trivy-db", f"{repo}:v1", tmp_path)
+    digest = push(run_cli, "mirror-full", f"{repo}:v1", tmp_path)
     code, out, err = run_cli("delete", f"{repo}@{digest}")
     assert code == 3, err  # the registry refused a well-formed request (RegistryError)
     assert "deletes disabled" in err and "405" in err and "storage.delete.enabled" in err
@@ -280,7 +280,7 @@ def test_login_push_logout(tls_registry, run_cli, tmp_path) -> None:
     config = tmp_path / "docker" / "config.json"
     common = ["--ca-file", str(ca), "--registry-config", str(config)]
     ref = f"{reg.host}/t/login:v1"
-    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    bundle = copy_example("mirror-full", tmp_path / "bundle")
 
     code, out, err = run_cli("login", reg.host, "-u", USER, *common, input="wrong-password\n")
     assert code == 6 and not config.exists(), err
@@ -338,7 +338,7 @@ def test_login_through_a_credential_helper(tls_registry, run_cli, tmp_path) -> N
     assert "docker-credential-verbstest" in out
     assert json.loads(store.read_text())[reg.host]["Secret"] == PASSWORD
     assert PASSWORD not in config.read_text()  # only the helper holds the secret
-    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    bundle = copy_example("mirror-full", tmp_path / "bundle")
     cli_ok(run_cli, "push", bundle, f"{reg.host}/t/helper:v1", *common, env=env)
     cli_ok(run_cli, "logout", reg.host, "--registry-config", str(config), env=env)
     assert json.loads(store.read_text()) == {}
