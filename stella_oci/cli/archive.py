@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,8 +18,10 @@ from stella_oci.cli.common import (
     signature_options,
 )
 from stella_oci.output import human_size
-from stella_oci.verbs.load import LoadResult
-from stella_oci.verbs.save import SaveResult
+
+if TYPE_CHECKING:  # the verbs import pydantic and the engine: loaded when a command runs (fast --help)
+    from stella_oci.verbs.load import LoadResult
+    from stella_oci.verbs.save import SaveResult
 
 
 @click.command(
