@@ -508,12 +508,13 @@ def extract_archive(
     must be a regular file or directory with a safe name (no link, device, FIFO, sparse file,
     absolute or ``..`` name, no name twice, at most 100,000 members, extended headers at most
     1 MiB), every file must be listed in export.json with exactly the listed size (or be
-    provenance.json or a DSSE envelope, at most 64 MiB), and the total must fit the cap
+    provenance.json or a signature file - a DSSE envelope or anything under ``signatures/`` -, at
+    most 64 MiB), and the total must fit the cap
     (``STELLA_OCI_MAX_ARCHIVE_BYTES``, default 256 GiB) and the free space. Only then does the
     second pass write, each file at most its listed size; anything refused in the first pass
     has written nothing (exit 2). A single top-level directory holding export.json is taken
-    as the bundle root. The bundle paths of files not unpacked (unlisted with
-    ``allow_unlisted``, other files under ``signatures/``) are appended to ``left_behind``.
+    as the bundle root. The bundle paths of files not unpacked (unlisted, with
+    ``allow_unlisted``) are appended to ``left_behind``.
     """
     unreadable: tuple[type[Exception], ...] = (tarfile.TarError, EOFError, OSError, *_decompression_errors())
     try:
