@@ -310,3 +310,17 @@ def test_trivy_export_referrer_through_the_referrers_api(registry, fresh_repo, r
         assert fallback.status_code == 404
     finally:
         proxy.stop()
+
+
+def test_save_and_load_carry_the_export_referrer(registry, fresh_repo, run_cli, tmp_path):
+    """The multi-export transfers: save puts the Trivy manifest and its export referrer into the
+    archive, load brings both into the mirror, where verify passes."""
+    pushed = cli_json(run_cli, "push", copy_example("trivy-db", tmp_path / "bundle"), f"{registry.host}/{fresh_repo}")
+    archive = tmp_path / "transfer.tar"
+    cli_json(run_cli, "save", f"{registry.host}/{fresh_repo}:2", "--output", archive)
+    cli_json(run_cli, "verify", f"oci-archive:{archive}:2", "--offline")
+    cli_json(run_cli, "load", archive, f"{registry.host}/mirror")
+    loaded = f"{registry.host}/mirror/{fresh_repo}:2"
+    assert cli_json(run_cli, "verify", loaded)["digest"] == pushed["digest"]
+    found = cli_json(run_cli, "discover", loaded)
+    assert [r["digest"] for r in found["referrers"]] == [r["digest"] for r in pushed["referrers"]]
