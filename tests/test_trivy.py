@@ -51,22 +51,24 @@ def get_blob(registry, repo: str, digest: str) -> bytes:
 def trivy_accepts(registry, repo: str, tag: str, media_type: str) -> set[str]:
     """Trivy's rules for a DB artifact, replayed on the manifest and blobs the registry serves.
 
-    aquasecurity/trivy ``pkg/oci/artifact.go`` ``(*Artifact).Download``:
+    aquasecurity/trivy at dc3c56eed58ab21c7e08d26757c517bc946a86c5, ``pkg/oci/artifact.go``
+    (``(*Artifact).Download`` and ``singleLayer``):
 
-    - ``if len(layers) != 1 || len(manifest.Layers) != 1 { return xerrors.Errorf("OCI artifact
-      must be a single layer") }``
-    - ``fileName := opt.Filename`` (empty for the DBs) ``... v, ok :=
-      manifest.Layers[0].Annotations[titleAnnotation]; if !ok { ... "annotation %s is missing" }``
-      with ``titleAnnotation = "org.opencontainers.image.title"``;
-    - ``opt.MediaType != "" && opt.MediaType != string(layerMediaType)`` -> "unacceptable media
-      type", where the DB client passes ``dbMediaType =
-      "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"`` (``pkg/db/db.go``) and the Java DB
-      client ``mediaType = "application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip"``
-      (``pkg/javadb/client.go``);
-    - ``os.Create(filepath.Join(tempDir, fileName))`` then ``downloader.Download(ctx, f.Name(),
-      dir, dir, ...)``: the title is a file name in a fresh directory (no ``/``), decompressed by
-      its extension (go-getter: ``.tar.gz``), after which the clients read ``metadata.json``
-      (``metadata.NewClient(dbDir)`` in ``pkg/db/db.go``).
+    - l.179-183 ``if len(layers) != 1 { return nil, xerrors.New("OCI artifact must be a single
+      layer") }`` and l.138-140 the same for ``len(manifest.Layers)``;
+    - l.141-145 ``v, ok := manifest.Layers[0].Annotations[titleAnnotation]; if !ok { ...
+      "annotation %s is missing" }`` (``titleAnnotation = "org.opencontainers.image.title"``,
+      the DB clients pass no ``Filename``);
+    - l.148-152 ``if !filepath.IsLocal(fileName)``: the title is a local relative path;
+    - l.154-159 ``opt.MediaType != "" && opt.MediaType != string(layerMediaType)`` ->
+      "unacceptable media type", where the DB client passes ``dbMediaType =
+      "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"`` (``pkg/db/db.go`` l.26) and the
+      Java DB client ``mediaType = "application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip"``
+      (``pkg/javadb/client.go`` l.26);
+    - l.228 ``os.Create(filepath.Join(tempDir, fileName))`` then l.244 ``downloader.Download(ctx,
+      f.Name(), dir, dir, ...)``: the blob is written under its title in a fresh directory and
+      unpacked by the title's extension (go-getter: ``.tar.gz``), after which the clients read
+      ``metadata.json`` from the DB directory (``metadata.NewClient(dbDir)``).
 
     The config follows the published ghcr.io/aquasecurity/trivy-db manifest
     (``application/vnd.aquasec.trivy.config.v1+json``, the ``{}`` blob). Returns the names
