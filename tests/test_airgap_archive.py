@@ -217,3 +217,53 @@ def test_load_cut_by_stopping_b_then_run_again_completes(registry, fresh_repo, r
             assert digest_at(b, repo, tag) == digest, key
     finally:
         b.stop()
+
+
+def blob_members(archive) -> set[str]:
+    with tarfile.open(archive) as tf:
+        return {n for n in tf.getnames() if n.startswith("blobs/sha256/")}
+
+
+def test_increment_since_previous_archive(registry, inside, fresh_repo, run_cli, tmp_path):
+    """Acceptance 2: a second save --since the first holds none of the first's blobs (its new
+    manifest travels); it loads into B after the first; into an empty C it fails (exit 3)
+    naming a missing blob and the archive that had it, and C has no manifest."""
+    exports = three_exports(registry, fresh_repo, run_cli, tmp_path)
+    repos = [f"{registry.host}/{fresh_repo}/{n}" for n in ("base", "delta", "trivy")]
+    first, second = tmp_path / "week-1.tar", tmp_path / "week-2.tar"
+    cli_json(run_cli, "save", *repos, "--all-tags", "--output", first, "--generation", "1")
+    newer = make_bundle(
+        tmp_path / "base-3",
+        {"data/big.bin": 3 * 1024 * 1024, "advisories/b.json": b'{"id":"GHSA-b"}\n'},
+        export_id="exp-base-000003",
+    )
+    pushed = cli_json(run_cli, "push", newer, f"{repos[0]}:base-3")
+    saved = cli_json(run_cli, "save", f"{repos[0]}:base-3", "--since", first, "--output", second, "--generation", "2")
+    assert saved["leftOut"] >= 2  # the shared 3 MiB file and the config at least
+    assert blob_members(second).isdisjoint(blob_members(first)), "the increment holds none of the first's blobs"
+    assert f"blobs/sha256/{pushed['digest'].split(':')[1]}" in blob_members(second), "manifests always travel"
+    assert second.stat().st_size < 1024 * 1024
+
+    ledger = tmp_path / "ledger.sqlite3"
+    cli_json(run_cli, "load", first, inside.host, "--ledger", ledger)
+    cli_json(run_cli, "load", second, inside.host, "--ledger", ledger)
+    assert digest_at(inside, f"{fresh_repo}/base", "base-3") == pushed["digest"]
+    for key, digest in exports.items():
+        assert digest_at(inside, *key.rsplit(":", 1)) == digest
+
+    c = start_registry(tmp_path / "c")
+    try:
+        refused = cli_json(run_cli, "load", second, c.host, "--ledger", tmp_path / "c.sqlite3", expect=3)
+        msg = refused["error"]["message"]
+        big = json.loads(
+            requests.get(
+                f"{registry.url}/v2/{fresh_repo}/base/manifests/base-3", headers={"Accept": ACCEPT}, timeout=10
+            ).content
+        )
+        big_digest = next(layer["digest"] for layer in big["layers"] if layer["size"] == 3 * 1024 * 1024)
+        assert big_digest in msg and "week-1.tar" in msg
+        catalog = requests.get(f"{c.url}/v2/_catalog", timeout=10).json()
+        assert catalog.get("repositories") in ([], None), "C has no manifest"
+        assert digest_at(c, f"{fresh_repo}/base", "base-3") is None
+    finally:
+        c.stop()

@@ -60,6 +60,9 @@ class Inventory(BaseModel):
     mirror_generation: int
     created_by: str
     exports: list[InventoryExport]
+    omitted: dict[str, str] = {}
+    """An increment (``save --since``): each blob left out, and the archive (or have-list)
+    that carried it; ``load`` needs them at the destination already."""
 
 
 def _sha256_file(path: Path) -> str:
@@ -193,11 +196,27 @@ def check_archive(path: Path) -> Inventory:
     return inv
 
 
+def archive_blobs(path: Path) -> dict[str, str]:
+    """What the other side has after loading the save archive ``path``: every blob it holds
+    (from its checksums file, checked whole) and every blob it left out itself, each with the
+    archive that carried it."""
+    inv = check_archive(path)
+    members = _members(path)
+    lines = _read(path, members[CHECKSUMS_MEMBER], MAX_CHECKSUMS_BYTES).decode().splitlines()
+    have = dict(inv.omitted)
+    for line in lines:
+        name = line.partition("  ")[2]
+        if name.startswith("blobs/sha256/"):
+            have["sha256:" + name.rsplit("/", 1)[1]] = path.name
+    return have
+
+
 __all__ = [
     "CHECKSUMS_MEMBER",
     "INVENTORY_MEMBER",
     "Inventory",
     "InventoryExport",
+    "archive_blobs",
     "check_archive",
     "checksums_text",
     "write_archive",

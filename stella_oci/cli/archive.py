@@ -54,6 +54,12 @@ if TYPE_CHECKING:  # the verbs import pydantic and the engine: loaded when a com
     show_default=True,
     help="The archive's mirrorGeneration (load refuses one not above the last applied).",
 )
+@click.option(
+    "--since",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="PREVIOUS",
+    help="An increment: leave out every blob the previous save archive carried (manifests always travel).",
+)
 @common_options
 @command
 def save(
@@ -64,6 +70,7 @@ def save(
     latest: int | None,
     all_tags: bool,
     generation: int,
+    since: Path | None,
     **_: Any,
 ) -> tuple[SaveResult, str]:
     """Save many exports (SRC: a reference, or a repository with --tags/--latest/--all-tags) into
@@ -77,11 +84,13 @@ def save(
         latest=latest,
         all_tags=all_tags,
         generation=generation,
+        since=since,
         run=ctx.run("save"),
     )
     lines = [
         f"{r.output}: {len(r.exports)} export(s), {r.blobs} blobs, {human_size(r.bytes)}, "
         f"mirrorGeneration {r.mirror_generation}"
+        + (f", {r.left_out} blob(s) left out (--since)" if r.left_out else "")
     ]
     lines += [f"  {e.source}:{e.tag or '-'}@{e.digest}" for e in r.exports]
     return r, "\n".join(lines)

@@ -22,6 +22,7 @@ from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Manifest, parse_manifest
 from stella_oci.oci.reference import Reference
 from stella_oci.results import CopyResult, ReferrerInfo
+from stella_oci.targets.base import ReadOnlyTarget
 from stella_oci.targets.verified import read_manifest
 from stella_oci.verbs.airgap import AirgapCheck, AirgapOptions
 from stella_oci.verbs.common import (
@@ -54,14 +55,17 @@ def copy(
     run: RunOptions | None = None,
     airgap: AirgapOptions | None = None,
     checks: tuple[ExtraCheck, ...] = (),
+    source_target: ReadOnlyTarget | None = None,
 ) -> CopyResult:
+    """``source_target``: read from this target (closed at the end) instead of opening ``source``
+    (``load`` passes an increment's archive backed by the destination)."""
     run = run or RunOptions()
     src_ref = as_reference(source)
     dst_ref = as_reference(destination)
     is_import = dst_ref.transport in ("registry", "oci")
     dst = open_destination(dst_ref, run)  # first: --offline refuses before reading
     try:
-        src = open_source(src_ref, run)
+        src = source_target if source_target is not None else open_source(src_ref, run)
     except BaseException:
         dst.abort()
         dst.close()

@@ -13,16 +13,21 @@ exits 3. ``dry_run`` writes nothing and says which exports and blobs would move.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal
 
 from stella_oci.airgap.inventory import InventoryExport, check_archive
+from stella_oci.cancel import Cancellation
 from stella_oci.errors import InvalidInputError, NotFoundError, StellaOciError, VerificationError
 from stella_oci.oci.digest import check_digest
 from stella_oci.oci.manifest import Descriptor, children, media_type_of
+from stella_oci.oci.mediatypes import MANIFEST_MEDIA_TYPES
 from stella_oci.oci.reference import Reference, parse_reference
 from stella_oci.results import ResultModel
 from stella_oci.targets.archive import OciArchiveTarget
+from stella_oci.targets.base import ReadOnlyTarget
 from stella_oci.targets.verified import read_manifest
 from stella_oci.verbs.airgap import AirgapOptions
 from stella_oci.verbs.common import RunOptions, open_destination
@@ -99,6 +104,95 @@ def _new_blobs(archive: Path, ref: Reference, export: InventoryExport, run: RunO
             dst.close()
 
 
+def _blob(digest: str, size: int) -> Descriptor:
+    return Descriptor(media_type="application/octet-stream", digest=digest, size=size)
+
+
+def _graph_blobs(src: OciArchiveTarget, exports: list[InventoryExport]) -> dict[str, int]:
+    """The non-manifest blobs of the exports' graphs (root, referrers), read from the archive's
+    manifests (they always travel)."""
+    out: dict[str, int] = {}
+    for export in exports:
+        for digest in (export.digest, *export.referrers):
+            root = src.resolve(digest)
+            data = read_manifest(src, root)
+            for child in children(data, media_type_of(data, root.media_type)):
+                if child.media_type in MANIFEST_MEDIA_TYPES:
+                    sub = read_manifest(src, child)
+                    out.update(
+                        (c.digest, c.size) for c in children(sub, media_type_of(sub, child.media_type))
+                    )
+                else:
+                    out[child.digest] = child.size
+    return out
+
+
+def _check_increment(
+    path: Path,
+    exports: list[InventoryExport],
+    omitted: dict[str, str],
+    destination: str,
+    carried: set[str],
+    run: RunOptions,
+) -> None:
+    src = OciArchiveTarget(path, create=False)
+    missing: dict[str, str] = {}
+    try:
+        for export in exports:
+            ref = _destination(destination, export)
+            needed = {d: n for d, n in _graph_blobs(src, [export]).items() if d not in carried}
+            if not needed:
+                continue
+            if ref.transport == "oci" and not (Path(ref.path) / "index.json").is_file():
+                missing.update((d, omitted.get(d, "?")) for d in needed)
+                continue
+            dst = open_destination(ref, run)
+            try:
+                missing.update(
+                    (d, omitted.get(d, "?")) for d, n in needed.items() if not dst.has_blob(_blob(d, n))
+                )
+            finally:
+                dst.close()
+    finally:
+        src.close()
+    if missing:
+        names = "; ".join(f"{d} (carried by {a})" for d, a in sorted(missing.items()))
+        raise VerificationError(
+            f"load {path}: an increment whose base is missing at {destination}: {len(missing)} blob(s) it "
+            f"leaves out are not there: {names}; nothing was written",
+            hint="load the archive(s) named first (or save again without --since)",
+            details={"missing": dict(sorted(missing.items()))},
+        )
+
+
+class _Backed:
+    """An increment's archive; a blob it leaves out is read from the destination (verified as
+    every read is)."""
+
+    def __init__(self, archive: OciArchiveTarget, dest: ReadOnlyTarget) -> None:
+        self.archive, self.dest, self.name = archive, dest, archive.name
+
+    def resolve(self, selector: str) -> Descriptor:
+        return self.archive.resolve(selector)
+
+    def fetch_manifest(self, desc: Descriptor) -> bytes:
+        return self.archive.fetch_manifest(desc)
+
+    def open_blob(
+        self, desc: Descriptor, offset: int = 0, cancel: Cancellation | None = None
+    ) -> AbstractContextManager[Iterator[bytes]]:
+        if self.archive.has_blob(desc):
+            return self.archive.open_blob(desc, offset, cancel)
+        return self.dest.open_blob(desc, offset, cancel)
+
+    def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
+        return self.archive.referrers(subject, artifact_type)
+
+    def close(self) -> None:
+        self.archive.close()
+        self.dest.close()
+
+
 def load(
     archives: list[str | Path],
     destination: str,
@@ -115,8 +209,19 @@ def load(
     for p in paths:
         if not p.is_file():
             raise InvalidInputError(f"load {p}: no such file")
-    # every archive whole and unchanged before anything is written
+    # every archive whole and unchanged, and every blob an increment leaves out already at the
+    # destination, before anything is written
     inventories = [(p, check_archive(p)) for p in paths]
+    carried: set[str] = set()
+    for path, inv in inventories:
+        src = OciArchiveTarget(path, create=False)
+        try:
+            carried.update(d for d, n in _graph_blobs(src, inv.exports).items() if src.has_blob(_blob(d, n)))
+        finally:
+            src.close()
+    for path, inv in inventories:
+        if inv.omitted:
+            _check_increment(path, inv.exports, inv.omitted, destination, carried, run)
     results: list[LoadedExport] = []
     for path, inv in inventories:
         for export in inv.exports:
@@ -135,8 +240,18 @@ def load(
                 entry.status = "would-load"
                 entry.new_blobs, entry.new_bytes = _new_blobs(path, ref, export, run)
             else:
+                source = None
+                if inv.omitted:  # an increment: what it leaves out is read back from the destination
+                    source = _Backed(OciArchiveTarget(path, create=False), open_destination(ref, run))
                 try:
-                    copy(f"oci-archive:{path}@{export.digest}", ref, run=run, airgap=airgap, checks=checks)
+                    copy(
+                        f"oci-archive:{path}@{export.digest}",
+                        ref,
+                        run=run,
+                        airgap=airgap,
+                        checks=checks,
+                        source_target=source,
+                    )
                 except StellaOciError as exc:
                     if exc.exit_code not in QUARANTINE_EXIT_CODES:
                         raise

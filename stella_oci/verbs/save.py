@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from stella_oci import interrupts
@@ -27,14 +28,16 @@ from stella_oci.airgap.inventory import (
     INVENTORY_MEMBER,
     Inventory,
     InventoryExport,
+    archive_blobs,
     checksums_text,
     write_archive,
 )
 from stella_oci.errors import InvalidInputError, on_side
 from stella_oci.export.annotations import ANN_PROFILE, ANN_TENANT
-from stella_oci.oci.manifest import children, media_type_of
+from stella_oci.oci.manifest import Descriptor, children, media_type_of
 from stella_oci.oci.reference import Reference
 from stella_oci.results import ResultModel
+from stella_oci.targets.base import BlobOpener, ProgressFn, PushOutcome, Target
 from stella_oci.targets.layout import OciLayoutTarget
 from stella_oci.targets.verified import read_manifest
 from stella_oci.verbs.common import RunOptions, as_reference, engine_for, open_source
@@ -54,6 +57,8 @@ class SaveResult(ResultModel):
     """Distinct blobs stored (a blob shared by several exports counts once)."""
     bytes: int
     """Size of the archive file."""
+    left_out: int = 0
+    """Blobs left out because ``--since`` says the other side has them."""
 
 
 def _selection(
@@ -86,6 +91,7 @@ def save(
     latest: int | None = None,
     all_tags: bool = False,
     generation: int = 1,
+    since: str | Path | None = None,
     created_by: str = "",
     run: RunOptions | None = None,
 ) -> SaveResult:
@@ -121,10 +127,18 @@ def save(
 
     from stella_oci import __version__
 
+    have: dict[str, str] = {}
+    if since is not None:
+        if not Path(since).is_file():
+            raise InvalidInputError(f"--since {since}: no such file", hint="give the previous save archive")
+        have = archive_blobs(Path(since))
+
     stage = Path(tempfile.mkdtemp(prefix="stella-oci-save-", dir=out.parent if out.parent.exists() else None))
     token = interrupts.track(stage)
     try:
         layout = OciLayoutTarget(stage / "layout", create=True)
+        dst: Target = _LeaveOut(layout, have) if have else layout
+        omitted: dict[str, str] = {}
         engine = engine_for(run, DEFAULT_SAVE_CONCURRENCY)
         exports: list[InventoryExport] = []
         seen: set[tuple[str, str]] = set()
@@ -138,7 +152,7 @@ def save(
                 seen.add((ref.repository, desc.digest + (ref.tag or "")))
                 data = read_manifest(src, desc)
                 stats = engine.copy_graph(
-                    src, layout, desc, tags=[ref.tag] if ref.tag else [], referrers=True, root_data=data
+                    src, dst, desc, tags=[ref.tag] if ref.tag else [], referrers=True, root_data=data
                 )
                 blobs = children(data, media_type_of(data, desc.media_type))
                 annotations = _annotations(data)
@@ -160,10 +174,13 @@ def save(
             finally:
                 src.close()
         layout.commit()
+        if isinstance(dst, _LeaveOut):
+            omitted = {d: have[d] for d in dst.left_out}
         inventory = Inventory(
             mirror_generation=generation,
             created_by=created_by or f"stella-oci {__version__}",
             exports=exports,
+            omitted=dict(sorted(omitted.items())),
         )
         nblobs = write_archive(stage / "layout", inventory, out)
     finally:
@@ -175,7 +192,48 @@ def save(
         exports=exports,
         blobs=nblobs,
         bytes=os.path.getsize(out),
+        left_out=len(omitted),
     )
+
+
+class _LeaveOut:
+    """The staging layout, except that blobs the other side has (``save --since``) are not
+    stored: the engine sees them as already there. Manifests always travel."""
+
+    def __init__(self, layout: OciLayoutTarget, have: dict[str, str]) -> None:
+        self.layout, self.have, self.name = layout, have, layout.name
+        self.left_out: set[str] = set()
+        self._lock = threading.Lock()
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        return desc.digest in self.have or self.layout.has_blob(desc)
+
+    def has_manifest(self, desc: Descriptor) -> bool:
+        return self.layout.has_manifest(desc)
+
+    def push_blob(
+        self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None
+    ) -> PushOutcome:
+        if desc.digest in self.have:
+            with self._lock:
+                self.left_out.add(desc.digest)
+            return PushOutcome.EXISTS
+        return self.layout.push_blob(desc, opener, progress)
+
+    def push_manifest(self, desc: Descriptor, data: bytes) -> None:
+        self.layout.push_manifest(desc, data)
+
+    def tag(self, desc: Descriptor, tag: str) -> None:
+        self.layout.tag(desc, tag)
+
+    def commit(self) -> None:
+        self.layout.commit()
+
+    def abort(self) -> None:
+        self.layout.abort()
+
+    def close(self) -> None:
+        self.layout.close()
 
 
 def _annotations(data: bytes) -> dict[str, str]:
