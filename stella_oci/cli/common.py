@@ -84,7 +84,7 @@ def common_options(func: F) -> F:
         click.option(
             "--concurrency",
             type=click.IntRange(1, 32),
-            help="Blobs moved in parallel (default: push 5, pull 3, copy 4).",
+            help="Blobs moved in parallel (default: push 5, 16 when every blob is <= 4 MiB; pull 3, copy 4).",
         ),
         click.option(
             "--registry-mirror",
@@ -187,7 +187,9 @@ def _speed_window() -> float:
     return value
 
 
-def _credentials_from(username: str | None, password_stdin: bool, command_name: str) -> tuple[str | None, str | None]:
+def _credentials_from(
+    username: str | None, password_stdin: bool, command_name: str
+) -> tuple[str | None, str | None]:
     """``-u`` / ``--password-stdin`` (and STELLA_OCI_USERNAME / STELLA_OCI_PASSWORD completing
     them): each half without the other says what to do. ``login`` reads its password itself."""
     password = None

@@ -21,6 +21,23 @@ from stella_oci.verbs.common import RunOptions, engine_for, layer_infos, open_de
 from stella_oci.verbs.referrers import attach_bundle_signatures
 
 DEFAULT_PUSH_CONCURRENCY = 5
+SMALL_BLOBS_CONCURRENCY = 16
+"""Transfers in flight when every blob is small (<= ``SMALL_BLOB``): a small blob costs round
+trips, not bandwidth, so more of them overlap (as regclient and crane do); ``--concurrency``
+still wins. Measured at 40 ms RTT with 300 x 32 KiB files: benchmarks/latency.py."""
+SMALL_BLOB = 4 * 1024 * 1024
+
+
+def push_concurrency(manifest: bytes) -> int:
+    """The default concurrency for a manifest's blobs: more in flight when all are small."""
+    import json
+
+    try:
+        doc = json.loads(manifest)
+        sizes = [int(d.get("size", 0)) for d in [doc.get("config") or {}, *(doc.get("layers") or [])]]
+    except (ValueError, TypeError, AttributeError):
+        return DEFAULT_PUSH_CONCURRENCY
+    return SMALL_BLOBS_CONCURRENCY if sizes and max(sizes) <= SMALL_BLOB else DEFAULT_PUSH_CONCURRENCY
 
 
 def push_reference(bundle: Bundle, reference: str | Reference | None) -> Reference:
@@ -87,7 +104,7 @@ def push(
             trivy = trivy_profile(b.manifest)
             all_tags = [trivy.default_tag if trivy else check_tag(b.manifest.export_id)]
         dst = open_destination(ref, run)
-        engine = engine_for(run, DEFAULT_PUSH_CONCURRENCY)
+        engine = engine_for(run, push_concurrency(artifact.data))
         try:
             stats = engine.copy_graph(
                 BundleSource(b, artifact), dst, artifact.descriptor, tags=all_tags, root_data=artifact.data

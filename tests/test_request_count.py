@@ -1,0 +1,66 @@
+"""Issue 15: requests per new small blob, counted by a proxy in front of a real registry.
+
+No timing: the counting proxy (benchmarks/latency_proxy.py at 0 RTT) parses every HTTP
+request on the kept-alive streams. A push of many small files must send one ``POST`` and one
+``PUT`` per new blob, at most one ``HEAD`` probe per blob (kept for race safety:
+docs/transport.md), the manifest ``PUT`` by digest and by tag, and reuse its connections (no more
+connections than transfers in flight)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import run_module
+from tests.support.bundles import make_bundle
+from tests.support.registry import RunningRegistry, start_registry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from latency_proxy import LatencyProxy
+
+FILES = 40
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
+    reg = start_registry(tmp_path / "reg")
+    yield reg
+    reg.stop()
+
+
+def test_small_blobs_cost_one_post_one_put_and_reuse_connections(
+    own_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "b", {f"files/f{i:03d}.bin": 1000 + i for i in range(FILES)})
+    up_host, up_port = own_registry.host.rsplit(":", 1)
+    with LatencyProxy(up_host, int(up_port), rtt=0.0) as proxy:
+        ref = f"127.0.0.1:{proxy.port}/count/small:v1"
+        res = run_module("stella_oci", "push", bundle, ref, "-q")
+        assert res.returncode == 0, res.stderr
+        kinds = proxy.counts()
+        connections = proxy.connections
+    # the blobs the manifest names, read from the registry directly
+    manifest = requests.get(
+        f"http://{own_registry.host}/v2/count/small/manifests/v1",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=10,
+    ).json()
+    blobs = {manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])}
+    assert len(blobs) >= FILES + 1
+    assert kinds["POST upload"] == len(blobs), kinds
+    assert kinds["PUT upload"] == len(blobs), kinds
+    assert kinds["HEAD blob"] <= len(blobs), kinds
+    assert kinds["PATCH upload"] == 0, kinds
+    # the manifest by digest, then the tag (a round trip that could go: engine.py)
+    assert kinds["PUT manifest"] <= 2, kinds
+    per_blob = sum(v for k, v in kinds.items() if k.endswith(("upload", "blob"))) / len(blobs)
+    assert per_blob <= 3, kinds
+    # connections are pooled: at most one per transfer in flight (16 for small blobs) plus
+    # the first request's
+    assert connections <= 17, connections
+    assert json.dumps(manifest)  # the artifact is there
