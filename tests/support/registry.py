@@ -89,9 +89,6 @@ class RunningRegistry:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        # The storage holds every blob the tests pushed (GBs after the slow tests): not kept.
-        if self.root is not None and self.root.is_dir():
-            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _to_yaml(obj: Any, indent: int = 0) -> str:
