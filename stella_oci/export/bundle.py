@@ -195,6 +195,40 @@ def _walk_files(root: Path) -> Iterator[str]:
             yield (rel_dir / name).as_posix() if str(rel_dir) != "." else name
 
 
+def _check_listed_file(
+    root: Path,
+    entry: dict[str, Any],
+    where: str,
+    mismatch_error: type[StellaOciError],
+    on_hashed: HashedFn | None = None,
+    progress: tuple[int, int] = (0, 0),
+) -> Path:
+    """The file a contents entry lists: present, inside the bundle, with the stated size and
+    digest; returns its path."""
+    path = entry["path"]
+    real = resolve_inside(root, path, where=where + "/path")
+    if not real.is_file():
+        # for verify DIR a deleted file is as much a changed bundle as a modified one (exit 3)
+        raise mismatch_error(
+            f"{where}: listed file {path!r} is missing from the bundle at {root / path}",
+            hint="restore the file the export produced (pull it again), or regenerate export.json",
+        )
+    actual, actual_size = file_digest(real)
+    if on_hashed is not None:
+        on_hashed(path, actual_size, *progress)
+    if actual_size != entry["bytes"]:
+        raise mismatch_error(
+            f"{where}/bytes: {path!r} is {actual_size} bytes, export.json states {entry['bytes']}",
+            hint="regenerate export.json, or restore the file the export produced",
+        )
+    if actual != entry["digest"]:
+        raise mismatch_error(
+            f"{where}/digest: {path!r} hashes to {actual}, export.json states {entry['digest']}",
+            hint="regenerate export.json, or restore the file the export produced",
+        )
+    return real
+
+
 def scan_directory(
     root: Path,
     *,
@@ -229,26 +263,7 @@ def scan_directory(
         entry = doc["contents"][index]
         path = entry["path"]
         where = f"{export_path} /contents/{index}"
-        real = resolve_inside(root, path, where=where + "/path")
-        if not real.is_file():
-            # for verify DIR a deleted file is as much a changed bundle as a modified one (exit 3)
-            raise mismatch_error(
-                f"{where}: listed file {path!r} is missing from the bundle at {root / path}",
-                hint="restore the file the export produced (pull it again), or regenerate export.json",
-            )
-        actual, actual_size = file_digest(real)
-        if on_hashed is not None:
-            on_hashed(path, actual_size, len(files) + 1, to_hash)
-        if actual_size != entry["bytes"]:
-            raise mismatch_error(
-                f"{where}/bytes: {path!r} is {actual_size} bytes, export.json states {entry['bytes']}",
-                hint="regenerate export.json, or restore the file the export produced",
-            )
-        if actual != entry["digest"]:
-            raise mismatch_error(
-                f"{where}/digest: {path!r} hashes to {actual}, export.json states {entry['digest']}",
-                hint="regenerate export.json, or restore the file the export produced",
-            )
+        real = _check_listed_file(root, entry, where, mismatch_error, on_hashed, (len(files) + 1, to_hash))
         files.append(
             BundleFile(
                 path,
@@ -424,6 +439,18 @@ class _MemberRules:
         return False
 
 
+def _read_export_member(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:
+    """export.json's bytes from the archive, refused from its header when over the limit."""
+    if member.size > MAX_EXPORT_JSON_BYTES:
+        raise InvalidInputError(
+            f"{where}: {member.size} bytes, more than the {MAX_EXPORT_JSON_BYTES} allowed for export.json"
+        )
+    src = tar.extractfile(member)
+    if src is None:
+        raise InvalidInputError(f"{where}: cannot be read")
+    return src.read(MAX_EXPORT_JSON_BYTES + 1)
+
+
 def _scan_archive(archive: Path, *, allow_unlisted: bool) -> _ArchivePlan:
     """Read the headers (no byte is written): export.json (bounded) and every member's name,
     type and size, each checked against export.json as soon as export.json has been read
@@ -451,15 +478,7 @@ def _scan_archive(archive: Path, *, allow_unlisted: bool) -> _ArchivePlan:
             members.append((name, member.size))
             parts = name.split("/")
             if rules is None and parts[-1] == EXPORT_JSON and len(parts) <= 2:
-                if member.size > MAX_EXPORT_JSON_BYTES:
-                    raise InvalidInputError(
-                        f"{where}: {member.size} bytes, more than the {MAX_EXPORT_JSON_BYTES} allowed "
-                        "for export.json"
-                    )
-                src = tar.extractfile(member)
-                if src is None:
-                    raise InvalidInputError(f"{where}: cannot be read")
-                export_data = src.read(MAX_EXPORT_JSON_BYTES + 1)
+                export_data = _read_export_member(tar, member, where)
                 prefix = name[: -len(EXPORT_JSON)]
                 source = f"{archive}: {name}"
                 doc, _ = parse_export_json(export_data, source)

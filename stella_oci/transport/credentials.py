@@ -143,8 +143,8 @@ def _from_auth_entry(entry: dict[str, Any], where: str) -> Credentials | None:
     return None
 
 
-def from_docker_config(host: str, options: TransportOptions) -> Credentials | None:
-    path = docker_config_path(options)
+def _read_docker_config(path: Path) -> dict[str, Any] | None:
+    """The Docker config as a JSON object; None when there is no such file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -157,6 +157,14 @@ def from_docker_config(host: str, options: TransportOptions) -> Credentials | No
         raise AuthError(f"{exc.message}", hint="fix or move the file; it is read for credentials") from None
     if not isinstance(doc, dict):
         raise AuthError(f"the Docker config {path} is not a JSON object")
+    return doc
+
+
+def from_docker_config(host: str, options: TransportOptions) -> Credentials | None:
+    path = docker_config_path(options)
+    doc = _read_docker_config(path)
+    if doc is None:
+        return None
     want = _normalize_key(host)
     helpers = doc.get("credHelpers") or {}
     if isinstance(helpers, dict):

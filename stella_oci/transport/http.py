@@ -606,7 +606,8 @@ class RegistrySession:
             registry=RegistryAnswer(self.host, status or None),
         )
 
-    def _fetch_token(self, challenge: Challenge, scopes: list[str], what: str) -> str:
+    def _token_realm(self, challenge: Challenge, what: str) -> tuple[str, str, urllib.parse.SplitResult]:
+        """The Bearer challenge's realm (an http(s) URL), its redacted name and its parts."""
         realm = challenge.realm
         if not realm:
             raise AuthError(f"{what}: registry {self.host} sent a Bearer challenge without a realm")
@@ -618,6 +619,10 @@ class RegistrySession:
                 "an http(s) URL",
                 hint="the registry's auth configuration (token realm) is broken: report it to its operator",
             )
+        return realm, realm_name, realm_parts
+
+    def _fetch_token(self, challenge: Challenge, scopes: list[str], what: str) -> str:
+        realm, realm_name, realm_parts = self._token_realm(challenge, what)
         scope_list = merge_scopes(scopes)
         creds = self._credentials()
         has_secret = creds is not None and (
