@@ -261,14 +261,7 @@ class RegistrySession:
             )
             try:
                 with ExitStack() as stack, deadline.guarded(guard):
-                    body = body_factory(stack) if body_factory is not None else data
-                    if (
-                        body_factory is not None
-                        and not isinstance(body, (bytes, bytearray, memoryview, str))
-                        and hasattr(body, "__len__")
-                        and hasattr(body, "__iter__")
-                    ):
-                        body = _GuardedBody(body, guard)
+                    body = _request_body(stack, data, body_factory, guard)
                     resp = self._request_following(method, url, headers, body, allow_redirects, what)
                     if stream:
                         guard.watch_response(resp.raw)
@@ -323,44 +316,56 @@ class RegistrySession:
                 raise
             status = resp.status_code
             if status in RETRY_STATUSES:
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                if not retry:
-                    resp.close()
-                    raise Interrupted(f"HTTP {status}", retry_after)
-                delay = budget.next_delay(retry_after)
-                if delay is None:
-                    detail = error_detail(resp)
-                    resp.close()
-                    raise TransientError(
-                        f"{what}: registry {self.host} answered HTTP {status}{detail}; gave up after "
-                        f"{budget.tries} tries in {time.monotonic() - budget.started:.1f} s",
-                        hint="the registry is overloaded or rate-limiting: retry later, or raise "
-                        "--retries / --retry-max-time",
-                        registry=RegistryAnswer(self.host, status),
-                    )
-                resp.close()
-                log.info(
-                    "%s: %s %s answered %d; retrying in %.2f s", what, method, redact(url), status, delay
-                )
-                budget.sleep(delay)
+                self._wait_to_retry(resp, retry, budget, method, url, what)
                 continue
-            if status == 400 and url.startswith("http://"):
-                if stream:
-                    keep_small_body(resp, 64 * 1024)
-                body = small_body(resp, 4096)
-                # an answer to HEAD has no body: ask GET /v2/ whether that 400 meant "HTTPS only"
-                https_only = _HTTPS_ONLY_MARKER in body or (method == "HEAD" and not body and self._https_only())
-                if https_only and self._auto_http:
-                    resp.close()
-                    log.info("registry %s speaks HTTPS only: switching from HTTP", self.host)
-                    self.scheme = "https"
-                    self._auto_http = False
-                    url = "https://" + url[len("http://") :]
-                    continue
-                if https_only:
-                    resp.close()
-                    raise self._https_only_error()
+            if status == 400 and url.startswith("http://") and self._answered_https_only(resp, method, stream):
+                url = "https://" + url[len("http://") :]
+                continue
             return resp
+
+    def _wait_to_retry(
+        self, resp: requests.Response, retry: bool, budget: RetryBudget, method: str, url: str, what: str
+    ) -> None:
+        """A retryable status (408/429/5xx): close the answer and wait (Retry-After honoured
+        within the budget); raise Interrupted without ``retry``, TransientError out of budget."""
+        status = resp.status_code
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        if not retry:
+            resp.close()
+            raise Interrupted(f"HTTP {status}", retry_after)
+        delay = budget.next_delay(retry_after)
+        if delay is None:
+            detail = error_detail(resp)
+            resp.close()
+            raise TransientError(
+                f"{what}: registry {self.host} answered HTTP {status}{detail}; gave up after "
+                f"{budget.tries} tries in {time.monotonic() - budget.started:.1f} s",
+                hint="the registry is overloaded or rate-limiting: retry later, or raise "
+                "--retries / --retry-max-time",
+                registry=RegistryAnswer(self.host, status),
+            )
+        resp.close()
+        log.info("%s: %s %s answered %d; retrying in %.2f s", what, method, redact(url), status, delay)
+        budget.sleep(delay)
+
+    def _answered_https_only(self, resp: requests.Response, method: str, stream: bool) -> bool:
+        """A 400 to plain HTTP that means "this registry speaks HTTPS only": switch to HTTPS
+        (True: send again) when the scheme was guessed, else refuse (exit 6). False for any
+        other 400 (the answer is the caller's)."""
+        if stream:
+            keep_small_body(resp, 64 * 1024)
+        body = small_body(resp, 4096)
+        # an answer to HEAD has no body: ask GET /v2/ whether that 400 meant "HTTPS only"
+        https_only = _HTTPS_ONLY_MARKER in body or (method == "HEAD" and not body and self._https_only())
+        if not https_only:
+            return False
+        resp.close()
+        if not self._auto_http:
+            raise self._https_only_error()
+        log.info("registry %s speaks HTTPS only: switching from HTTP", self.host)
+        self.scheme = "https"
+        self._auto_http = False
+        return True
 
     def _https_only_error(self) -> TlsError:
         return TlsError(
@@ -476,6 +481,34 @@ class RegistrySession:
             return {}, key
         return {"Authorization": f"Bearer {token}"}, key
 
+    def _auth_for(
+        self, url: str, wanted: list[str], what: str
+    ) -> tuple[dict[str, str], tuple[str, str, tuple[str, ...]] | None, bool]:
+        """The Authorization header for ``url`` (none for another host than the registry), its
+        token key, and whether a token was fetched for it now (the realm is known: fetching
+        before sending saves a 401 round trip)."""
+        if not self._is_registry_url(url):
+            return {}, None, False
+        auth, key = self._auth_header(wanted)
+        if key is None or auth or self._challenge is None:
+            return auth, key, False
+        self._fetch_token(self._challenge, wanted, what)
+        auth, key = self._auth_header(wanted)
+        return auth, key, True
+
+    def _foreign_401(self, answered: str, detail: str, what: str) -> AuthError:
+        """A redirect target (storage backend, CDN) or a Location on another host asks for
+        credentials: they are the registry's, it gets none of them."""
+        other = urllib.parse.urlsplit(answered).netloc
+        return AuthError(
+            f"{what}: {other}, where registry {self.host} sent this request, answered "
+            f"HTTP 401{detail}; stella-oci sends credentials only to the registry "
+            "and to the token service its own challenge names, never to another host",
+            hint="the registry's storage redirect (or upload location) must be usable "
+            "without credentials (pre-signed); report it to the registry's operator",
+            details={"registry": self.host, "host": other, "status": 401},
+        )
+
     def send(
         self,
         method: str,
@@ -499,13 +532,8 @@ class RegistrySession:
         while True:
             if self.scheme == "https" and url.startswith(f"http://{self.host}/"):
                 url = "https://" + url[len("http://") :]  # switched to HTTPS meanwhile
-            ours = self._is_registry_url(url)
-            auth, key = self._auth_header(wanted) if ours else ({}, None)
-            if key is not None and not auth and self._challenge is not None:
-                # We know the realm: fetch the token before sending (saves a 401 round trip).
-                self._fetch_token(self._challenge, wanted, what)
-                fresh = True
-                auth, key = self._auth_header(wanted)
+            auth, key, fetched = self._auth_for(url, wanted, what)
+            fresh = fresh or fetched
             sent_auth = bool(auth)
             hdrs = dict(headers or {})
             hdrs.update(auth)
@@ -526,17 +554,7 @@ class RegistrySession:
                 answered = resp.url or url
                 resp.close()
                 if not self._is_registry_url(answered):
-                    # A redirect target (storage backend, CDN) or a Location on another host
-                    # asks for credentials: they are the registry's, it gets none of them.
-                    other = urllib.parse.urlsplit(answered).netloc
-                    raise AuthError(
-                        f"{what}: {other}, where registry {self.host} sent this request, answered "
-                        f"HTTP 401{detail}; stella-oci sends credentials only to the registry "
-                        "and to the token service its own challenge names, never to another host",
-                        hint="the registry's storage redirect (or upload location) must be usable "
-                        "without credentials (pre-signed); report it to the registry's operator",
-                        details={"registry": self.host, "host": other, "status": 401},
-                    )
+                    raise self._foreign_401(answered, detail, what)
                 usable = [c for c in challenges if c.scheme in ("bearer", "basic")]
                 if sent_auth and fresh and key is not None and _token_invalid(challenges):
                     if refetched or self._challenge is None:
@@ -549,19 +567,7 @@ class RegistrySession:
                 if (sent_auth and fresh) or rounds >= 2 or not usable:
                     raise self._auth_error(401, wanted, what, detail)
                 rounds += 1
-                chosen = next((c for c in usable if c.scheme == "bearer"), usable[0])
-                with self._lock:
-                    self._challenge = chosen
-                if key is not None:
-                    self._tokens.drop(key)
-                if chosen.scheme == "bearer":
-                    if chosen.scope:
-                        wanted = merge_scopes([*wanted, chosen.scope])
-                    self._fetch_token(chosen, wanted, what)
-                else:
-                    creds = self._credentials()
-                    if creds is None or creds.username is None or creds.password is None:
-                        raise self._auth_error(401, wanted, what, detail)
+                wanted = self._answer_challenge(usable, key, wanted, what, detail)
                 fresh = True
                 continue
             if resp.status_code == 403:
@@ -569,6 +575,32 @@ class RegistrySession:
                 resp.close()
                 raise self._auth_error(403, wanted, what, detail)
             return resp
+
+    def _answer_challenge(
+        self,
+        usable: list[Challenge],
+        key: tuple[str, str, tuple[str, ...]] | None,
+        wanted: list[str],
+        what: str,
+        detail: str,
+    ) -> list[str]:
+        """Take the registry's challenge (Bearer before Basic): fetch a token for the scopes
+        (plus the one the challenge names) or check that there are Basic credentials. Returns
+        the scopes to ask for from now on."""
+        chosen = next((c for c in usable if c.scheme == "bearer"), usable[0])
+        with self._lock:
+            self._challenge = chosen
+        if key is not None:
+            self._tokens.drop(key)
+        if chosen.scheme == "bearer":
+            if chosen.scope:
+                wanted = merge_scopes([*wanted, chosen.scope])
+            self._fetch_token(chosen, wanted, what)
+            return wanted
+        creds = self._credentials()
+        if creds is None or creds.username is None or creds.password is None:
+            raise self._auth_error(401, wanted, what, detail)
+        return wanted
 
     def _is_registry_url(self, url: str) -> bool:
         """Whether ``url`` points at this registry's host (credentials go nowhere else)."""
@@ -770,3 +802,23 @@ def _basic(username: str, password: str) -> str:
     raw = f"{username}:{password}".encode()
     register_secret(base64.b64encode(raw).decode())
     return "Basic " + base64.b64encode(raw).decode()
+
+
+def _request_body(
+    stack: ExitStack,
+    data: bytes | None,
+    body_factory: Callable[[ExitStack], Any] | None,
+    guard: deadline.RequestGuard,
+) -> Any:
+    """The body to send: ``data``, or what ``body_factory`` makes; a sized, iterable stream is
+    wrapped so that the request guard sees its progress."""
+    if body_factory is None:
+        return data
+    body = body_factory(stack)
+    if (
+        not isinstance(body, (bytes, bytearray, memoryview, str))
+        and hasattr(body, "__len__")
+        and hasattr(body, "__iter__")
+    ):
+        return _GuardedBody(body, guard)
+    return body

@@ -241,126 +241,166 @@ class BlobUploader:
     ) -> str:
         """The upload loop. ``location`` None: start a session first. Every fault of any step
         (POST, PUT, PATCH, a session the registry forgot) is retried under one budget."""
-        scopes = [repository_scope(repo, "pull,push")]
-        chunk = max(self._http.options.chunk_size, min_chunk, 1)
-        monolithic = size <= chunk
-        offset = 0
-        high_water = 0
-        budget = RetryBudget(self._http.options.retry)
-        octet = "application/octet-stream"
+        return _UploadRun(self, repo, digest, size, opener, location, min_chunk, on_bytes, what).run()
 
-        def body(start: int, length: int) -> Callable[[ExitStack], Any]:
-            def make(stack: ExitStack) -> Any:
-                pos = [start]
 
-                def progress(n: int) -> None:
-                    nonlocal high_water
-                    pos[0] += n
-                    if pos[0] > high_water:
-                        if on_bytes is not None:
-                            on_bytes(pos[0] - high_water)
-                        high_water = pos[0]
+class _UploadRun:
+    """One blob upload: a monolithic PUT, or PATCH parts then the final PUT; after an
+    interruption the blob, the session and its offset are checked again, within one budget."""
 
-                if length == 0:
-                    return b""
-                return _BodyStream(
-                    stack.enter_context(opener(start)), length, progress, what, final=start + length >= size
-                )
+    OCTET = "application/octet-stream"
 
-            return make
+    def __init__(
+        self,
+        uploader: BlobUploader,
+        repo: str,
+        digest: str,
+        size: int,
+        opener: BlobOpener,
+        location: str | None,
+        min_chunk: int,
+        on_bytes: Callable[[int], None] | None,
+        what: str,
+    ) -> None:
+        self.up = uploader
+        self.http = uploader._http
+        self.repo = repo
+        self.digest = digest
+        self.size = size
+        self.opener = opener
+        self.location = location
+        self.on_bytes = on_bytes
+        self.what = what
+        self.scopes = [repository_scope(repo, "pull,push")]
+        self._set_chunk(min_chunk)
+        self.offset = 0
+        self.high_water = 0
+        self.budget = RetryBudget(self.http.options.retry)
 
+    def _set_chunk(self, min_chunk: int) -> None:
+        self.chunk = max(self.http.options.chunk_size, min_chunk, 1)
+        self.monolithic = self.size <= self.chunk
+
+    def run(self) -> str:
         while True:
             try:
-                if location is None:
-                    location, min_chunk = self._start_upload(repo, what)
-                    chunk = max(self._http.options.chunk_size, min_chunk, 1)
-                    monolithic = size <= chunk
-                    offset = 0
-                if monolithic:
-                    resp = self._http.send(
-                        "PUT",
-                        _with_query(location, digest=digest),
-                        scopes=scopes,
-                        headers={"Content-Type": octet, "Content-Length": str(size)},
-                        body_factory=body(0, size),
-                        retry=False,
-                        what=what,
-                    )
-                    if resp.status_code in (201, 204):
-                        resp.close()
-                        return "uploaded"
-                    _session_lost(resp)
-                    raise self._http.raise_status(resp, what)
-                if offset < size:
-                    end = min(size, offset + chunk)
-                    resp = self._http.send(
-                        "PATCH",
-                        location,
-                        scopes=scopes,
-                        headers={
-                            "Content-Type": octet,
-                            "Content-Length": str(end - offset),
-                            "Content-Range": f"{offset}-{end - 1}",
-                        },
-                        body_factory=body(offset, end - offset),
-                        retry=False,
-                        what=what,
-                    )
-                    if resp.status_code != 202:
-                        if resp.status_code == 416:
-                            resp.close()
-                            raise Interrupted("HTTP 416 (offset mismatch)")
-                        _session_lost(resp)
-                        raise self._http.raise_status(resp, what)
-                    try:
-                        location = self._location(resp, what)
-                    finally:
-                        resp.close()
-                    reported = resp.headers.get("Range")
-                    offset = _range_end(reported) if reported else end
-                    if offset != end:
-                        log.info("%s: registry reports %d bytes after a PATCH up to %d", what, offset, end)
-                    budget = RetryBudget(self._http.options.retry)  # progress made: fresh budget
+                if self.location is None:
+                    self.location, min_chunk = self.up._start_upload(self.repo, self.what)
+                    self._set_chunk(min_chunk)
+                    self.offset = 0
+                if self.monolithic:
+                    return self._put(self.location, self.size, self.body(0, self.size))
+                if self.offset < self.size:
+                    self._patch(self.location)
                     continue
-                resp = self._http.send(
-                    "PUT",
-                    _with_query(location, digest=digest),
-                    scopes=scopes,
-                    headers={"Content-Type": octet, "Content-Length": "0"},
-                    data=b"",
-                    retry=False,
-                    what=what,
-                )
-                if resp.status_code in (201, 204):
-                    resp.close()
-                    return "uploaded"
-                _session_lost(resp)
-                raise self._http.raise_status(resp, what)
+                return self._put(self.location, 0, None)
             except Interrupted as exc:
-                delay = budget.next_delay(exc.retry_after)
-                if delay is None:
-                    raise TransientError(
-                        f"{what}: upload interrupted at byte {offset} of {size} ({exc.reason}); "
-                        f"gave up after {budget.tries} tries in {time.monotonic() - budget.started:.1f} s",
-                        hint="retry later: blobs already in the registry are skipped",
-                    ) from None
-                log.info(
-                    "%s: upload interrupted (%s); checking the session in %.2f s", what, exc.reason, delay
-                )
-                budget.sleep(delay)
-                if self._blob_size(repo, digest) is not None:
+                if self._recover(exc):
                     return "uploaded"
-                status = None
-                if location is not None and not isinstance(exc, SessionLost):
-                    with contextlib.suppress(NotFoundError, RegistryError):
-                        status = self._upload_status(repo, location, what)
-                if status is None:
-                    location = None  # a new session at the top of the loop
-                    offset = 0
-                else:
-                    offset, location = status
-                    monolithic = offset == 0 and size <= chunk
-                    log.info("%s: resuming upload at byte %d", what, offset)
+
+    def _progress(self, start: int) -> Callable[[int], None]:
+        pos = [start]
+
+        def progress(n: int) -> None:
+            pos[0] += n
+            if pos[0] > self.high_water:
+                if self.on_bytes is not None:
+                    self.on_bytes(pos[0] - self.high_water)
+                self.high_water = pos[0]
+
+        return progress
+
+    def body(self, start: int, length: int) -> Callable[[ExitStack], Any]:
+        def make(stack: ExitStack) -> Any:
+            if length == 0:
+                return b""
+            return _BodyStream(
+                stack.enter_context(self.opener(start)),
+                length,
+                self._progress(start),
+                self.what,
+                final=start + length >= self.size,
+            )
+
+        return make
+
+    def _put(self, location: str, length: int, body: Callable[[ExitStack], Any] | None) -> str:
+        """The closing PUT ``?digest=``: the whole blob (monolithic) or nothing (after PATCHes)."""
+        resp = self.http.send(
+            "PUT",
+            _with_query(location, digest=self.digest),
+            scopes=self.scopes,
+            headers={"Content-Type": self.OCTET, "Content-Length": str(length)},
+            body_factory=body,
+            data=None if body is not None else b"",
+            retry=False,
+            what=self.what,
+        )
+        if resp.status_code in (201, 204):
+            resp.close()
+            return "uploaded"
+        _session_lost(resp)
+        raise self.http.raise_status(resp, self.what)
+
+    def _patch(self, location: str) -> None:
+        """Send the next part; on 202 move to the offset the registry reports."""
+        end = min(self.size, self.offset + self.chunk)
+        resp = self.http.send(
+            "PATCH",
+            location,
+            scopes=self.scopes,
+            headers={
+                "Content-Type": self.OCTET,
+                "Content-Length": str(end - self.offset),
+                "Content-Range": f"{self.offset}-{end - 1}",
+            },
+            body_factory=self.body(self.offset, end - self.offset),
+            retry=False,
+            what=self.what,
+        )
+        if resp.status_code != 202:
+            if resp.status_code == 416:
+                resp.close()
+                raise Interrupted("HTTP 416 (offset mismatch)")
+            _session_lost(resp)
+            raise self.http.raise_status(resp, self.what)
+        try:
+            self.location = self.up._location(resp, self.what)
+        finally:
+            resp.close()
+        reported = resp.headers.get("Range")
+        self.offset = _range_end(reported) if reported else end
+        if self.offset != end:
+            log.info("%s: registry reports %d bytes after a PATCH up to %d", self.what, self.offset, end)
+        self.budget = RetryBudget(self.http.options.retry)  # progress made: fresh budget
+
+    def _recover(self, exc: Interrupted) -> bool:
+        """After an interruption: wait within the budget, then True when the registry has the
+        blob now; else resume the session at the registry's offset, or start a new one."""
+        delay = self.budget.next_delay(exc.retry_after)
+        if delay is None:
+            raise TransientError(
+                f"{self.what}: upload interrupted at byte {self.offset} of {self.size} ({exc.reason}); "
+                f"gave up after {self.budget.tries} tries in "
+                f"{time.monotonic() - self.budget.started:.1f} s",
+                hint="retry later: blobs already in the registry are skipped",
+            ) from None
+        log.info("%s: upload interrupted (%s); checking the session in %.2f s", self.what, exc.reason, delay)
+        self.budget.sleep(delay)
+        if self.up._blob_size(self.repo, self.digest) is not None:
+            return True
+        status = None
+        if self.location is not None and not isinstance(exc, SessionLost):
+            with contextlib.suppress(NotFoundError, RegistryError):
+                status = self.up._upload_status(self.repo, self.location, self.what)
+        if status is None:
+            self.location = None  # a new session at the top of the loop
+            self.offset = 0
+        else:
+            self.offset, self.location = status
+            self.monolithic = self.offset == 0 and self.size <= self.chunk
+            log.info("%s: resuming upload at byte %d", self.what, self.offset)
+        return False
 
 
 class SessionLost(Interrupted):
