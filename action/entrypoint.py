@@ -232,20 +232,28 @@ def _check_combination(i: Inputs) -> None:
                 raise ActionInputError(f"input '{name}' is not for copy")
         return
     if i.command == "pull":
-        if not i.reference:
-            raise ActionInputError("command: pull needs the input 'reference'")
-        if not i.output:
-            raise ActionInputError("command: pull needs the input 'output' (a new or empty directory)")
-        if i.bundle:
-            raise ActionInputError("input 'bundle' is for push and verify, not pull")
-    else:  # verify
-        if i.output:
-            raise ActionInputError("input 'output' is for pull, not verify")
-        if bool(i.reference) == bool(i.bundle):
-            raise ActionInputError(
-                "command: verify needs exactly one of the inputs 'reference' (in a registry) "
-                "and 'bundle' (a directory)"
-            )
+        _check_pull(i)
+    else:
+        _check_verify(i)
+
+
+def _check_pull(i: Inputs) -> None:
+    if not i.reference:
+        raise ActionInputError("command: pull needs the input 'reference'")
+    if not i.output:
+        raise ActionInputError("command: pull needs the input 'output' (a new or empty directory)")
+    if i.bundle:
+        raise ActionInputError("input 'bundle' is for push and verify, not pull")
+
+
+def _check_verify(i: Inputs) -> None:
+    if i.output:
+        raise ActionInputError("input 'output' is for pull, not verify")
+    if bool(i.reference) == bool(i.bundle):
+        raise ActionInputError(
+            "command: verify needs exactly one of the inputs 'reference' (in a registry) "
+            "and 'bundle' (a directory)"
+        )
 
 
 def pinned_reference(reference: str, digest: str) -> str:
