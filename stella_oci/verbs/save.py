@@ -83,6 +83,31 @@ def _selection(
     return [ref.with_tag(t) for t in names]
 
 
+def _check_arguments(sources: list[str | Reference], latest: int | None, generation: int, out: Path) -> None:
+    if not sources:
+        raise InvalidInputError("save: give at least one SRC (a reference or a repository)")
+    if latest is not None and latest < 1:
+        raise InvalidInputError(f"--latest {latest}: give 1 or more")
+    if generation < 1:
+        raise InvalidInputError(f"--generation {generation}: give 1 or more")
+    if out.is_dir():
+        raise InvalidInputError(f"--output {out}: is a directory; give the archive file to write")
+
+
+def _check_unique_tags(refs: list[Reference]) -> None:
+    """One archive holds each tag once: the same tag from two repositories is refused."""
+    taken: dict[str, Reference] = {}
+    for ref in refs:
+        if ref.tag and ref.tag in taken and taken[ref.tag].repository != ref.repository:
+            raise InvalidInputError(
+                f"save: tag {ref.tag!r} is selected in {taken[ref.tag].base()} and in {ref.base()}; "
+                "one archive holds each tag once",
+                hint="save the two repositories into separate archives, or narrow --tags",
+            )
+        if ref.tag:
+            taken[ref.tag] = ref
+
+
 def save(
     sources: list[str | Reference],
     output: str | Path,
@@ -97,15 +122,8 @@ def save(
 ) -> SaveResult:
     """Write the exports ``sources`` name into the archive ``output`` (replaced atomically)."""
     run = run or RunOptions()
-    if not sources:
-        raise InvalidInputError("save: give at least one SRC (a reference or a repository)")
-    if latest is not None and latest < 1:
-        raise InvalidInputError(f"--latest {latest}: give 1 or more")
-    if generation < 1:
-        raise InvalidInputError(f"--generation {generation}: give 1 or more")
     out = Path(output)
-    if out.is_dir():
-        raise InvalidInputError(f"--output {out}: is a directory; give the archive file to write")
+    _check_arguments(sources, latest, generation, out)
     refs: list[Reference] = []
     for s in sources:
         ref = as_reference(s)
@@ -114,16 +132,7 @@ def save(
         refs.extend(_selection(ref, tags=tags, latest=latest, all_tags=all_tags, run=run))
     if len(refs) > MAX_EXPORTS:
         raise InvalidInputError(f"save: {len(refs)} exports selected, more than {MAX_EXPORTS}")
-    taken: dict[str, Reference] = {}
-    for ref in refs:
-        if ref.tag and ref.tag in taken and taken[ref.tag].repository != ref.repository:
-            raise InvalidInputError(
-                f"save: tag {ref.tag!r} is selected in {taken[ref.tag].base()} and in {ref.base()}; "
-                "one archive holds each tag once",
-                hint="save the two repositories into separate archives, or narrow --tags",
-            )
-        if ref.tag:
-            taken[ref.tag] = ref
+    _check_unique_tags(refs)
 
     from stella_oci import __version__
 
