@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal
 
-from stella_oci.airgap.inventory import InventoryExport, check_archive
+from stella_oci.airgap.inventory import Inventory, InventoryExport, check_archive
 from stella_oci.cancel import Cancellation
 from stella_oci.errors import InvalidInputError, NotFoundError, StellaOciError, VerificationError
 from stella_oci.oci.digest import check_digest
@@ -193,6 +193,28 @@ class _Backed:
         self.dest.close()
 
 
+def _archive_paths(archives: list[str | Path]) -> list[Path]:
+    if not archives:
+        raise InvalidInputError("load: give at least one archive written by stella-oci save")
+    paths = [Path(a) for a in archives]
+    for p in paths:
+        if not p.is_file():
+            raise InvalidInputError(f"load {p}: no such file")
+    return paths
+
+
+def _carried_blobs(inventories: list[tuple[Path, Inventory]]) -> set[str]:
+    """Every blob digest the archives themselves hold."""
+    carried: set[str] = set()
+    for path, inv in inventories:
+        src = OciArchiveTarget(path, create=False)
+        try:
+            carried.update(d for d, n in _graph_blobs(src, inv.exports).items() if src.has_blob(_blob(d, n)))
+        finally:
+            src.close()
+    return carried
+
+
 def load(
     archives: list[str | Path],
     destination: str,
@@ -203,22 +225,11 @@ def load(
     checks: tuple[ExtraCheck, ...] = (),
 ) -> LoadResult:
     run = run or RunOptions()
-    if not archives:
-        raise InvalidInputError("load: give at least one archive written by stella-oci save")
-    paths = [Path(a) for a in archives]
-    for p in paths:
-        if not p.is_file():
-            raise InvalidInputError(f"load {p}: no such file")
+    paths = _archive_paths(archives)
     # every archive whole and unchanged, and every blob an increment leaves out already at the
     # destination, before anything is written
     inventories = [(p, check_archive(p)) for p in paths]
-    carried: set[str] = set()
-    for path, inv in inventories:
-        src = OciArchiveTarget(path, create=False)
-        try:
-            carried.update(d for d, n in _graph_blobs(src, inv.exports).items() if src.has_blob(_blob(d, n)))
-        finally:
-            src.close()
+    carried = _carried_blobs(inventories)
     for path, inv in inventories:
         if inv.omitted:
             _check_increment(path, inv.exports, inv.omitted, destination, carried, run)
