@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from stella_oci.airgap.volumes import parse_size
 from stella_oci.cli.common import (
     EXIT_CODE_HELP,
     Context,
@@ -60,6 +61,11 @@ if TYPE_CHECKING:  # the verbs import pydantic and the engine: loaded when a com
     metavar="PREVIOUS",
     help="An increment: leave out every blob the previous save archive carried (manifests always travel).",
 )
+@click.option(
+    "--split-size",
+    metavar="SIZE",
+    help="Write volumes FILE.000, FILE.001, ... of at most SIZE (e.g. 4GiB) with FILE.parts.json.",
+)
 @common_options
 @command
 def save(
@@ -71,6 +77,7 @@ def save(
     all_tags: bool,
     generation: int,
     since: Path | None,
+    split_size: str | None,
     **_: Any,
 ) -> tuple[SaveResult, str]:
     """Save many exports (SRC: a reference, or a repository with --tags/--latest/--all-tags) into
@@ -85,6 +92,7 @@ def save(
         all_tags=all_tags,
         generation=generation,
         since=since,
+        split_size=parse_size(split_size) if split_size else None,
         run=ctx.run("save"),
     )
     lines = [
@@ -92,6 +100,7 @@ def save(
         f"mirrorGeneration {r.mirror_generation}"
         + (f", {r.left_out} blob(s) left out (--since)" if r.left_out else "")
     ]
+    lines += [f"  volume {p}" for p in r.parts]
     lines += [f"  {e.source}:{e.tag or '-'}@{e.digest}" for e in r.exports]
     return r, "\n".join(lines)
 

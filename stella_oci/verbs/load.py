@@ -13,12 +13,16 @@ exits 3. ``dry_run`` writes nothing and says which exports and blobs would move.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Literal
 
+from stella_oci import interrupts
 from stella_oci.airgap.inventory import Inventory, InventoryExport, check_archive
+from stella_oci.airgap.volumes import PARTS_SUFFIX, join, parts_listing
 from stella_oci.cancel import Cancellation
 from stella_oci.errors import InvalidInputError, NotFoundError, StellaOciError, VerificationError
 from stella_oci.oci.digest import check_digest
@@ -193,16 +197,6 @@ class _Backed:
         self.dest.close()
 
 
-def _archive_paths(archives: list[str | Path]) -> list[Path]:
-    if not archives:
-        raise InvalidInputError("load: give at least one archive written by stella-oci save")
-    paths = [Path(a) for a in archives]
-    for p in paths:
-        if not p.is_file():
-            raise InvalidInputError(f"load {p}: no such file")
-    return paths
-
-
 def _carried_blobs(inventories: list[tuple[Path, Inventory]]) -> set[str]:
     """Every blob digest the archives themselves hold."""
     carried: set[str] = set()
@@ -225,7 +219,36 @@ def load(
     checks: tuple[ExtraCheck, ...] = (),
 ) -> LoadResult:
     run = run or RunOptions()
-    paths = _archive_paths(archives)
+    if not archives:
+        raise InvalidInputError("load: give at least one archive written by stella-oci save")
+    given = [Path(a) for a in archives]
+    workdir = Path(tempfile.mkdtemp(prefix="stella-oci-load-"))
+    token = interrupts.track(workdir)
+    try:
+        paths: list[Path] = []
+        for p in given:
+            listing = parts_listing(p)
+            if listing is not None:  # volumes: every part checked, then joined, before any write
+                paths.append(join(listing, workdir))
+            elif p.is_file():
+                paths.append(p)
+            else:
+                raise InvalidInputError(f"load {p}: no such file (nor {p.name}{PARTS_SUFFIX})")
+        return _load(paths, destination, dry_run=dry_run, run=run, airgap=airgap, checks=checks)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        interrupts.untrack(token)
+
+
+def _load(
+    paths: list[Path],
+    destination: str,
+    *,
+    dry_run: bool,
+    run: RunOptions,
+    airgap: AirgapOptions | None,
+    checks: tuple[ExtraCheck, ...],
+) -> LoadResult:
     # every archive whole and unchanged, and every blob an increment leaves out already at the
     # destination, before anything is written
     inventories = [(p, check_archive(p)) for p in paths]

@@ -32,6 +32,7 @@ from stella_oci.airgap.inventory import (
     checksums_text,
     write_archive,
 )
+from stella_oci.airgap.volumes import split
 from stella_oci.errors import InvalidInputError, on_side
 from stella_oci.export.annotations import ANN_PROFILE, ANN_TENANT
 from stella_oci.oci.manifest import Descriptor, children, media_type_of
@@ -59,6 +60,8 @@ class SaveResult(ResultModel):
     """Size of the archive file."""
     left_out: int = 0
     """Blobs left out because ``--since`` says the other side has them."""
+    parts: list[str] = []
+    """With ``--split-size``: the volumes written (FILE.000, ...), listed in FILE.parts.json."""
 
 
 def _selection(
@@ -117,6 +120,7 @@ def save(
     all_tags: bool = False,
     generation: int = 1,
     since: str | Path | None = None,
+    split_size: int | None = None,
     created_by: str = "",
     run: RunOptions | None = None,
 ) -> SaveResult:
@@ -195,12 +199,15 @@ def save(
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         interrupts.untrack(token)
+    size = os.path.getsize(out)
+    parts = [str(p) for p in split(out, split_size)] if split_size else []
     return SaveResult(
         output=str(out),
+        parts=parts,
         mirror_generation=generation,
         exports=exports,
         blobs=nblobs,
-        bytes=os.path.getsize(out),
+        bytes=size,
         left_out=len(omitted),
     )
 
