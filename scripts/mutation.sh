@@ -37,7 +37,7 @@ modules=("$@")
 )
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/stella-oci-mutation.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n ${KEEP:-} ]] || rm -rf "$work"' EXIT
 
 run_module() {
   local module=$1 tests=${TESTS[$1]:-}
@@ -47,7 +47,9 @@ run_module() {
   (cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) | tar -xf - -C "$dir"
   (cd "$dir" && "$PY" scripts/mutation_prep.py "$module" >/dev/null)
   # mutmut 2 counts only exit 1 as a failure: a mutant that breaks collection (exit 2) must count too
-  local runner="$PY -m pytest -x -q -p no:cacheprovider --noconftest $tests || exit 1"
+  printf '#!/usr/bin/env bash\n%s -m pytest -x -q -p no:cacheprovider --noconftest %s || exit 1\n' "$PY" "$tests" \
+    > "$dir/run-tests.sh"
+  local runner="bash $dir/run-tests.sh"
   (cd "$dir" && PYTHONPATH="$dir" $mutmut_bin run --paths-to-mutate "$module" --runner "$runner" \
       --tests-dir tests --no-progress --CI >"$dir/mutmut.log" 2>&1) || true
   (cd "$dir" && "$PY" - "$module" <<'EOF' > "$dir/report.txt"
