@@ -495,12 +495,13 @@ def test_reader_resumes_by_rehashing_the_prefix() -> None:
         assert next(chunks) == b"012" and reader.verified is False and reader.count == 3
 
 
-def test_resume_where_the_reader_stands_reads_no_prefix() -> None:
-    src, dst = Source(chunk=3), Dest()
+@pytest.mark.parametrize(("chunk", "at"), [(3, 6), (1, 1)])
+def test_resume_where_the_reader_stands_reads_no_prefix(chunk: int, at: int) -> None:
+    src, dst = Source(chunk=chunk), Dest()
     d = src.add_blob(b"0123456789abcdef")
-    dst.resume_at[d.digest] = 6  # a chunk boundary: the reader has hashed exactly 6 bytes
+    dst.resume_at[d.digest] = at  # a chunk boundary: the reader has hashed exactly `at` bytes
     CopyEngine().copy_blobs(src, dst, [d])
-    assert src.opens == [(d.digest, 0), (d.digest, 6)] and dst.blobs[d.digest] == b"0123456789abcdef"
+    assert src.opens == [(d.digest, 0), (d.digest, at)] and dst.blobs[d.digest] == b"0123456789abcdef"
 
 
 def test_reader_refuses_other_algorithms_and_counts_progress(tmp_path: Path) -> None:
