@@ -196,6 +196,7 @@ class Recorder:
         self.advanced = 0
         self.done: list[tuple[str, PushOutcome]] = []
         self.total = 0
+        self.blobs = 0
 
     def blob_started(self, desc: Descriptor) -> None:
         self.started.append(desc.digest)
@@ -206,8 +207,9 @@ class Recorder:
     def blob_done(self, desc: Descriptor, how: PushOutcome) -> None:
         self.done.append((desc.digest, how))
 
-    def add_total(self, nbytes: int) -> None:
+    def add_total(self, nbytes: int, blobs: int = 0) -> None:
         self.total += nbytes
+        self.blobs += blobs
 
 
 def artifact(src: Source, *payloads: bytes) -> tuple[Descriptor, list[Descriptor]]:
