@@ -32,9 +32,9 @@ def test_round_trip_through_container_registry(container_registry, fresh_repo, r
 
 def test_tamper_in_container_registry_storage(container_registry, fresh_repo, run_cli, tmp_path):
     reg = container_registry
-    bundle = copy_example("trivy-db", tmp_path / "bundle")
+    bundle = copy_example("mirror-full", tmp_path / "bundle")
     pushed = push_json(run_cli, bundle, f"{reg.host}/{fresh_repo}:v1")
-    victim = next(layer for layer in pushed["layers"] if layer["path"] == "metadata.json")
+    victim = next(layer for layer in pushed["layers"] if layer["path"] == "data/index.json")
     blob = reg.blob_path(victim["digest"])
     original = blob.read_bytes()
     flipped = bytearray(original)
