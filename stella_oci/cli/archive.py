@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stella_oci.airgap.volumes import parse_size
 from stella_oci.cli.common import (
     EXIT_CODE_HELP,
     Context,
@@ -92,7 +91,7 @@ def save(
         all_tags=all_tags,
         generation=generation,
         since=since,
-        split_size=parse_size(split_size) if split_size else None,
+        split_size=_parse_size(split_size) if split_size else None,
         run=ctx.run("save"),
     )
     lines = [
@@ -147,3 +146,9 @@ def load(
 
 
 COMMANDS = [save, load]
+
+
+def _parse_size(text: str) -> int:
+    from stella_oci.airgap.volumes import parse_size  # not at import: --help stays light
+
+    return parse_size(text)
