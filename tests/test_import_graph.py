@@ -93,3 +93,16 @@ def test_neutral_modules_import_no_stellaops_code() -> None:
     graph = module_graph()
     for neutral in ("stella_oci.jsonio", "stella_oci.schemas"):
         assert not {m for m in graph[neutral] if m.startswith(("stella_oci.export", "stella_oci.airgap"))}
+
+
+def test_oci_and_transport_do_not_import_export() -> None:
+    graph = module_graph()
+    assert len(graph) > 40  # really read the package
+    wrong = sorted(
+        (m, d)
+        for m, deps in graph.items()
+        if m.startswith(("stella_oci.oci", "stella_oci.transport"))
+        for d in deps
+        if d.startswith(("stella_oci.export", "stella_oci.airgap"))
+    )
+    assert wrong == []
