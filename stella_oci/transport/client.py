@@ -219,11 +219,7 @@ class RegistryClient:
     def get_manifest(self, repo: str, reference: str, accept: Sequence[str]) -> ManifestResponse:
         """GET a manifest by tag or digest; refuses bodies over 4 MiB (VerificationError). An
         answer cut in its headers or body is retried (TransientError after the budget)."""
-        what = (
-            f"manifest {self.host}/{repo}:{reference}"
-            if ":" not in reference
-            else f"manifest {self.host}/{repo}@{reference}"
-        )
+        what = self._manifest_what(repo, reference)
 
         def attempt() -> ManifestResponse:
             resp = self._http.send(
@@ -248,8 +244,12 @@ class RegistryClient:
 
         return self._retrying(what, attempt)
 
+    def _manifest_what(self, repo: str, reference: str) -> str:
+        """``manifest HOST/REPO:TAG`` or ``manifest HOST/REPO@DIGEST``, for messages."""
+        return f"manifest {self.host}/{repo}{'@' if ':' in reference else ':'}{reference}"
+
     def head_manifest(self, repo: str, reference: str, accept: Sequence[str]) -> ManifestHead:
-        what = f"manifest {self.host}/{repo}{'@' if ':' in reference else ':'}{reference}"
+        what = self._manifest_what(repo, reference)
 
         def attempt() -> ManifestHead:
             resp = self._http.send(
@@ -277,7 +277,7 @@ class RegistryClient:
         return self._retrying(what, attempt)
 
     def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> PutManifestResult:
-        what = f"manifest {self.host}/{repo}{'@' if ':' in reference else ':'}{reference}"
+        what = self._manifest_what(repo, reference)
         if len(data) > MAX_MANIFEST_BYTES:
             raise InvalidInputError(f"{what}: {len(data)} bytes, over the 4 MiB that registries must accept")
         resp = self._http.send(
