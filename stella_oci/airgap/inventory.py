@@ -50,6 +50,8 @@ class InventoryExport(BaseModel):
     tenant: str | None = None
     referrers: list[str] = []
     """Digests of the referrer manifests (signatures, provenance) saved with it."""
+    cosign_tags: dict[str, str] = {}
+    """cosign's ``sha256-<hex>.sig/.att/.sbom`` tags saved with it (tag -> manifest digest)."""
 
 
 class Inventory(BaseModel):

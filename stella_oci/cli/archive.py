@@ -65,6 +65,11 @@ if TYPE_CHECKING:  # the verbs import pydantic and the engine: loaded when a com
     metavar="SIZE",
     help="Write volumes FILE.000, FILE.001, ... of at most SIZE (e.g. 4GiB) with FILE.parts.json.",
 )
+@click.option(
+    "--no-signatures",
+    is_flag=True,
+    help="Leave cosign's tag-scheme signatures, attestations and SBOMs (sha256-<hex>.sig/.att/.sbom).",
+)
 @common_options
 @command
 def save(
@@ -77,6 +82,7 @@ def save(
     generation: int,
     since: Path | None,
     split_size: str | None,
+    no_signatures: bool,
     **_: Any,
 ) -> tuple[SaveResult, str]:
     """Save many exports (SRC: a reference, or a repository with --tags/--latest/--all-tags) into
@@ -92,12 +98,14 @@ def save(
         generation=generation,
         since=since,
         split_size=_parse_size(split_size) if split_size else None,
+        signatures=not no_signatures,
         run=ctx.run("save"),
     )
     lines = [
         f"{r.output}: {len(r.exports)} export(s), {r.blobs} blobs, {human_size(r.bytes)}, "
         f"mirrorGeneration {r.mirror_generation}"
         + (f", {r.left_out} blob(s) left out (--since)" if r.left_out else "")
+        + (f", {r.cosign_tags} cosign tag(s)" if r.cosign_tags else "")
     ]
     lines += [f"  volume {p}" for p in r.parts]
     lines += [f"  {e.source}:{e.tag or '-'}@{e.digest}" for e in r.exports]
@@ -114,12 +122,22 @@ def save(
 @click.option(
     "--dry-run", is_flag=True, help="Print the exports and new blobs that would move; write nothing."
 )
+@click.option(
+    "--no-signatures",
+    is_flag=True,
+    help="Leave the cosign tags (sha256-<hex>.sig/.att/.sbom) the archive carries.",
+)
 @signature_options
 @airgap_options
 @common_options
 @command
 def load(
-    ctx: Context, archives: tuple[str, ...], destination: str, dry_run: bool, **kw: Any
+    ctx: Context,
+    archives: tuple[str, ...],
+    destination: str,
+    dry_run: bool,
+    no_signatures: bool,
+    **kw: Any,
 ) -> tuple[LoadResult, str]:
     """Load the exports of save archives into DEST (registry host, host/prefix or oci:DIR); each
     lands at DEST/<its source repository>, verified; a failed one is quarantined (exit 3)."""
@@ -130,6 +148,7 @@ def load(
         list(archives),
         destination,
         dry_run=dry_run,
+        signatures=not no_signatures,
         run=ctx.run("load"),
         airgap=airgap_from(kw),
         checks=checks,
@@ -140,6 +159,7 @@ def load(
         if e.new_blobs is not None:
             line += f"  new blobs {e.new_blobs} ({human_size(e.new_bytes or 0)})"
         lines.append(line)
+        lines += [f"  cosign {t}" for t in e.cosign_tags]
     if dry_run:
         lines.append("dry run: nothing was written")
     return r, "\n".join(lines)

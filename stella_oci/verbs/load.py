@@ -52,6 +52,8 @@ class LoadedExport(ResultModel):
     reason: str | None = None
     new_blobs: int | None = None
     new_bytes: int | None = None
+    cosign_tags: list[str] = []
+    """cosign's ``sha256-<hex>.sig/.att/.sbom`` tags loaded with it (``--no-signatures``: none)."""
 
 
 class LoadResult(ResultModel):
@@ -214,10 +216,13 @@ def load(
     destination: str,
     *,
     dry_run: bool = False,
+    signatures: bool = True,
     run: RunOptions | None = None,
     airgap: AirgapOptions | None = None,
     checks: tuple[ExtraCheck, ...] = (),
 ) -> LoadResult:
+    """Load the exports of the save ``archives`` into ``destination`` (module docstring);
+    ``signatures``: with each export, the cosign tags saved with it (as ``copy`` does)."""
     run = run or RunOptions()
     if not archives:
         raise InvalidInputError("load: give at least one archive written by stella-oci save")
@@ -234,7 +239,9 @@ def load(
                 paths.append(p)
             else:
                 raise InvalidInputError(f"load {p}: no such file (nor {p.name}{PARTS_SUFFIX})")
-        return _load(paths, destination, dry_run=dry_run, run=run, airgap=airgap, checks=checks)
+        return _load(
+            paths, destination, dry_run=dry_run, signatures=signatures, run=run, airgap=airgap, checks=checks
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         interrupts.untrack(token)
@@ -245,6 +252,7 @@ def _load(
     destination: str,
     *,
     dry_run: bool,
+    signatures: bool,
     run: RunOptions,
     airgap: AirgapOptions | None,
     checks: tuple[ExtraCheck, ...],
@@ -278,14 +286,16 @@ def _load(
                 if inv.omitted:  # an increment: what it leaves out is read back from the destination
                     source = _Backed(OciArchiveTarget(path, create=False), open_destination(ref, run))
                 try:
-                    copy(
+                    copied = copy(
                         f"oci-archive:{path}@{export.digest}",
                         ref,
+                        signatures=signatures,
                         run=run,
                         airgap=airgap,
                         checks=checks,
                         source_target=source,
                     )
+                    entry.cosign_tags = [c.tag for c in copied.cosign_tags]
                 except StellaOciError as exc:
                     if exc.exit_code not in QUARANTINE_EXIT_CODES:
                         raise

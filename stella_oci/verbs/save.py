@@ -42,11 +42,14 @@ from stella_oci.targets.base import BlobOpener, ProgressFn, PushOutcome, Target
 from stella_oci.targets.layout import OciLayoutTarget
 from stella_oci.targets.verified import read_manifest
 from stella_oci.verbs.common import RunOptions, as_reference, engine_for, open_source
+from stella_oci.verbs.cosign import copy_cosign_tags
 from stella_oci.verbs.tags import tags as list_tags
 
 DEFAULT_SAVE_CONCURRENCY = 4
 MAX_EXPORTS = 10_000
-FALLBACK_TAG = re.compile(r"^sha256-[0-9a-f]{64}$")
+#: Tags that are not exports: the referrers-API fallback tag (``sha256-<hex>``) and cosign's
+#: ``sha256-<hex>.sig/.att/.sbom``; both travel with their subject (cosign's unless --no-signatures).
+FALLBACK_TAG = re.compile(r"^sha256-[0-9a-f]{64}(\.(sig|att|sbom))?$")
 
 
 class SaveResult(ResultModel):
@@ -62,6 +65,8 @@ class SaveResult(ResultModel):
     """Blobs left out because ``--since`` says the other side has them."""
     parts: list[str] = []
     """With ``--split-size``: the volumes written (FILE.000, ...), listed in FILE.parts.json."""
+    cosign_tags: int = 0
+    """cosign tag-scheme manifests saved (``sha256-<hex>.sig/.att/.sbom``; ``--no-signatures``: 0)."""
 
 
 def _selection(
@@ -80,7 +85,7 @@ def _selection(
         except re.error as exc:
             raise InvalidInputError(f"--tags {tags!r}: not a regular expression ({exc})") from None
     found = list_tags(ref, filter=tags, sort="created" if latest is not None else "name", run=run)
-    # referrers-API fallback tags (sha256-<hex>) are not exports: referrers travel with their subject
+    # referrers-API fallback tags and cosign tags are not exports: they travel with their subject
     names = [t for t in found.tags if not FALLBACK_TAG.match(t)]
     names = names[:latest] if latest is not None else names
     return [ref.with_tag(t) for t in names]
@@ -122,9 +127,13 @@ def save(
     since: str | Path | None = None,
     split_size: int | None = None,
     created_by: str = "",
+    signatures: bool = True,
     run: RunOptions | None = None,
 ) -> SaveResult:
-    """Write the exports ``sources`` name into the archive ``output`` (replaced atomically)."""
+    """Write the exports ``sources`` name into the archive ``output`` (replaced atomically).
+
+    ``signatures``: also save cosign's tag-scheme signatures, attestations and SBOMs of each
+    export (``sha256-<hex>.sig/.att/.sbom``, as ``copy`` does); ``load`` brings them along."""
     run = run or RunOptions()
     out = Path(output)
     _check_arguments(sources, latest, generation, out)
@@ -167,6 +176,7 @@ def save(
                 stats = engine.copy_graph(
                     src, dst, desc, tags=[ref.tag] if ref.tag else [], referrers=True, root_data=data
                 )
+                cosign = copy_cosign_tags(engine, src, dst, desc)[0] if signatures else []
                 blobs = children(data, media_type_of(data, desc.media_type))
                 annotations = _annotations(data)
                 exports.append(
@@ -182,6 +192,7 @@ def save(
                         profile=annotations.get(ANN_PROFILE),
                         tenant=annotations.get(ANN_TENANT),
                         referrers=sorted(d.digest for d in stats.copied_referrers),
+                        cosign_tags={c.tag: c.digest for c in cosign},
                     )
                 )
             finally:
@@ -209,6 +220,7 @@ def save(
         blobs=nblobs,
         bytes=size,
         left_out=len(omitted),
+        cosign_tags=sum(len(e.cosign_tags) for e in exports),
     )
 
 
