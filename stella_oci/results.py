@@ -68,6 +68,8 @@ class TransferStats(ResultModel):
 
 
 class PushResult(ResultModel):
+    """Where ``push`` put the export: its reference, digests, tags and what was sent."""
+
     reference: str
     """``REGISTRY/REPO@sha256:...`` (or ``oci:PATH@sha256:...``)."""
     digest: str
@@ -86,6 +88,8 @@ class PushResult(ResultModel):
 
 
 class VerifyResult(ResultModel):
+    """What ``pull`` or ``verify`` checked (every check that ran) and what it found."""
+
     reference: str
     digest: str
     """The OCI manifest digest (for a bundle directory: the digest pushing it would give)."""
@@ -113,6 +117,8 @@ class VerifyResult(ResultModel):
 
 
 class InspectResult(ResultModel):
+    """A manifest (or index) as stored, with its layers and annotations; nothing is verified beyond its digest."""
+
     reference: str
     digest: str
     media_type: str = Field(serialization_alias="mediaType")
@@ -133,6 +139,8 @@ class CosignTagInfo(ResultModel):
 
 
 class CopyResult(ResultModel):
+    """What ``copy`` moved: the destination, the referrers and cosign tags copied along, the transfer."""
+
     source: str
     destination: str
     digest: str

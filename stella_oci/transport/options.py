@@ -26,6 +26,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class TransportOptions:
+    """How to reach registries: HTTP or HTTPS, TLS files, credentials, retries, deadlines, offline."""
+
     plain_http: bool = False
     """Speak HTTP, not HTTPS, to every registry. Loopback registries (``localhost``,
     ``127.0.0.0/8``, ``::1``) get HTTP automatically unless ``ca_file`` or ``client_cert`` is

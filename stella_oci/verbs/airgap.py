@@ -50,6 +50,8 @@ log = logging.getLogger("stella_oci")
 
 @dataclass(frozen=True)
 class AirgapOptions:
+    """The air-gap options of ``pull``, ``verify`` and ``copy``: staleness, time anchor, import ledger."""
+
     staleness_config: Path | None = None
     """A StalenessConfig file; without one, staleness is not evaluated."""
     time_anchor: Path | None = None

@@ -57,7 +57,13 @@ def copy(
     checks: tuple[ExtraCheck, ...] = (),
     source_target: ReadOnlyTarget | None = None,
 ) -> CopyResult:
-    """``source_target``: read from this target (closed at the end) instead of opening ``source``
+    """Copy the artifact ``source`` names to ``destination`` (registry, ``oci:DIR``,
+    ``oci-archive:FILE``), digests unchanged, every blob verified while it streams.
+
+    A StellaOps export is checked as by :func:`verify` first; a copy into a registry or ``oci:``
+    directory is an import (``airgap``: staleness, ledger). ``referrers``: OCI 1.1 referrers
+    come along; ``signatures``: cosign's ``sha256-<hex>.sig/.att/.sbom`` tags too.
+    ``source_target``: read from this target (closed at the end) instead of opening ``source``
     (``load`` passes an increment's archive backed by the destination)."""
     run = run or RunOptions()
     src_ref = as_reference(source)

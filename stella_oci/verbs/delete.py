@@ -14,6 +14,8 @@ from stella_oci.verbs.common import RunOptions, as_reference, open_destination, 
 
 
 class DeleteResult(ResultModel):
+    """What ``delete`` removed (``stella-oci delete --format json``)."""
+
     reference: str
     """The deleted manifest, ``host/repo@sha256:...``."""
     digest: str

@@ -25,6 +25,8 @@ from stella_oci.verbs.common import RunOptions, as_reference, layer_infos, open_
 
 
 class FetchResult(ResultModel):
+    """The one file ``fetch`` wrote, verified (``stella-oci fetch --format json``)."""
+
     reference: str
     """The export, ``host/repo@sha256:...``."""
     digest: str

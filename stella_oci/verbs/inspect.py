@@ -13,6 +13,8 @@ from stella_oci.verbs.common import RunOptions, as_reference, layer_infos, open_
 
 
 def inspect(reference: str | Reference, *, run: RunOptions | None = None) -> InspectResult:
+    """The manifest (or index) ``reference`` names, as stored, with its layers and annotations
+    (no export checks: ``verify`` makes those)."""
     run = run or RunOptions()
     ref = as_reference(reference)
     src = open_source(ref, run)

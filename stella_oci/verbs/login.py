@@ -32,6 +32,8 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 class LoginResult(ResultModel):
+    """Where ``login`` stored the credentials for ``host`` (never the password itself)."""
+
     host: str
     username: str
     stored_in: str
@@ -39,6 +41,8 @@ class LoginResult(ResultModel):
 
 
 class LogoutResult(ResultModel):
+    """Where ``logout`` removed the credentials for ``host`` from."""
+
     host: str
     removed_from: list[str]
     """Where credentials were removed from (empty: there were none)."""

@@ -16,6 +16,8 @@ from stella_oci.verbs.common import RunOptions, as_reference, open_source, selec
 
 
 class ResolveResult(ResultModel):
+    """The manifest a tag or digest names (``stella-oci resolve --format json``)."""
+
     reference: str
     """``host/repo@sha256:...`` (or ``oci:PATH@sha256:...``)."""
     digest: str
@@ -26,6 +28,8 @@ class ResolveResult(ResultModel):
 
 
 class ManifestResult(ResolveResult):
+    """The manifest bytes exactly as stored (``data``), with what ``resolve`` says of them."""
+
     data: bytes = Field(exclude=True, repr=False)
     """The manifest bytes as stored, verified against ``digest`` (not in the JSON document)."""
     manifest: dict[str, JsonValue] = Field(default_factory=dict)

@@ -12,6 +12,8 @@ from stella_oci.verbs.common import RunOptions, as_reference, open_destination, 
 
 
 class TagResult(ResultModel):
+    """The tags ``tag`` set (manifest PUTs only, no blob traffic)."""
+
     reference: str
     """The tagged manifest, ``host/repo@sha256:...``."""
     digest: str

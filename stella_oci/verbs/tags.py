@@ -35,6 +35,8 @@ class TagInfo(ResultModel):
 
 
 class TagsResult(ResultModel):
+    """The tags of one repository (``stella-oci tags --format json``)."""
+
     repository: str
     """``host/repo`` (or ``oci:PATH``)."""
     tags: list[str]
