@@ -5,6 +5,10 @@ sizes, profile, tenant, referrers), its ``mirrorGeneration`` and who made it.
 ``stella-oci/checksums.sha256``: ``sha256sum`` lines over every other member (the layout's
 ``oci-layout``, ``index.json`` and blobs, and the inventory), so ``load`` can check the whole
 archive before it writes anything (Zarf's checksums file, Hauler's store manifest).
+``stella-oci/inventory.dsse.json`` (``save --sign-key``): a DSSE envelope whose payload is the
+inventory's exact bytes; ``load --trust-root`` verifies it before anything is written. The
+inventory names every export's manifest digest and every manifest names its blobs by digest,
+so the signature binds everything that is loaded.
 """
 
 from __future__ import annotations
@@ -20,10 +24,15 @@ from pydantic.alias_generators import to_camel
 
 from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, VerificationError
+from stella_oci.signing.sign import Signer
+from stella_oci.signing.trust import TrustRoot
 from stella_oci.targets.archive import _tarinfo, layout_members, safe_member_name
 
 INVENTORY_MEMBER = "stella-oci/inventory.json"
 CHECKSUMS_MEMBER = "stella-oci/checksums.sha256"
+SIGNATURE_MEMBER = "stella-oci/inventory.dsse.json"
+#: payloadType of the DSSE envelope over an archive inventory.
+PAYLOAD_TYPE_INVENTORY = "application/vnd.stellaops.archive-inventory.v1+json"
 INVENTORY_KIND = "stella-oci/archive-inventory"
 MAX_INVENTORY_BYTES = 16 * 1024 * 1024
 MAX_CHECKSUMS_BYTES = 64 * 1024 * 1024
@@ -79,18 +88,21 @@ def checksums_text(pairs: list[tuple[str, str]]) -> str:
     return "".join(f"{hexdigest}  {name}\n" for name, hexdigest in pairs)
 
 
-def write_archive(layout_dir: Path, inventory: Inventory, out: Path) -> int:
-    """Write ``layout_dir`` plus the inventory and checksums as a deterministic tar at ``out``
-    (temporary file, fsync, rename). Returns the number of blobs."""
+def write_archive(layout_dir: Path, inventory: Inventory, out: Path, signer: Signer | None = None) -> int:
+    """Write ``layout_dir`` plus the inventory (signed by ``signer`` when given) and checksums
+    as a deterministic tar at ``out`` (temporary file, fsync, rename). Returns the number of blobs."""
     inv_bytes = (
         json.dumps(inventory.model_dump(by_alias=True, exclude_none=True), indent=2, sort_keys=True) + "\n"
     ).encode()
+    extra = [(INVENTORY_MEMBER, inv_bytes)]
+    if signer is not None:
+        extra.append((SIGNATURE_MEMBER, signer.envelope(PAYLOAD_TYPE_INVENTORY, inv_bytes)))
     members = layout_members(layout_dir)
     sums: list[tuple[str, str]] = []
     for name, path in members:
         if path.is_file():
             sums.append((name, _sha256_file(path)))
-    sums.append((INVENTORY_MEMBER, hashlib.sha256(inv_bytes).hexdigest()))
+    sums.extend((name, hashlib.sha256(data).hexdigest()) for name, data in extra)
     sums_bytes = checksums_text(sums).encode()
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     token = interrupts.track(tmp)
@@ -104,7 +116,7 @@ def write_archive(layout_dir: Path, inventory: Inventory, out: Path) -> int:
                     with open(path, "rb") as src:
                         tf.addfile(_tarinfo(name, size=os.fstat(src.fileno()).st_size), src)
                 tf.addfile(_tarinfo("stella-oci", is_dir=True))
-                for name, data in ((INVENTORY_MEMBER, inv_bytes), (CHECKSUMS_MEMBER, sums_bytes)):
+                for name, data in (*extra, (CHECKSUMS_MEMBER, sums_bytes)):
                     import io
 
                     tf.addfile(_tarinfo(name, size=len(data)), io.BytesIO(data))
@@ -198,6 +210,38 @@ def check_archive(path: Path) -> Inventory:
     return inv
 
 
+def verify_inventory_signature(path: Path, trust_root: TrustRoot) -> str:
+    """Verify the archive's inventory envelope with ``trust_root``: present, signed by a trusted
+    key, of the inventory payload type, over exactly the inventory's bytes. Returns the key id;
+    raises VerificationError (exit 3) naming the archive and the failed check."""
+    from stella_oci.signing.verify import verify_envelope
+
+    members = _members(path)
+    if SIGNATURE_MEMBER not in members:
+        raise VerificationError(
+            f"{path}: the archive is not signed (no {SIGNATURE_MEMBER}) and --trust-root asks for a signed "
+            "inventory; nothing was written",
+            hint="save it again with --sign-key KEY (the private half of a key in the trust root)",
+        )
+    if INVENTORY_MEMBER not in members:
+        raise InvalidInputError(f"{path}: no {INVENTORY_MEMBER}; this archive was not written by stella-oci save")
+    source = f"{path}: {SIGNATURE_MEMBER}"
+    envelope = _read(path, members[SIGNATURE_MEMBER], MAX_INVENTORY_BYTES * 2)
+    verified = verify_envelope(envelope, trust_root, source=source)
+    payload_type, payload = verified.payload_type, verified.payload
+    if payload_type != PAYLOAD_TYPE_INVENTORY:
+        raise VerificationError(
+            f"{source}: payloadType {payload_type!r}, expected {PAYLOAD_TYPE_INVENTORY!r}; nothing was written"
+        )
+    if payload != _read(path, members[INVENTORY_MEMBER], MAX_INVENTORY_BYTES):
+        raise VerificationError(
+            f"{source}: the signed inventory differs from {INVENTORY_MEMBER}: the inventory was changed after "
+            "it was signed; nothing was written",
+            hint="carry the archive again as it was saved",
+        )
+    return verified.key_id
+
+
 def archive_blobs(path: Path) -> dict[str, str]:
     """What the other side has after loading the save archive ``path``: every blob it holds
     (from its checksums file, checked whole) and every blob it left out itself, each with the
@@ -216,10 +260,13 @@ def archive_blobs(path: Path) -> dict[str, str]:
 __all__ = [
     "CHECKSUMS_MEMBER",
     "INVENTORY_MEMBER",
+    "PAYLOAD_TYPE_INVENTORY",
+    "SIGNATURE_MEMBER",
     "Inventory",
     "InventoryExport",
     "archive_blobs",
     "check_archive",
     "checksums_text",
+    "verify_inventory_signature",
     "write_archive",
 ]

@@ -70,6 +70,13 @@ if TYPE_CHECKING:  # the verbs import pydantic and the engine: loaded when a com
     is_flag=True,
     help="Leave cosign's tag-scheme signatures, attestations and SBOMs (sha256-<hex>.sig/.att/.sbom).",
 )
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="KEY",
+    help="Sign the inventory as a DSSE envelope with this PEM private key (Ed25519, ECDSA, RSA); "
+    "load --trust-root verifies it. An encrypted key's password: $STELLA_OCI_SIGN_KEY_PASSWORD.",
+)
 @common_options
 @command
 def save(
@@ -83,6 +90,7 @@ def save(
     since: Path | None,
     split_size: str | None,
     no_signatures: bool,
+    sign_key: Path | None,
     **_: Any,
 ) -> tuple[SaveResult, str]:
     """Save many exports (SRC: a reference, or a repository with --tags/--latest/--all-tags) into
@@ -99,6 +107,7 @@ def save(
         since=since,
         split_size=_parse_size(split_size) if split_size else None,
         signatures=not no_signatures,
+        sign_key=sign_key,
         run=ctx.run("save"),
     )
     lines = [
@@ -106,6 +115,7 @@ def save(
         f"mirrorGeneration {r.mirror_generation}"
         + (f", {r.left_out} blob(s) left out (--since)" if r.left_out else "")
         + (f", {r.cosign_tags} cosign tag(s)" if r.cosign_tags else "")
+        + (f", inventory signed by key {r.signed_by}" if r.signed_by else "")
     ]
     lines += [f"  volume {p}" for p in r.parts]
     lines += [f"  {e.source}:{e.tag or '-'}@{e.digest}" for e in r.exports]
@@ -140,9 +150,11 @@ def load(
     **kw: Any,
 ) -> tuple[LoadResult, str]:
     """Load the exports of save archives into DEST (registry host, host/prefix or oci:DIR); each
-    lands at DEST/<its source repository>, verified; a failed one is quarantined (exit 3)."""
+    lands at DEST/<its source repository>, verified; a failed one is quarantined (exit 3).
+    With --trust-root, each archive's inventory must be signed (save --sign-key) by a key in it."""
     from stella_oci.verbs.load import load as do_load
 
+    trust_root = kw.get("trust_root")
     checks = tuple(checks_from(kw))
     r = do_load(
         list(archives),
@@ -152,8 +164,9 @@ def load(
         run=ctx.run("load"),
         airgap=airgap_from(kw),
         checks=checks,
+        trust_root=trust_root,
     )
-    lines = []
+    lines = [f"inventory of {a}: signature verified (key {k})" for a, k in r.inventory_signed_by.items()]
     for e in r.exports:
         line = f"{e.status:<12} {e.destination}@{e.digest}"
         if e.new_blobs is not None:

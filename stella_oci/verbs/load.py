@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from stella_oci import interrupts
-from stella_oci.airgap.inventory import Inventory, InventoryExport, check_archive
+from stella_oci.airgap.inventory import Inventory, InventoryExport, check_archive, verify_inventory_signature
 from stella_oci.airgap.volumes import PARTS_SUFFIX, join, parts_listing
 from stella_oci.cancel import Cancellation
 from stella_oci.errors import InvalidInputError, NotFoundError, StellaOciError, VerificationError
@@ -30,6 +30,7 @@ from stella_oci.oci.manifest import Descriptor, children, media_type_of
 from stella_oci.oci.mediatypes import MANIFEST_MEDIA_TYPES
 from stella_oci.oci.reference import Reference, parse_reference
 from stella_oci.results import ResultModel
+from stella_oci.signing.trust import TrustRoot
 from stella_oci.targets.archive import OciArchiveTarget
 from stella_oci.targets.base import ReadOnlyTarget
 from stella_oci.targets.verified import read_manifest
@@ -60,6 +61,8 @@ class LoadResult(ResultModel):
     destination: str
     dry_run: bool
     exports: list[LoadedExport]
+    inventory_signed_by: dict[str, str] = {}
+    """With ``--trust-root``: each archive and the trusted key id its inventory verified with."""
 
 
 def _destination(dest: str, export: InventoryExport) -> Reference:
@@ -220,12 +223,16 @@ def load(
     run: RunOptions | None = None,
     airgap: AirgapOptions | None = None,
     checks: tuple[ExtraCheck, ...] = (),
+    trust_root: str | Path | None = None,
 ) -> LoadResult:
     """Load the exports of the save ``archives`` into ``destination`` (module docstring);
-    ``signatures``: with each export, the cosign tags saved with it (as ``copy`` does)."""
+    ``signatures``: with each export, the cosign tags saved with it (as ``copy`` does).
+    ``trust_root``: every archive's inventory must carry a DSSE signature by one of its keys
+    (``save --sign-key``), verified before anything is written."""
     run = run or RunOptions()
     if not archives:
         raise InvalidInputError("load: give at least one archive written by stella-oci save")
+    root = TrustRoot.load(Path(trust_root)) if trust_root is not None else None
     given = [Path(a) for a in archives]
     workdir = Path(tempfile.mkdtemp(prefix="stella-oci-load-"))
     token = interrupts.track(workdir)
@@ -240,7 +247,14 @@ def load(
             else:
                 raise InvalidInputError(f"load {p}: no such file (nor {p.name}{PARTS_SUFFIX})")
         return _load(
-            paths, destination, dry_run=dry_run, signatures=signatures, run=run, airgap=airgap, checks=checks
+            paths,
+            destination,
+            dry_run=dry_run,
+            signatures=signatures,
+            run=run,
+            airgap=airgap,
+            checks=checks,
+            root=root,
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -256,10 +270,13 @@ def _load(
     run: RunOptions,
     airgap: AirgapOptions | None,
     checks: tuple[ExtraCheck, ...],
+    root: TrustRoot | None = None,
 ) -> LoadResult:
-    # every archive whole and unchanged, and every blob an increment leaves out already at the
-    # destination, before anything is written
+    # every archive whole and unchanged (and signed by a trusted key when a trust root is
+    # given), and every blob an increment leaves out already at the destination, before
+    # anything is written
     inventories = [(p, check_archive(p)) for p in paths]
+    signed_by = {str(p): verify_inventory_signature(p, root) for p, _ in inventories} if root else {}
     carried = _carried_blobs(inventories)
     for path, inv in inventories:
         if inv.omitted:
@@ -301,7 +318,7 @@ def _load(
                         raise
                     entry.status, entry.reason = "quarantined", str(exc)
             results.append(entry)
-    result = LoadResult(destination=destination, dry_run=dry_run, exports=results)
+    result = LoadResult(destination=destination, dry_run=dry_run, exports=results, inventory_signed_by=signed_by)
     bad = [e for e in results if e.status == "quarantined"]
     if bad:
         loaded = sum(1 for e in results if e.status in ("loaded", "present"))

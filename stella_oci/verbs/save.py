@@ -38,6 +38,7 @@ from stella_oci.export.annotations import ANN_PROFILE, ANN_TENANT
 from stella_oci.oci.manifest import Descriptor, children, media_type_of
 from stella_oci.oci.reference import Reference
 from stella_oci.results import ResultModel
+from stella_oci.signing.sign import load_signer
 from stella_oci.targets.base import BlobOpener, ProgressFn, PushOutcome, Target
 from stella_oci.targets.layout import OciLayoutTarget
 from stella_oci.targets.verified import read_manifest
@@ -65,6 +66,9 @@ class SaveResult(ResultModel):
     """Blobs left out because ``--since`` says the other side has them."""
     parts: list[str] = []
     """With ``--split-size``: the volumes written (FILE.000, ...), listed in FILE.parts.json."""
+    signed_by: str | None = None
+    """With ``--sign-key``: the key id (hex SHA-256 of the public key's DER SubjectPublicKeyInfo)
+    that signed the inventory (``stella-oci/inventory.dsse.json``)."""
     cosign_tags: int = 0
     """cosign tag-scheme manifests saved (``sha256-<hex>.sig/.att/.sbom``; ``--no-signatures``: 0)."""
 
@@ -128,15 +132,19 @@ def save(
     split_size: int | None = None,
     created_by: str = "",
     signatures: bool = True,
+    sign_key: str | Path | None = None,
     run: RunOptions | None = None,
 ) -> SaveResult:
     """Write the exports ``sources`` name into the archive ``output`` (replaced atomically).
 
     ``signatures``: also save cosign's tag-scheme signatures, attestations and SBOMs of each
-    export (``sha256-<hex>.sig/.att/.sbom``, as ``copy`` does); ``load`` brings them along."""
+    export (``sha256-<hex>.sig/.att/.sbom``, as ``copy`` does); ``load`` brings them along.
+    ``sign_key`` (a PEM private key): the inventory is signed as a DSSE envelope
+    (``stella-oci/inventory.dsse.json``) that ``load --trust-root`` verifies."""
     run = run or RunOptions()
     out = Path(output)
     _check_arguments(sources, latest, generation, out)
+    signer = load_signer(sign_key) if sign_key is not None else None  # a bad key fails before any read
     refs: list[Reference] = []
     for s in sources:
         ref = as_reference(s)
@@ -206,7 +214,7 @@ def save(
             exports=exports,
             omitted=dict(sorted(omitted.items())),
         )
-        nblobs = write_archive(stage / "layout", inventory, out)
+        nblobs = write_archive(stage / "layout", inventory, out, signer)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         interrupts.untrack(token)
@@ -221,6 +229,7 @@ def save(
         bytes=size,
         left_out=len(omitted),
         cosign_tags=sum(len(e.cosign_tags) for e in exports),
+        signed_by=signer.key_id if signer else None,
     )
 
 
