@@ -15,6 +15,7 @@ Use::
     with LatencyProxy("127.0.0.1", upstream_port, rtt=0.040) as proxy:
         ...  # talk to 127.0.0.1:proxy.port
         proxy.requests  # [("POST", "/v2/repo/blobs/uploads/"), ...]
+        proxy.connections, proxy.peak_connections  # accepted since reset_counts(), most open at once
 
 or from a shell: ``python benchmarks/latency_proxy.py UPSTREAM_PORT --rtt-ms 40``.
 """
@@ -100,6 +101,8 @@ class LatencyProxy:
         self.delay = rtt / 2
         self.requests: list[tuple[str, str]] = []
         self.connections = 0
+        self.open_connections = 0
+        self.peak_connections = 0
         self._lock = threading.Lock()
         self._server = socket.create_server(("127.0.0.1", listen_port))
         self.port: int = self._server.getsockname()[1]
@@ -126,6 +129,7 @@ class LatencyProxy:
         with self._lock:
             self.requests.clear()
             self.connections = 0
+            self.peak_connections = self.open_connections
 
     def counts(self) -> Counter[str]:
         """Requests by kind: ``HEAD blob``, ``POST upload``, ``PUT upload``, ``PUT manifest`` ..."""
@@ -157,9 +161,18 @@ class LatencyProxy:
                 return
             with self._lock:
                 self.connections += 1
+                self.open_connections += 1
+                self.peak_connections = max(self.peak_connections, self.open_connections)
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
+        try:
+            self._relay(client)
+        finally:
+            with self._lock:
+                self.open_connections -= 1
+
+    def _relay(self, client: socket.socket) -> None:
         try:
             upstream = socket.create_connection(self.upstream, timeout=30)
         except OSError:
@@ -222,8 +235,12 @@ def main() -> None:
     ap.add_argument("--rtt-ms", type=float, default=40.0)
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
-    with LatencyProxy(args.upstream_host, args.upstream_port, rtt=args.rtt_ms / 1000, listen_port=args.port) as p:
-        print(f"listening on 127.0.0.1:{p.port}, {args.rtt_ms} ms RTT to {args.upstream_host}:{args.upstream_port}")
+    with LatencyProxy(
+        args.upstream_host, args.upstream_port, rtt=args.rtt_ms / 1000, listen_port=args.port
+    ) as p:
+        print(
+            f"listening on 127.0.0.1:{p.port}, {args.rtt_ms} ms RTT to {args.upstream_host}:{args.upstream_port}"
+        )
         try:
             while True:
                 time.sleep(5)

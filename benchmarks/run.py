@@ -4,6 +4,7 @@ Run on demand, never in CI::
 
     .venv/bin/python benchmarks/run.py            # full: 1 GiB blob, 2,000 x 32 KiB, 3 runs
     .venv/bin/python benchmarks/run.py --quick    # smoke: 32 MiB, 200 x 32 KiB, 1 run (< 1 min)
+    .venv/bin/python benchmarks/run.py --issue15 [--quick]   # issue 15's suite: benchmarks/issue15.py
 
 Every tool runs as its own child process against the same local distribution registry
 (``/usr/bin/docker-registry``); wall time is measured around the child, peak RSS comes from
@@ -184,6 +185,72 @@ def _raw_push(host: str, repo: str, tag: str, bundle: Path, files: list[str], ve
     r.raise_for_status()
 
 
+def _raw_push_threads(host: str, repo: str, tag: str, bundle: Path, files: list[str], threads: int) -> None:
+    """The registry's floor from Python: ``threads`` workers, POST + PUT per blob, nothing else.
+
+    No existence probe (the repository is new), no hashing (digests come from export.json), one
+    ``requests.Session`` per thread (a session is not thread-safe), then the config and the
+    manifest. What is left is the registry's own cost per upload and Python's HTTP cost.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    doc = json.loads((bundle / "export.json").read_text())
+    digests = {c["path"]: (c["digest"], c["bytes"]) for c in doc["contents"]}
+    base = f"http://{host}/v2/{repo}"
+    local = threading.local()
+
+    def session() -> requests.Session:
+        s: requests.Session | None = getattr(local, "s", None)
+        if s is None:
+            s = local.s = requests.Session()
+        return s
+
+    def put_blob(digest: str, size: int, body: Any) -> None:
+        s = session()
+        r = s.post(f"{base}/blobs/uploads/", headers={"Content-Length": "0"})
+        r.raise_for_status()
+        loc = requests.compat.urljoin(base + "/", r.headers["Location"])
+        sep = "&" if "?" in loc else "?"
+        r = s.put(
+            f"{loc}{sep}digest={digest}",
+            data=body,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+        r.raise_for_status()
+
+    def upload(rel: str) -> None:
+        digest, size = digests[rel]
+        with open(bundle / rel, "rb") as fh:
+            put_blob(digest, size, fh)
+
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in pool.map(upload, files):
+            pass
+    put_blob(EMPTY_DIGEST, len(EMPTY_JSON), EMPTY_JSON)
+    layers = [
+        {
+            "mediaType": "application/octet-stream",
+            "digest": digests[rel][0],
+            "size": digests[rel][1],
+            "annotations": {"org.opencontainers.image.title": rel},
+        }
+        for rel in files
+    ]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2},
+        "layers": layers,
+    }
+    r = session().put(
+        f"{base}/manifests/{tag}", data=json.dumps(manifest).encode(), headers={"Content-Type": OCI_MANIFEST}
+    )
+    r.raise_for_status()
+
+
 def _raw_pull(host: str, repo: str, tag: str, out: Path, verify: bool) -> None:
     import requests
 
@@ -222,6 +289,10 @@ def worker(argv: list[str]) -> int:
             out = Path(path)
             out.mkdir(parents=True, exist_ok=True)
             reg.pull(target, outdir=str(out))
+        return 0
+    if tool == "raw-requests-8t":
+        bundle = Path(path)
+        _raw_push_threads(host, repo, tag, bundle, payload_files(bundle), 8)
         return 0
     if tool.startswith("raw-requests"):
         verify = tool.endswith("+sha256")
@@ -512,6 +583,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "_worker":
         return worker(argv[1:])
+    if "--issue15" in argv:  # the one-run suite of issue 15 (benchmarks/issue15.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import issue15
+
+        return issue15.main([a for a in argv if a != "--issue15"])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small smoke version (< 1 min)")
     p.add_argument("--runs", type=int, help="repetitions (default 3, quick 1)")
