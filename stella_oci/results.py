@@ -15,7 +15,7 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 from stella_oci.oci.manifest import Descriptor
-from stella_oci.signing.models import EnvelopeResult, ProvenanceResult, SignatureReport
+from stella_oci.signing.models import EnvelopeResult, ProvenanceResult, SignatureReport, SigstoreBundleResult
 
 #: Serialize every field under its camelCase name; Python code uses the snake_case names.
 CAMEL = ConfigDict(
@@ -262,6 +262,8 @@ class SignaturesResult(ResultModel):
     """The ``integrity.httpHeaders.Digest`` value that was checked, when present."""
     stella_signature: EnvelopeResult | None = None
     """The envelope of ``integrity.httpHeaders.X-Stella-Signature``, when present."""
+    sigstore_bundles: list[SigstoreBundleResult] = Field(default_factory=list)
+    """Sigstore bundles (cosign --bundle / --new-bundle-format), layers or referrers."""
     verified_count: int = 0
     """Signatures that verified with a trusted key."""
     additional_provenance: list[ProvenanceResult] = Field(default_factory=list)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("pydantic", "jsonschema", "requests", "rich", "urllib3", "cryptography", "stella_oci.api")
+HEAVY = ("pydantic", "jsonschema", "requests", "rich", "urllib3", "cryptography", "sigstore", "stella_oci.api")
 
 
 def imported_modules(*args: str) -> set[str]:

@@ -317,12 +317,24 @@ def signature_options(func: F) -> F:
         click.option(
             "--trust-root",
             type=click.Path(exists=True, path_type=Path),
-            help="PEM public key(s) (file or directory) that signatures must verify with; never fetched.",
+            help="PEM public key(s) (file or directory) that signatures must verify with, or a Sigstore "
+            "trusted_root.json (alone or in that directory) for Sigstore bundles; never fetched.",
+        ),
+        click.option(
+            "--certificate-identity",
+            metavar="IDENTITY",
+            help="With a Sigstore trusted root: the signer identity (certificate SAN: e-mail or URI) required.",
+        ),
+        click.option(
+            "--certificate-oidc-issuer",
+            metavar="URL",
+            help="With a Sigstore trusted root: the OIDC issuer required in the signing certificate.",
         ),
         click.option(
             "--require-signature",
             is_flag=True,
-            help="Fail (exit 3) unless a DSSE signature over export.json verifies with --trust-root.",
+            help="Fail (exit 3) unless a signature over export.json (DSSE, or a Sigstore bundle) verifies "
+            "with --trust-root.",
         ),
     ]
     for opt in reversed(opts):
@@ -334,11 +346,13 @@ def checks_from(kw: dict[str, Any]) -> list[ExtraCheck]:
     """Pop the signature options; the checks they ask for."""
     trust_root = kw.pop("trust_root", None)
     require = kw.pop("require_signature", False)
-    if trust_root is None and not require:
+    identity = kw.pop("certificate_identity", None)
+    issuer = kw.pop("certificate_oidc_issuer", None)
+    if trust_root is None and not require and identity is None and issuer is None:
         return []
     from stella_oci.verbs.signatures import signature_check
 
-    return [signature_check(trust_root, require)]
+    return [signature_check(trust_root, require, identity=identity, issuer=issuer)]
 
 
 def airgap_from(kw: dict[str, Any]) -> AirgapOptions | None:

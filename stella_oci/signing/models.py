@@ -64,6 +64,29 @@ class ProvenanceResult(BaseModel):
     envelope: EnvelopeResult | None = None
 
 
+class SigstoreBundleResult(BaseModel):
+    """A Sigstore bundle that verified offline against a Sigstore trusted root (or, without one,
+    was found and left unverified)."""
+
+    model_config = _CAMEL
+
+    name: str
+    kind: Literal["messageSignature", "dsse", "unknown"]
+    """What the bundle carries: a message signature (``cosign sign-blob``) or a DSSE envelope."""
+    identity: str | None = None
+    """The certificate identity (SAN) that was required and matched."""
+    issuer: str | None = None
+    """The OIDC issuer that was required and matched."""
+    log_index: int | None = None
+    """The transparency-log index whose inclusion proof was checked."""
+    integrated_time: int | None = None
+    """When the log recorded the entry (Unix seconds), the time the certificate was checked at."""
+    binding: str | None = None
+    """How the signed bytes bind to the export."""
+    verified: bool
+    status: Literal["verified", "unverified"]
+
+
 class SignatureReport(BaseModel):
     """All signature checks of one export (returned only when every performed check passed)."""
 
@@ -79,6 +102,8 @@ class SignatureReport(BaseModel):
     """The ``integrity.httpHeaders.Digest`` value that was checked, when present."""
     stella_signature: EnvelopeResult | None = None
     """The envelope of ``integrity.httpHeaders.X-Stella-Signature``, when present."""
+    sigstore_bundles: list[SigstoreBundleResult] = Field(default_factory=list)
+    """Sigstore bundles (cosign --bundle / --new-bundle-format), layers or referrers."""
 
     @property
     def verified_count(self) -> int:
@@ -87,4 +112,6 @@ class SignatureReport(BaseModel):
             self.stella_signature,
             self.provenance.envelope if self.provenance else None,
         ]
-        return sum(1 for e in found if e is not None and e.verified)
+        return sum(1 for e in found if e is not None and e.verified) + sum(
+            1 for b in self.sigstore_bundles if b.verified
+        )

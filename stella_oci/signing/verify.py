@@ -21,7 +21,7 @@ import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stella_oci.errors import InvalidInputError, VerificationError
 from stella_oci.export.bundle import is_signature_path
@@ -43,11 +43,17 @@ from stella_oci.signing.models import (
     EnvelopeResult,
     ProvenanceResult,
     SignatureReport,
+    SigstoreBundleResult,
     VerifiedEnvelope,
 )
 from stella_oci.signing.trust import TrustRoot
 
+if TYPE_CHECKING:
+    from stella_oci.signing.sigstore_bundles import SigstoreTrust
+
 EXPORT_JSON = "export.json"
+#: Sigstore bundles carried in a bundle directory: ``signatures/**/*.sigstore.json``.
+SIGSTORE_BUNDLE_SUFFIX = ".sigstore.json"
 DIGEST_HEADER = "Digest"
 SIGNATURE_HEADER = "X-Stella-Signature"
 DIGEST_HEADER_PREFIX = "sha-256="
@@ -408,6 +414,9 @@ def verify_export_signatures(
     provenance: bytes | None,
     trust_root: TrustRoot | None,
     require: bool,
+    sigstore_bundles: Sequence[tuple[str, bytes]] = (),
+    sigstore: SigstoreTrust | None = None,
+    manifest_digest: str | None = None,
 ) -> SignatureReport:
     """Check every signature that travels with an export; raise VerificationError on the first
     failure.
@@ -421,6 +430,10 @@ def verify_export_signatures(
       carry their digests;
     * export.json ``integrity.httpHeaders.Digest`` must be ``sha-256=`` + base64 of the manifest
       digest; ``X-Stella-Signature`` a ``dsse-b64=`` envelope checked like the others;
+    * each ``(name, bytes)`` of ``sigstore_bundles`` (cosign ``--bundle`` / ``--new-bundle-format``)
+      is verified offline against ``sigstore`` (a Sigstore trusted root with the required
+      certificate identity and issuer) and must sign export.json, the manifest ``manifest_digest``
+      or a payload binding to export.json; without ``sigstore`` it is reported ``unverified``;
     * ``require``: a trust root must be given (else exit 2) and at least one envelope must verify.
 
     Without a trust root (and ``require`` False) envelopes are checked for form and binding
@@ -433,7 +446,7 @@ def verify_export_signatures(
     if not isinstance(doc, dict):
         raise InvalidInputError(f"{EXPORT_JSON} must be a JSON object")
     export = ExportManifest.from_json_obj(doc, source=EXPORT_JSON)
-    if require and trust_root is None:
+    if require and trust_root is None and sigstore is None:
         raise InvalidInputError(
             "signatures are required but no trust root was given, so none can be verified",
             hint="give --trust-root FILE-or-DIR with the signers' public keys",
@@ -468,6 +481,15 @@ def verify_export_signatures(
             contents=_contents_digests(export),
         )
 
+    bundles = _check_sigstore_bundles(
+        sigstore_bundles,
+        sigstore=sigstore,
+        export_json=export_json,
+        export_hex=export_hex,
+        manifest_digest=manifest_digest,
+        contents=_contents_digests(export),
+    )
+
     report = SignatureReport(
         export_json_sha256=export_hex,
         trust_root=trust_root.key_ids if trust_root is not None else [],
@@ -476,15 +498,49 @@ def verify_export_signatures(
         provenance=prov,
         digest_header=digest_header,
         stella_signature=stella_sig,
+        sigstore_bundles=bundles,
     )
     if require and report.verified_count == 0:
         raise VerificationError(
             "signatures are required, but the export carries no DSSE envelope (no *.dsse.json, no signed "
-            "provenance.json, no X-Stella-Signature)",
+            "provenance.json, no X-Stella-Signature)"
+            + (" and no Sigstore bundle" if sigstore is not None else ""),
             hint="sign export.json (e.g. cosign attest-blob / the export center signer) or drop the "
             "requirement",
         )
     return report
+
+
+def _check_sigstore_bundles(
+    bundles: Sequence[tuple[str, bytes]],
+    *,
+    sigstore: SigstoreTrust | None,
+    export_json: bytes,
+    export_hex: str,
+    manifest_digest: str | None,
+    contents: Mapping[str, str],
+) -> list[SigstoreBundleResult]:
+    """Each Sigstore bundle verified offline (with a Sigstore trusted root), else listed unverified."""
+    results: list[SigstoreBundleResult] = []
+    for name, data in sorted(bundles, key=lambda item: item[0]):
+        if sigstore is None:
+            results.append(SigstoreBundleResult(name=name, kind="unknown", verified=False, status="unverified"))
+            continue
+        from stella_oci.signing.sigstore_bundles import Binding, verify_sigstore_bundle
+
+        def payload_binding(payload_type: str, payload: bytes, name: str = name) -> str:
+            return _binding(
+                Envelope(payload_type, payload, ()),
+                source=name,
+                export_json=export_json,
+                export_hex=export_hex,
+                canonical_hex=None,
+                contents=contents,
+            )
+
+        bind = Binding(export_json=export_json, manifest_digest=manifest_digest, payload_binding=payload_binding)
+        results.append(verify_sigstore_bundle(data, name=name, trust=sigstore, bind=bind))
+    return results
 
 
 def _read_capped(path: Path, limit: int, what: str) -> bytes:
@@ -495,7 +551,7 @@ def _read_capped(path: Path, limit: int, what: str) -> bytes:
 
 
 def verify_bundle_signatures(
-    bundle_dir: Path, *, trust_root: TrustRoot | None, require: bool
+    bundle_dir: Path, *, trust_root: TrustRoot | None, require: bool, sigstore: SigstoreTrust | None = None
 ) -> SignatureReport:
     """:func:`verify_export_signatures` for a bundle directory on disk: reads ``export.json``,
     ``provenance.json`` when present, and the envelopes ``*.dsse.json`` at the top level and
@@ -517,10 +573,20 @@ def verify_bundle_signatures(
         envelopes.append((name, _read_capped(path, MAX_ENVELOPE_BYTES, name)))
     prov_path = bundle_dir / PROVENANCE_JSON
     provenance = _read_capped(prov_path, MAX_ENVELOPE_BYTES, PROVENANCE_JSON) if prov_path.is_file() else None
+    sigstore_bundles: list[tuple[str, bytes]] = []
+    signatures_dir = bundle_dir / "signatures"
+    if signatures_dir.is_dir() and not signatures_dir.is_symlink():
+        for path in sorted(signatures_dir.rglob("*" + SIGSTORE_BUNDLE_SUFFIX)):
+            name = path.relative_to(bundle_dir).as_posix()
+            if path.is_symlink() or not path.is_file():
+                raise VerificationError(f"{name}: a signature file must be a regular file, not a link")
+            sigstore_bundles.append((name, _read_capped(path, MAX_ENVELOPE_BYTES, name)))
     return verify_export_signatures(
         export_json=export_json,
         envelopes=envelopes,
         provenance=provenance,
         trust_root=trust_root,
         require=require,
+        sigstore_bundles=sigstore_bundles,
+        sigstore=sigstore,
     )

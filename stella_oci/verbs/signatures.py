@@ -4,18 +4,21 @@
 verify run once the manifest and export.json passed their own checks, before any other blob
 moves. It gathers everything signature-shaped that travels with the export:
 
-* the manifest's layers: DSSE envelopes (``*.dsse.json``, ``application/vnd.dsse.envelope.v1+json``)
-  and provenance.json (``application/vnd.in-toto+json``);
-* the subject's referrers of artifactType ``application/vnd.dsse.envelope.v1+json`` (envelopes)
-  and ``application/vnd.in-toto+json`` (provenance Statements), from the referrers API, the
-  ``sha256-<hex>`` fallback tag, or the OCI layout / archive;
+* the manifest's layers: DSSE envelopes (``*.dsse.json``, ``application/vnd.dsse.envelope.v1+json``),
+  provenance.json (``application/vnd.in-toto+json``) and Sigstore bundles
+  (``signatures/*.sigstore.json``, ``application/vnd.dev.sigstore.bundle.v0.3+json``);
+* the subject's referrers of artifactType ``application/vnd.dsse.envelope.v1+json`` (envelopes),
+  ``application/vnd.in-toto+json`` (provenance Statements) and
+  ``application/vnd.dev.sigstore.bundle.v0.3+json`` (cosign ``--new-bundle-format``), from the
+  referrers API, the ``sha256-<hex>`` fallback tag, or the OCI layout / archive;
 * for a bundle directory: the files beside export.json (``*.dsse.json``, ``signatures/**``,
   provenance.json);
 
 fetches each (at most :data:`~stella_oci.signing.dsse.MAX_ENVELOPE_BYTES`, verified against
 its descriptor's digest and size while it streams) and hands them to
 :func:`~stella_oci.signing.verify.verify_export_signatures`. Keys come only from the trust
-root file or directory: nothing is fetched to find a key.
+root file or directory (PEM keys, and/or a Sigstore ``trusted_root.json``): nothing is fetched
+to find a key, a certificate or a log entry.
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from stella_oci.oci.manifest import Descriptor, parse_manifest
 from stella_oci.results import SignatureSourceInfo, SignaturesResult
 from stella_oci.signing.dsse import MAX_ENVELOPE_BYTES
 from stella_oci.signing.models import ProvenanceResult, SignatureReport
-from stella_oci.signing.trust import TrustRoot
+from stella_oci.signing.sigstore_bundles import (
+    SIGSTORE_BUNDLE_MEDIA_TYPE,
+    SIGSTORE_BUNDLE_MEDIA_TYPES,
+    SIGSTORE_BUNDLE_SUFFIX,
+    SigstoreTrust,
+    find_trusted_root,
+    is_sigstore_bundle_media_type,
+)
+from stella_oci.signing.trust import TRUST_ROOT_SUFFIXES, TrustRoot
 from stella_oci.signing.verify import (
     verify_bundle_signatures,
     verify_export_signatures,
@@ -51,7 +62,7 @@ class SignatureSource:
     name: str
     """The name used in the report and in error messages."""
     kind: str
-    """``envelope`` or ``provenance``."""
+    """``envelope``, ``provenance`` or ``sigstore`` (a Sigstore bundle)."""
     found_as: list[str]
     """``layer <title>`` and/or ``referrer <digest>``."""
     digest: str
@@ -63,6 +74,7 @@ class SignatureMaterial:
 
     envelopes: list[tuple[str, bytes]] = field(default_factory=list)
     provenance: list[tuple[str, bytes]] = field(default_factory=list)
+    sigstore_bundles: list[tuple[str, bytes]] = field(default_factory=list)
     sources: list[SignatureSource] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     """Referrer entries that were listed but are not about this subject."""
@@ -78,7 +90,8 @@ class SignatureMaterial:
         src = SignatureSource(name=name, kind=kind, found_as=[found_as], digest=digest)
         self._by_digest[digest] = src
         self.sources.append(src)
-        (self.envelopes if kind == "envelope" else self.provenance).append((name, data))
+        found = {"envelope": self.envelopes, "provenance": self.provenance, "sigstore": self.sigstore_bundles}
+        found[kind].append((name, data))
 
 
 def read_small_blob(src: BlobFetcher, desc: Descriptor, what: str, limit: int = MAX_ENVELOPE_BYTES) -> bytes:
@@ -90,6 +103,10 @@ def read_small_blob(src: BlobFetcher, desc: Descriptor, what: str, limit: int = 
 def _is_envelope_layer(d: Descriptor) -> bool:
     title = d.title or ""
     return d.media_type == DSSE_MEDIA_TYPE or title.endswith(".dsse.json")
+
+
+def _is_sigstore_layer(d: Descriptor) -> bool:
+    return is_sigstore_bundle_media_type(d.media_type) or (d.title or "").endswith(SIGSTORE_BUNDLE_SUFFIX)
 
 
 def _is_provenance_layer(d: Descriptor) -> bool:
@@ -106,6 +123,8 @@ def gather_signature_material(f: FetchedExport) -> SignatureMaterial:
     for layer in f.manifest.layers:
         if _is_provenance_layer(layer):
             kind = "provenance"
+        elif _is_sigstore_layer(layer):
+            kind = "sigstore"
         elif _is_envelope_layer(layer):
             kind = "envelope"
         else:
@@ -117,8 +136,14 @@ def gather_signature_material(f: FetchedExport) -> SignatureMaterial:
     from stella_oci.verbs.referrers import list_referrers
 
     _, listed = list_referrers(src, f.desc)  # one listing (API or fallback tag), filtered here
-    for artifact_type, kind in ((DSSE_MEDIA_TYPE, "envelope"), (IN_TOTO_MEDIA_TYPE, "provenance")):
-        found = [d for d in listed if d.artifact_type == artifact_type]
+    kinds = (
+        (DSSE_MEDIA_TYPE, "envelope"),
+        (IN_TOTO_MEDIA_TYPE, "provenance"),
+        (SIGSTORE_BUNDLE_MEDIA_TYPE, "sigstore"),
+    )
+    for artifact_type, kind in kinds:
+        types = SIGSTORE_BUNDLE_MEDIA_TYPES if kind == "sigstore" else (artifact_type,)
+        found = [d for d in listed if d.artifact_type in types]
         if len(found) > MAX_SIGNATURE_REFERRERS:
             raise VerificationError(
                 f"{src.name}@{f.desc.digest}: {len(found)} referrers of type {artifact_type}, more than "
@@ -135,7 +160,7 @@ def gather_signature_material(f: FetchedExport) -> SignatureMaterial:
                     f"{manifest.subject.digest if manifest.subject else 'absent'}"
                 )
                 continue
-            if (manifest.artifact_type or manifest.config.media_type) != artifact_type:
+            if (manifest.artifact_type or manifest.config.media_type) not in types:
                 m.ignored.append(f"{where}: listed as {artifact_type} but is {manifest.artifact_type}")
                 continue
             for layer in manifest.layers:
@@ -155,13 +180,15 @@ def _prefixed(exc: VerificationError, where: str) -> VerificationError:
 
 
 def verify_fetched_signatures(
-    f: FetchedExport, trust_root: TrustRoot | None, require: bool
+    f: FetchedExport, trust_root: TrustRoot | None, require: bool, sigstore: SigstoreTrust | None = None
 ) -> SignaturesResult:
     """Gather and verify the export's signatures; the report (the result's ``signatures``)."""
     if f.export_json is None:
         raise InvalidInputError("signature check: export.json was not fetched")
     if f.src is None:
-        local = verify_bundle_signatures(f.export_json.parent, trust_root=trust_root, require=require)
+        local = verify_bundle_signatures(
+            f.export_json.parent, trust_root=trust_root, require=require, sigstore=sigstore
+        )
         return SignaturesResult.of(local, verified_count=local.verified_count)
 
     material = gather_signature_material(f)
@@ -174,6 +201,9 @@ def verify_fetched_signatures(
             provenance=first_prov[1] if first_prov else None,
             trust_root=trust_root,
             require=require,
+            sigstore_bundles=material.sigstore_bundles,
+            sigstore=sigstore,
+            manifest_digest=f.desc.digest,
         )
     except VerificationError as exc:
         # provenance problems are reported as "provenance.json: ...": name a referrer instead
@@ -207,25 +237,64 @@ def verify_fetched_signatures(
     )
 
 
-def signature_check(trust_root: Path | None, require: bool) -> ExtraCheck:
-    """The pull / verify hook for ``--trust-root`` / ``--require-signature``.
+def load_trust(
+    trust_root: Path, *, identity: str | None = None, issuer: str | None = None
+) -> tuple[TrustRoot, SigstoreTrust | None]:
+    """The keys and the Sigstore trusted root a ``--trust-root`` names: a PEM file (keys), a
+    ``trusted_root.json`` (Sigstore; no keys), or a directory of PEM keys with or without a
+    ``trusted_root.json``. Exit 2 for a bad one, and for a Sigstore root without identity and
+    issuer, or identity / issuer without a Sigstore root."""
+    path = Path(trust_root)
+    sigstore_file = find_trusted_root(path)
+    if sigstore_file is None:
+        if identity or issuer:
+            raise InvalidInputError(
+                f"--certificate-identity / --certificate-oidc-issuer apply to a Sigstore trusted root, and "
+                f"the trust root {path} holds none (no trusted_root.json)",
+                hint="give --trust-root trusted_root.json (or a directory holding it), or drop those flags",
+            )
+        return TrustRoot.load(path), None
+    sigstore = SigstoreTrust.load(sigstore_file, identity=identity, issuer=issuer)
+    has_keys = path.is_dir() and any(
+        p.is_file() and p.suffix.lower() in TRUST_ROOT_SUFFIXES for p in path.iterdir()
+    )
+    keys = TrustRoot.load(path) if has_keys else TrustRoot((), source=str(path))
+    return keys, sigstore
 
-    The trust root (a PEM file or a directory of them) is loaded now, so a bad one fails
-    (exit 2) before anything is fetched. ``require`` without a trust root is exit 2. The
-    returned check raises VerificationError (exit 3) naming the document and the failed check,
-    and otherwise returns ``{"signatures": report}`` for the result.
+
+def signature_check(
+    trust_root: Path | None, require: bool, *, identity: str | None = None, issuer: str | None = None
+) -> ExtraCheck:
+    """The pull / verify hook for ``--trust-root`` / ``--require-signature`` (and, with a Sigstore
+    trusted root, ``--certificate-identity`` / ``--certificate-oidc-issuer``).
+
+    The trust root (a PEM file or a directory of them, a Sigstore ``trusted_root.json``, or a
+    directory holding both) is loaded now, so a bad one fails (exit 2) before anything is
+    fetched. ``require`` without a trust root is exit 2. The returned check raises
+    VerificationError (exit 3) naming the document and the failed check, and otherwise returns
+    ``{"signatures": report}`` for the result.
     """
     if require and trust_root is None:
         raise InvalidInputError(
             "--require-signature needs --trust-root: without trusted keys no signature can be verified",
-            hint="give --trust-root FILE-or-DIR with the signers' public keys (PEM)",
+            hint="give --trust-root FILE-or-DIR with the signers' public keys (PEM) or a Sigstore trusted_root.json",
         )
-    root = TrustRoot.load(Path(trust_root)) if trust_root is not None else None
+    if trust_root is None and (identity or issuer):
+        raise InvalidInputError(
+            "--certificate-identity / --certificate-oidc-issuer need --trust-root with a Sigstore trusted root",
+            hint="give --trust-root trusted_root.json",
+        )
+    root, sigstore = (
+        load_trust(Path(trust_root), identity=identity, issuer=issuer) if trust_root is not None else (None, None)
+    )
 
     def check(f: FetchedExport) -> dict[str, Any]:
         from stella_oci.verbs.pull import CHECK_SIGNATURES
 
-        return {"signatures": verify_fetched_signatures(f, root, require), "checks": [CHECK_SIGNATURES]}
+        return {
+            "signatures": verify_fetched_signatures(f, root, require, sigstore),
+            "checks": [CHECK_SIGNATURES],
+        }
 
     return check
 
@@ -234,6 +303,7 @@ __all__ = [
     "SignatureMaterial",
     "SignatureSource",
     "gather_signature_material",
+    "load_trust",
     "read_small_blob",
     "signature_check",
     "verify_fetched_signatures",
