@@ -527,7 +527,8 @@ def _goal(
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 2) if a and b else None
+    """a / b to 4 places (tables show 2; a verdict compares this, so 1.1549 is not 1.15)."""
+    return round(a / b, 4) if a and b else None
 
 
 def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -733,7 +734,7 @@ def scale_goals(sc: dict[str, Any]) -> list[dict[str, Any]]:
         factor = large["n"] / small["n"]
         for op in ("push", "pull", "verify"):
             a, b = small.get(op), large.get(op)
-            growth = round(b["wall_s"] / a["wall_s"] / factor, 2) if a and b else None
+            growth = round(b["wall_s"] / a["wall_s"] / factor, 4) if a and b else None
             series = ", ".join(
                 f"{r['n']:,} {unit}: {r[op]['wall_s']} s" if r.get(op) else f"{r['n']:,} {unit}: failed"
                 for r in group
@@ -750,7 +751,7 @@ def scale_goals(sc: dict[str, Any]) -> list[dict[str, Any]]:
             )
         rss = [r[op]["peak_rss_MB"] for r in group for op in ("push", "pull", "verify") if r.get(op)]
         flat = [
-            round(large[op]["peak_rss_MB"] / small[op]["peak_rss_MB"], 2)
+            round(large[op]["peak_rss_MB"] / small[op]["peak_rss_MB"], 4)
             for op in ("push", "pull", "verify")
             if small.get(op) and large.get(op)
         ]
