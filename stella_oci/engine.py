@@ -32,7 +32,7 @@ from stella_oci.cancel import Cancellation
 from stella_oci.errors import ManifestBlobsMissing, VerificationError, on_side
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Descriptor, children, media_type_of
-from stella_oci.targets.base import PushOutcome, ReadOnlyTarget, Target
+from stella_oci.targets.base import PushOutcome, ReadOnlyTarget, Target, UncheckedSource
 from stella_oci.targets.verified import BlobReader, CancelledTransfer, read_manifest
 
 #: How deep referrers of referrers are followed.
@@ -169,9 +169,13 @@ class _CopyRun:
     def copy_blob(self, desc: Descriptor) -> PushOutcome:
         """Copy one blob, verified while it streams."""
         self.cancel.check(blob_name(desc))
+        unchecked = self.src if isinstance(self.src, UncheckedSource) else None
+        what, hint = (unchecked.blob_what(desc) if unchecked is not None else None) or (None, None)
         reader = BlobReader(
             self.src,
             desc,
+            what=what,
+            hint=hint,
             cancel=self.cancel,
             on_bytes=lambda n: self.progress.blob_advanced(desc, n),
         )
@@ -189,6 +193,8 @@ class _CopyRun:
                     f"{blob_name(desc)}: the destination stored it before it was verified", side="destination"
                 )
             how = PushOutcome.EXISTS
+        if unchecked is not None:  # not verified: the destination had it, our bytes were never read
+            unchecked.confirm(desc, streamed=reader.verified)
         self.stats.count(how, desc.size)
         self.progress.blob_done(desc, how)
         return how
@@ -236,6 +242,9 @@ class _CopyRun:
             # The whole graph is already there (a re-push, a repeated copy): only the tags move.
             blobs = children(data, media_type_of(data, root.media_type))
             self.progress.add_total(sum(child.size for child in blobs), len(blobs))
+            if isinstance(self.src, UncheckedSource):  # nothing is sent, but the tags must not
+                for child in blobs:  # move to a manifest the local files contradict
+                    self.src.confirm(child, streamed=False)
             for child in blobs:
                 self.stats.count(PushOutcome.EXISTS, child.size)
                 self.progress.blob_done(child, PushOutcome.EXISTS)

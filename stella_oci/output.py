@@ -97,7 +97,7 @@ def rate_text(nbytes: float, seconds: float) -> str:
 
 
 class RichProgress:
-    """On a terminal: a "hashing" bar with a file counter while a push hashes its bundle, then one
+    """On a terminal: a "checking" bar with a file counter while a push checks its bundle, then one
     bar for the whole artifact (MiB, MiB/s, blobs done/total), plus a line per large blob in flight."""
 
     LARGE = 8 * 1024 * 1024
@@ -146,14 +146,14 @@ class RichProgress:
                 if self._hashing is not None:  # the hashing line stays, finished
                     task = self._progress.tasks[-1] if self._progress.tasks else None
                     done = task.completed if task is not None else 0
-                    self._progress.update(self._hashing, description="hashed", total=done or 1, completed=done or 1)
+                    self._progress.update(self._hashing, description="checked", total=done or 1, completed=done or 1)
                 self._overall = self._progress.add_task(self._description, total=self._total or None, files="")
             return self._overall
 
     def file_hashed(self, path: str, size: int, done: int, total: int) -> None:
         with self._lock:
             if self._hashing is None:
-                self._hashing = self._progress.add_task("hashing", total=None, files="")
+                self._hashing = self._progress.add_task("checking", total=None, files="")
             self._progress.update(self._hashing, advance=size, files=self._files(done, total))
 
     def add_total(self, nbytes: int, blobs: int = 0) -> None:
@@ -194,7 +194,7 @@ class RichProgress:
 
 class LineProgress:
     """For CI logs (stderr not a terminal): plain lines, never redrawn. One when a push starts and
-    ends hashing its bundle, one per completed blob (with many small blobs, at most one every
+    ends checking its bundle, one per completed blob (with many small blobs, at most one every
     ``interval`` seconds, and the last), one every ``interval`` seconds while bytes move, and a
     summary: bytes and blobs done of the total, and the rate, in MiB."""
 
@@ -229,16 +229,16 @@ class LineProgress:
             now = time.monotonic()
             if self._hash_started is None:
                 self._hash_started = now
-                self._line(f"hashing {total} files")
+                self._line(f"checking {total} files")
             self._hashed_bytes += size
             if done == total:
                 self._line(
-                    f"hashed {done}/{total} files, {human_size(self._hashed_bytes)} "
+                    f"checked {done}/{total} files, {human_size(self._hashed_bytes)} "
                     f"in {now - self._hash_started:.1f} s"
                 )
                 self._started = time.monotonic()  # the transfer's rate starts now
             elif now - self._last >= self._interval:
-                self._line(f"hashing: {done}/{total} files, {human_size(self._hashed_bytes)}")
+                self._line(f"checking: {done}/{total} files, {human_size(self._hashed_bytes)}")
 
     def add_total(self, nbytes: int, blobs: int = 0) -> None:
         with self._lock:

@@ -1,6 +1,6 @@
 """Progress for CI (issue 12): plain lines on a non-terminal stderr (asserted from a subprocess
 with stderr captured), nothing with --quiet or --format json, and on a terminal (a pty) a
-hashing phase and a file counter. Sizes in binary units (KiB, MiB)."""
+checking phase and a file counter. Sizes in binary units (KiB, MiB)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def test_non_tty_progress_lines(registry, fresh_repo, run_cli, tmp_path) -> None
     assert code == 0, err
     lines = err.splitlines()
     assert all(line.startswith("stella-oci: push: ") for line in lines), lines
-    assert lines[0] == f"stella-oci: push: hashing {files} files"
-    assert re.fullmatch(rf"stella-oci: push: hashed {files}/{files} files, 12\.0 MiB in [\d.]+ s", lines[1]), lines
+    assert lines[0] == f"stella-oci: push: checking {files} files"
+    assert re.fullmatch(rf"stella-oci: push: checked {files}/{files} files, 12\.0 MiB in [\d.]+ s", lines[1]), lines
     big = [line for line in lines if "(data/big.bin, 12.0 MiB)" in line]  # a line per large blob done
     assert len(big) == 1 and re.search(rf"[\d.]+ (KiB|MiB)/12\.0 MiB, \d+/{blobs} blobs, [\d.]+ (B|KiB|MiB)/s", big[0])
     assert re.fullmatch(rf"stella-oci: push: done: 12\.0 MiB/12\.0 MiB, {blobs}/{blobs} blobs, [\d.]+ (KiB|MiB)/s in [\d.]+ s", lines[-1]), lines
@@ -58,7 +58,7 @@ def test_non_tty_progress_lines(registry, fresh_repo, run_cli, tmp_path) -> None
         assert code == 0 and err == "", (quiet, err)
 
 
-def test_tty_progress_shows_hashing_and_a_file_counter(registry, fresh_repo, tmp_path) -> None:
+def test_tty_progress_shows_checking_and_a_file_counter(registry, fresh_repo, tmp_path) -> None:
     src = bundle(tmp_path)
     master, slave = pty.openpty()
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), COLUMNS="160", TERM="xterm")
@@ -88,6 +88,6 @@ def test_tty_progress_shows_hashing_and_a_file_counter(registry, fresh_repo, tmp
     assert proc.returncode == 0
     text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", seen).decode("utf-8", "replace")
     files = SMALL + 2
-    assert "hashing" in text and "hashed" in text and f"{files}/{files} files" in text, text[-2000:]
+    assert "checking" in text and "checked" in text and f"{files}/{files} files" in text, text[-2000:]
     assert re.search(rf"\d+/{SMALL + 3} files", text)  # the transfer's file counter
     assert "12.0 MiB" in text and " MB" not in text

@@ -28,7 +28,8 @@ from stella_oci.jsonio import parse_json_bytes
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import file_digest
 
-#: ``on_hashed(path, size, done, total)``: a bundle file was hashed (progress of a push).
+#: ``on_hashed(path, size, done, total)``: a bundle file was checked (progress of a push: hashed,
+#: or, for a listed file whose digest a push checks while uploading, its presence and size).
 HashedFn = Callable[[str, int, int, int], None]
 
 EXPORT_JSON = "export.json"
@@ -38,6 +39,7 @@ MAX_EXPORT_JSON_BYTES = 16 * 1024 * 1024
 """The largest export.json, on push and on pull alike (docs/artifact-format.md): a bundle
 whose export.json is larger is refused (exit 2), an artifact whose export.json layer announces
 more is refused from its descriptor before download (exit 3)."""
+BUNDLE_FILE_HINT = "regenerate export.json, or restore the file the export produced"
 MANIFEST_OVERHEAD_BYTES = 16 * 1024
 """Config descriptor and io.stellaops.* annotations, generously."""
 
@@ -55,6 +57,12 @@ class BundleFile:
     size: int
     role: str
     """``export-manifest``, ``content``, ``provenance`` or ``signature``."""
+    hashed: bool = True
+    """False for a listed file whose digest was taken from export.json without hashing the file
+    (a push: the upload hashes it while it streams, once, and the copy engine checks a file
+    the registry did not read before the manifest is written)."""
+    where: str = ""
+    """Where export.json lists it (``.../export.json /contents/N``), for messages."""
 
 
 @dataclass
@@ -66,6 +74,9 @@ class Bundle:
     """Layer order: export.json, contents sorted by path, provenance.json, DSSE envelopes."""
     ignored: list[str] = field(default_factory=list)
     """Unlisted files left out because ``allow_unlisted`` was given."""
+    confirmed: set[str] = field(default_factory=set)
+    """Digests of files not hashed by the scan (``BundleFile.hashed`` False) whose bytes a push
+    has verified since (while they streamed, or hashed because the registry had them)."""
 
     @property
     def export_json(self) -> BundleFile:
@@ -202,9 +213,12 @@ def _check_listed_file(
     mismatch_error: type[StellaOciError],
     on_hashed: HashedFn | None = None,
     progress: tuple[int, int] = (0, 0),
+    *,
+    hash_file: bool = True,
 ) -> Path:
     """The file a contents entry lists: present, inside the bundle, with the stated size and
-    digest; returns its path."""
+    digest (the digest only with ``hash_file``: else the size from the file system, and the
+    digest is checked while the file uploads); returns its path."""
     path = entry["path"]
     real = resolve_inside(root, path, where=where + "/path")
     if not real.is_file():
@@ -213,18 +227,21 @@ def _check_listed_file(
             f"{where}: listed file {path!r} is missing from the bundle at {root / path}",
             hint="restore the file the export produced (pull it again), or regenerate export.json",
         )
-    actual, actual_size = file_digest(real)
+    if not hash_file:
+        actual, actual_size = entry["digest"], real.stat().st_size
+    else:
+        actual, actual_size = file_digest(real)
     if on_hashed is not None:
         on_hashed(path, actual_size, *progress)
     if actual_size != entry["bytes"]:
         raise mismatch_error(
             f"{where}/bytes: {path!r} is {actual_size} bytes, export.json states {entry['bytes']}",
-            hint="regenerate export.json, or restore the file the export produced",
+            hint=BUNDLE_FILE_HINT,
         )
     if actual != entry["digest"]:
         raise mismatch_error(
             f"{where}/digest: {path!r} hashes to {actual}, export.json states {entry['digest']}",
-            hint="regenerate export.json, or restore the file the export produced",
+            hint=BUNDLE_FILE_HINT,
         )
     return real
 
@@ -235,12 +252,21 @@ def scan_directory(
     allow_unlisted: bool = False,
     mismatch_error: type[StellaOciError] = InvalidInputError,
     on_hashed: HashedFn | None = None,
+    hash_contents: bool = True,
 ) -> Bundle:
     """Check a bundle directory and list its layers (see module docstring).
 
     A listed file whose size or digest differs from export.json raises ``mismatch_error``:
     invalid input (exit 2) before a push, a verification failure (exit 3) for ``verify DIR``.
     ``on_hashed(path, size, done, total)`` is called after each listed file was hashed (progress).
+
+    ``hash_contents=False`` (a push): listed files are checked for presence and size only and
+    keep export.json's digest (``BundleFile.hashed`` False); their bytes are hashed once, while
+    they upload, against that digest, and the copy engine hashes those the registry did not
+    read (it had them) before the manifest is written (``BundleSource.confirm``). A
+    wrong file is then a verification failure (exit 3) with no manifest pushed. export.json,
+    provenance.json and signature files are hashed here either way (their digests are not
+    written anywhere before).
     """
     if not root.is_dir():
         raise InvalidInputError(f"{root}: not a directory or a .tar/.tar.gz/.tar.zst archive")
@@ -259,11 +285,17 @@ def scan_directory(
         on_hashed(EXPORT_JSON, size, 1, to_hash)
 
     order = sorted(range(len(doc["contents"])), key=lambda i: str(doc["contents"][i]["path"]))
+    listed_digests = {digest}
     for index in order:
         entry = doc["contents"][index]
         path = entry["path"]
         where = f"{export_path} /contents/{index}"
-        real = _check_listed_file(root, entry, where, mismatch_error, on_hashed, (len(files) + 1, to_hash))
+        # a digest listed twice is uploaded once: the later files with it are hashed here
+        hash_file = hash_contents or entry["digest"] in listed_digests
+        listed_digests.add(entry["digest"])
+        real = _check_listed_file(
+            root, entry, where, mismatch_error, on_hashed, (len(files) + 1, to_hash), hash_file=hash_file
+        )
         files.append(
             BundleFile(
                 path,
@@ -272,6 +304,8 @@ def scan_directory(
                 entry["digest"],
                 entry["bytes"],
                 "content",
+                hashed=hash_file,
+                where=where,
             )
         )
 
@@ -595,14 +629,15 @@ def _decompression_errors() -> tuple[type[Exception], ...]:
 
 @contextmanager
 def open_bundle(
-    path: Path, *, allow_unlisted: bool = False, on_hashed: HashedFn | None = None
+    path: Path, *, allow_unlisted: bool = False, on_hashed: HashedFn | None = None, hash_contents: bool = True
 ) -> Iterator[Bundle]:
-    """Open a bundle directory or archive for pushing; archives are unpacked to a temp dir."""
+    """Open a bundle directory or archive for pushing; archives are unpacked to a temp dir.
+    ``hash_contents``: see :func:`scan_directory` (push passes False: one hash pass per byte)."""
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"{path}: no such bundle directory or archive")
     if path.is_dir():
-        yield scan_directory(path, allow_unlisted=allow_unlisted, on_hashed=on_hashed)
+        yield scan_directory(path, allow_unlisted=allow_unlisted, on_hashed=on_hashed, hash_contents=hash_contents)
         return
     if not is_archive(path):
         raise InvalidInputError(
@@ -611,6 +646,6 @@ def open_bundle(
     with interrupts.temp_dir("stella-oci-bundle-") as tmp:
         left: list[str] = []
         root = extract_archive(path, tmp, allow_unlisted=allow_unlisted, left_behind=left)
-        bundle = scan_directory(root, allow_unlisted=allow_unlisted, on_hashed=on_hashed)
+        bundle = scan_directory(root, allow_unlisted=allow_unlisted, on_hashed=on_hashed, hash_contents=hash_contents)
         bundle.ignored = sorted({*bundle.ignored, *left})
         yield bundle

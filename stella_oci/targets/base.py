@@ -166,6 +166,27 @@ class Target(
 
 
 @runtime_checkable
+class UncheckedSource(Protocol):
+    """A source whose blobs nothing has hashed yet (a bundle being pushed: export.json states
+    the digests, the files were not read before the copy). The copy engine verifies each blob
+    while it streams, names it with ``blob_what`` in messages, and calls ``confirm`` for every
+    blob before any manifest naming it is pushed: a blob the destination did not read (it had
+    it, or mounted it) is hashed there, so a wrong file never gets a manifest and each byte is
+    hashed once."""
+
+    def blob_what(self, desc: Descriptor) -> tuple[str, str] | None:
+        """How messages name the blob (e.g. its file and export.json entry) and the hint they
+        give; None: the default."""
+        ...
+
+    def confirm(self, desc: Descriptor, *, streamed: bool) -> None:
+        """The blob is at the destination. ``streamed``: its bytes were verified on the way;
+        else (the destination had it) hash them now, unless done before; raise
+        VerificationError (exit 3) when they differ."""
+        ...
+
+
+@runtime_checkable
 class Storage(ReadOnlyTarget, Target, Protocol):
     """A store that is both (a registry repository, an OCI layout opened for writing)."""
 
@@ -188,4 +209,5 @@ __all__ = [
     "Tagger",
     "Target",
     "Transaction",
+    "UncheckedSource",
 ]

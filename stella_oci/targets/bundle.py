@@ -33,10 +33,10 @@ from stella_oci import interrupts
 from stella_oci.cancel import Cancellation
 from stella_oci.errors import LOCAL_ERRNOS, InvalidInputError, NotFoundError, VerificationError
 from stella_oci.export.artifact import BuiltArtifact
-from stella_oci.export.bundle import Bundle
+from stella_oci.export.bundle import BUNDLE_FILE_HINT, Bundle, BundleFile
 from stella_oci.export.paths import check_relative_path
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.digest import is_digest, iter_file
+from stella_oci.oci.digest import file_digest, is_digest, iter_file
 from stella_oci.oci.manifest import Descriptor
 from stella_oci.targets.base import BlobOpener, ProgressFn, PushOutcome
 
@@ -86,14 +86,45 @@ class LocalSource:
 
 
 class BundleSource(LocalSource):
-    """Read-only: the artifact of a bundle being pushed."""
+    """Read-only: the artifact of a bundle being pushed (an
+    :class:`~stella_oci.targets.base.UncheckedSource`: listed files were not hashed before the
+    copy, see :func:`~stella_oci.export.bundle.scan_directory`)."""
 
     def __init__(self, bundle: Bundle, artifact: BuiltArtifact) -> None:
-        super().__init__(
-            str(bundle.root), artifact.descriptor, artifact.data, {f.digest: f.file for f in bundle.files}
-        )
+        # per digest, the file not hashed yet (at most one: scan_directory hashes the others
+        # listed with its digest), so that the bytes verified on the way out are that file's
+        served: dict[str, BundleFile] = {}
+        for f in bundle.files:
+            if f.digest not in served or (served[f.digest].hashed and not f.hashed):
+                served[f.digest] = f
+        super().__init__(str(bundle.root), artifact.descriptor, artifact.data, {d: f.file for d, f in served.items()})
+        self._served = served
         self.bundle = bundle
         self.artifact = artifact
+
+    def blob_what(self, desc: Descriptor) -> tuple[str, str] | None:
+        f = self._served.get(desc.digest)
+        if f is None or f.hashed:
+            return None
+        return f"{f.where}/digest: bundle file {f.path!r}", BUNDLE_FILE_HINT
+
+    def confirm(self, desc: Descriptor, *, streamed: bool) -> None:
+        """A listed file the destination did not read (it had the blob) is hashed here: its
+        bytes must be the ones export.json states even when nothing of them is sent. Known-good
+        files (hashed before, or streamed by an earlier copy of the same bundle) are not."""
+        f = self._served.get(desc.digest)
+        if f is None or f.hashed or desc.digest in self.bundle.confirmed:
+            return
+        if not streamed:
+            actual, size = file_digest(f.file)
+            if (actual, size) != (f.digest, f.size):
+                raise VerificationError(
+                    f"{f.where}/digest: {f.path!r} hashes to {actual} ({size} bytes), export.json states "
+                    f"{f.digest} ({f.size} bytes)",
+                    hint=BUNDLE_FILE_HINT,
+                    side="source",
+                )
+        self.bundle.confirmed.add(desc.digest)
 
 
 class BundleSink:

@@ -64,10 +64,12 @@ class BlobReader:
         limit: int | None = None,
         cancel: Cancellation | None = None,
         on_bytes: Callable[[int], None] | None = None,
+        hint: str | None = None,
     ) -> None:
         self.src = src
         self.desc = desc
         self.what = what or f"blob {desc.short()} from {src.name}"
+        self.hint = hint
         check_size(desc, limit, self.what)
         if not desc.digest.startswith("sha256:"):
             raise VerificationError(f"{self.what}: unsupported digest algorithm in {desc.digest!r}")
@@ -81,17 +83,21 @@ class BlobReader:
     def _feed(self, chunk: bytes) -> None:
         self.count += len(chunk)
         if self.count > self.desc.size:
-            raise VerificationError(f"{self.what}: more bytes than the {self.desc.size} the descriptor states")
+            raise VerificationError(
+                f"{self.what}: more bytes than the {self.desc.size} the descriptor states", hint=self.hint
+            )
         self._hasher.update(chunk)
 
     def _finish(self) -> None:
         if self.count != self.desc.size:
             raise VerificationError(
-                f"{self.what}: got {self.count} bytes, the descriptor states {self.desc.size}"
+                f"{self.what}: got {self.count} bytes, the descriptor states {self.desc.size}", hint=self.hint
             )
         actual = "sha256:" + self._hasher.hexdigest()
         if actual != self.desc.digest:
-            raise VerificationError(f"{self.what}: content hashes to {actual}, expected {self.desc.digest}")
+            raise VerificationError(
+                f"{self.what}: content hashes to {actual}, expected {self.desc.digest}", hint=self.hint
+            )
         self.verified = True
 
     def finish_unread(self) -> bool:

@@ -1,7 +1,11 @@
 """push: validate a bundle, build its artifact, copy it to a registry or an OCI layout.
 
-Everything that can be refused is refused before the first byte leaves: schema, digests,
-paths, unlisted files, annotations, the reference and the tags.
+Everything that can be refused without reading the files is refused before the first byte
+leaves: schema, sizes, paths, unlisted files, annotations, the reference and the tags. The
+listed files' digests are checked once, while they upload (the copy engine's verifying reader,
+against export.json's digest, before the final ``PUT ?digest=`` completes), and a file the
+registry did not read (it had the blob) is hashed before the manifest is pushed: a wrong file
+is exit 3 and leaves no manifest and no tag (tests/test_push_hash_once.py).
 """
 
 from __future__ import annotations
@@ -90,7 +94,9 @@ def push(
     for t in tags:
         check_tag(t)
     on_hashed = getattr(run.progress, "file_hashed", None)  # the CLI's progress shows the hashing
-    with open_bundle(Path(bundle), allow_unlisted=allow_unlisted, on_hashed=on_hashed) as b:
+    # listed files are hashed once, while they upload (or, when the registry has them, by the
+    # engine before the manifest is pushed): scan_directory's hash_contents
+    with open_bundle(Path(bundle), allow_unlisted=allow_unlisted, on_hashed=on_hashed, hash_contents=False) as b:
         ref = push_reference(b, reference)
         layout = build_layout(b, user_annotations=user, provenance_ref=provenance_ref)
         artifact = layout.root
