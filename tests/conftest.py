@@ -85,6 +85,48 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         remove_big_files(Path(base))
 
 
+#: A session holds an exclusive lock on this file in its basetemp while it runs (the kernel
+#: drops the lock when the process dies, however it dies).
+SESSION_LOCK = ".stella-oci-session.lock"
+_session_lock: list[object] = []  # the open lock file, kept for the life of the process
+
+
+def sweep_dead_sessions(base: Path) -> list[Path]:
+    """Remove the big files of earlier sessions that died before their sessionfinish (killed by
+    a timeout or SIGKILL: the 2 GiB registry blob and the slow tests' bundles stayed behind).
+    Only the sibling basetemps (``pytest-N`` next to ``base``) that carry ``SESSION_LOCK``
+    and whose lock nobody holds: a session still running elsewhere is left alone. Returns the
+    basetemps swept."""
+    import fcntl
+
+    swept: list[Path] = []
+    for sibling in sorted(base.parent.glob("pytest-*")):
+        lock = sibling / SESSION_LOCK
+        if sibling == base or sibling.is_symlink() or not lock.is_file():
+            continue
+        with open(lock, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # that session is alive
+            remove_big_files(sibling)
+            swept.append(sibling)
+    return swept
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import fcntl
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or getattr(factory, "_given_basetemp", None) is not None:
+        return  # --basetemp DIR: the caller owns DIR and its neighbours
+    base = Path(factory.getbasetemp())
+    fh = open(base / SESSION_LOCK, "a")  # held until the process exits
+    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _session_lock.append(fh)
+    sweep_dead_sessions(base)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that use ``container_registry`` carry the ``container`` marker (``-m 'not container'``)."""
     for item in items:
