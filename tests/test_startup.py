@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +55,25 @@ def test_lazy_package_names_resolve() -> None:
 
     assert RegistryClient is client.RegistryClient
     assert callable(redact) and redact.__module__ == "stella_oci.transport.redact"
+
+
+def test_benchmark_prints_both_medians_and_the_ratio() -> None:
+    """Issue 12 acceptance: "the start-up ratio is in the benchmark output". The format is
+    asserted, not the value (that is wall-clock time: ``benchmarks/startup.py`` itself exits 1
+    above ``--max-ratio``)."""
+    script = ROOT / "benchmarks" / "startup.py"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, str(script), "--runs", "1", "--max-ratio", "1000", *a],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    proc = run()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for case in ("stella-oci --version", "stella-oci --help", 'python -c "import click"'):
+        assert re.search(rf"^  {re.escape(case)} +[\d.]+ ms +[\d.]+x$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^ratio stella-oci / import click: [\d.]+ \(within the 1000x goal\)$", proc.stdout, re.M)
+    doc = json.loads(run("--json").stdout)
+    assert set(doc["ratioToImportClick"]) == set(doc["medianSeconds"]) == {
+        "stella-oci --version", "stella-oci --help", 'python -c "import click"'
+    }
+    assert doc["ratioToImportClick"]['python -c "import click"'] == 1.0 and doc["passed"] is True
