@@ -36,6 +36,7 @@ COMMAND_MODELS: dict[str, str] = {
     "logout": "stella_oci.verbs.login:LogoutResult",
     "save": "stella_oci.verbs.save:SaveResult",
     "load": "stella_oci.verbs.load:LoadResult",
+    "have": "stella_oci.verbs.have:HaveResult",
 }
 
 #: ``{"error": {...}}``, what every command prints on failure with ``--format json``.

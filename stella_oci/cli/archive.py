@@ -20,6 +20,7 @@ from stella_oci.cli.common import (
 from stella_oci.output import human_size
 
 if TYPE_CHECKING:  # the verbs import pydantic and the engine: loaded when a command runs (fast --help)
+    from stella_oci.verbs.have import HaveResult
     from stella_oci.verbs.load import LoadResult
     from stella_oci.verbs.save import SaveResult
 
@@ -58,7 +59,8 @@ if TYPE_CHECKING:  # the verbs import pydantic and the engine: loaded when a com
     "--since",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     metavar="PREVIOUS",
-    help="An increment: leave out every blob the previous save archive carried (manifests always travel).",
+    help="An increment: leave out every blob the previous save archive carried, or that a have-list "
+    "(stella-oci have DEST) says the mirror holds (manifests always travel).",
 )
 @click.option(
     "--split-size",
@@ -178,7 +180,51 @@ def load(
     return r, "\n".join(lines)
 
 
-COMMANDS = [save, load]
+@click.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci have mirror.local:5000 --output have.json          # every repository (catalog API)\n"
+    "  stella-oci have mirror.local:5000/stella --output have.json   # the ones below a prefix\n"
+    "  stella-oci have mirror.local:5000 stellaops/mirror stellaops/trivy --output have.json\n"
+    "  stella-oci save registry.a:5000/exports/mirror --latest 1 --since have.json --output week.tar\n\n"
+    + EXIT_CODE_HELP
+)
+@click.argument("destination")
+@click.argument("repositories", nargs=-1)
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The have-list to write (JSON, replaced atomically).",
+)
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, 10000),
+    default=1000,
+    show_default=True,
+    help="Repositories per catalog request (n=).",
+)
+@common_options
+@command
+def have(
+    ctx: Context, destination: str, repositories: tuple[str, ...], output: Path, page_size: int, **_: Any
+) -> tuple[HaveResult, str]:
+    """Write the have-list of a mirror (DEST as given to load: registry host, host/prefix or
+    oci:DIR): its repositories, tags and blobs, for save --since. Without REPOSITORY arguments
+    the registry's catalog API lists them; name them when the registry has it disabled."""
+    from stella_oci.verbs.have import have as do_have
+
+    r = do_have(destination, list(repositories), output=output, page_size=page_size, run=ctx.run("have"))
+    lines = [
+        f"{r.output}: {r.repositories} repositories, {r.tags} tags, {r.blobs} blobs held by {r.destination}"
+        + (" (from the catalog)" if r.catalog else "")
+    ]
+    lines += [f"  not at {r.destination}: {m}" for m in r.missing]
+    return r, "\n".join(lines)
+
+
+COMMANDS = [save, load, have]
 
 
 def _parse_size(text: str) -> int:

@@ -9,7 +9,7 @@ import logging
 import urllib.parse
 from collections.abc import Iterator
 
-from stella_oci.errors import InvalidInputError, RegistryAnswer, RegistryError, StellaOciError
+from stella_oci.errors import AuthError, InvalidInputError, RegistryAnswer, RegistryError, StellaOciError
 from stella_oci.jsonio import load_json
 from stella_oci.transport.auth import repository_scope
 from stella_oci.transport.client import RegistryClient
@@ -78,6 +78,81 @@ def iter_tags(
                 raise InvalidInputError(f"{what}: more than {MAX_TAGS} tags", hint="narrow with --last")
             yield t
     raise InvalidInputError(f"{what}: more than {MAX_TAG_PAGES} pages", hint="use a larger --page-size")
+
+
+#: Bounds of a catalog listing: pages followed, repositories returned, bytes of one page.
+MAX_CATALOG_PAGES = 10_000
+MAX_CATALOG_REPOSITORIES = 100_000
+MAX_CATALOG_PAGE_BYTES = 16 * 1024 * 1024
+#: What a registry without the catalog API (or with it switched off) answers.
+CATALOG_DISABLED_STATUS = (404, 405)
+CATALOG_REFUSED_STATUS = (401, 403)
+
+
+class CatalogUnavailable(InvalidInputError):
+    """The registry does not offer ``/v2/_catalog`` (404/405, or an UNSUPPORTED error): the
+    repositories have to be named instead (exit 2)."""
+
+
+class CatalogRefused(AuthError):
+    """The registry refuses ``/v2/_catalog`` to these credentials (401/403; exit 6)."""
+
+
+def iter_catalog(client: RegistryClient, *, page_size: int = 1000) -> Iterator[str]:
+    """Every repository of the registry, page by page (``GET /v2/_catalog?n=page_size``,
+    following ``Link: <...>; rel="next"``, or ``last=`` after a full page without one).
+    Bounded by :data:`MAX_CATALOG_PAGES` and :data:`MAX_CATALOG_REPOSITORIES`. A registry
+    without the catalog API raises :class:`CatalogUnavailable`, one that refuses it
+    :class:`CatalogRefused`."""
+    http = client._http
+    what = f"catalog of {client.host}"
+    url = http.url("/v2/_catalog?" + urllib.parse.urlencode({"n": str(page_size)}))
+    seen: set[str] = set()
+    count = 0
+    for _ in range(MAX_CATALOG_PAGES):
+        if not url or url in seen:
+            return
+        seen.add(url)
+        resp = http.send("GET", url, scopes=["registry:catalog:*"], what=what, stream=True)
+        try:
+            if resp.status_code in CATALOG_DISABLED_STATUS:
+                raise CatalogUnavailable(
+                    f"{what}: registry {client.host} has no catalog API (GET /v2/_catalog answered "
+                    f"{resp.status_code}): it cannot say which repositories it holds"
+                )
+            if resp.status_code in CATALOG_REFUSED_STATUS:
+                raise CatalogRefused(
+                    f"{what}: registry {client.host} refuses to list its repositories to these credentials "
+                    f"(GET /v2/_catalog answered {resp.status_code})"
+                )
+            if resp.status_code != 200:
+                raise http.raise_status(resp, what)
+            body = resp.raw.read(MAX_CATALOG_PAGE_BYTES + 1, decode_content=True)
+            if len(body) > MAX_CATALOG_PAGE_BYTES:
+                raise InvalidInputError(f"{what}: a catalog page over {MAX_CATALOG_PAGE_BYTES} bytes")
+            doc = load_json(body, f"{what} (page {len(seen)})", error=InvalidInputError)
+            page = doc.get("repositories") if isinstance(doc, dict) else None
+            names = [r for r in (page or []) if isinstance(r, str)]
+            nxt = resp.links.get("next", {}).get("url")
+            if nxt:
+                url = urllib.parse.urljoin(resp.url or url, nxt)
+            elif names and len(names) == page_size:
+                url = http.url(
+                    "/v2/_catalog?" + urllib.parse.urlencode({"n": str(page_size), "last": names[-1]})
+                )
+            else:
+                url = ""
+        finally:
+            resp.close()
+        for name in names:
+            count += 1
+            if count > MAX_CATALOG_REPOSITORIES:
+                raise InvalidInputError(
+                    f"{what}: more than {MAX_CATALOG_REPOSITORIES} repositories",
+                    hint="name the repositories (or a narrower DEST prefix) instead",
+                )
+            yield name
+    raise InvalidInputError(f"{what}: more than {MAX_CATALOG_PAGES} pages", hint="use a larger --page-size")
 
 
 def delete_manifest(client: RegistryClient, repo: str, digest: str) -> None:

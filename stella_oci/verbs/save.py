@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 
 from stella_oci import interrupts
+from stella_oci.airgap.havelist import looks_like_have_list, read_have_list
 from stella_oci.airgap.inventory import (
     CHECKSUMS_MEMBER,
     INVENTORY_MEMBER,
@@ -157,22 +158,21 @@ def save(
 
     from stella_oci import __version__
 
-    have: dict[str, str] = {}
-    if since is not None:
-        if not Path(since).is_file():
-            raise InvalidInputError(f"--since {since}: no such file", hint="give the previous save archive")
-        have = archive_blobs(Path(since))
+    have = _since(Path(since)) if since is not None else None
 
     stage = Path(tempfile.mkdtemp(prefix="stella-oci-save-", dir=out.parent if out.parent.exists() else None))
     token = interrupts.track(stage)
     try:
         layout = OciLayoutTarget(stage / "layout", create=True)
-        dst: Target = _LeaveOut(layout, have) if have else layout
+        leave_out = _LeaveOut(layout, have) if have is not None else None
+        dst: Target = leave_out or layout
         omitted: dict[str, str] = {}
         engine = engine_for(run, DEFAULT_SAVE_CONCURRENCY)
         exports: list[InventoryExport] = []
         seen: set[tuple[str, str]] = set()
         for ref in refs:
+            if leave_out is not None:
+                leave_out.repository = ref.repository
             src = open_source(ref, run)
             try:
                 with on_side("source"):
@@ -206,8 +206,8 @@ def save(
             finally:
                 src.close()
         layout.commit()
-        if isinstance(dst, _LeaveOut):
-            omitted = {d: have[d] for d in dst.left_out}
+        if leave_out is not None:
+            omitted = dict(leave_out.left_out)
         inventory = Inventory(
             mirror_generation=generation,
             created_by=created_by or f"stella-oci {__version__}",
@@ -233,17 +233,57 @@ def save(
     )
 
 
+class _Have:
+    """What the other side has, for ``save --since``: from a previous archive, every blob it
+    carried (anywhere: ``everywhere``); from a have-list, the blobs of each repository
+    (``by_repository``: a registry shows a blob only in the repositories that link it)."""
+
+    def __init__(
+        self, everywhere: dict[str, str], by_repository: dict[str, set[str]] | None = None, label: str = ""
+    ) -> None:
+        self.everywhere, self.by_repository, self.label = everywhere, by_repository or {}, label
+
+    def where(self, repository: str, digest: str) -> str | None:
+        """Which archive (or have-list) says the other side has ``digest`` for ``repository``."""
+        if digest in self.everywhere:
+            return self.everywhere[digest]
+        return self.label if digest in self.by_repository.get(repository, ()) else None
+
+
+def _since(path: Path) -> _Have:
+    """``--since PREVIOUS``: a previous save archive or a have-list (``stella-oci have``)."""
+    if not path.is_file():
+        raise InvalidInputError(
+            f"--since {path}: no such file",
+            hint="give the previous save archive, or a have-list written by stella-oci have DEST",
+        )
+    if looks_like_have_list(path):
+        listed = read_have_list(path)
+        return _Have({}, listed.by_repository(), f"{path.name} (have-list of {listed.destination})")
+    return _Have(archive_blobs(path))
+
+
 class _LeaveOut:
     """The staging layout, except that blobs the other side has (``save --since``) are not
-    stored: the engine sees them as already there. Manifests always travel."""
+    stored: the engine sees them as already there. Manifests always travel. ``repository`` is
+    the source repository of the export being copied (set before each one)."""
 
-    def __init__(self, layout: OciLayoutTarget, have: dict[str, str]) -> None:
+    def __init__(self, layout: OciLayoutTarget, have: _Have) -> None:
         self.layout, self.have, self.name = layout, have, layout.name
-        self.left_out: set[str] = set()
+        self.repository = ""
+        self.left_out: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def _held(self, digest: str) -> bool:
+        where = self.have.where(self.repository, digest)
+        if where is None:
+            return False
+        with self._lock:
+            self.left_out[digest] = where
+        return True
+
     def has_blob(self, desc: Descriptor) -> bool:
-        return desc.digest in self.have or self.layout.has_blob(desc)
+        return self.layout.has_blob(desc) or self._held(desc.digest)
 
     def has_manifest(self, desc: Descriptor) -> bool:
         return self.layout.has_manifest(desc)
@@ -251,9 +291,7 @@ class _LeaveOut:
     def push_blob(
         self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None
     ) -> PushOutcome:
-        if desc.digest in self.have:
-            with self._lock:
-                self.left_out.add(desc.digest)
+        if self._held(desc.digest):
             return PushOutcome.EXISTS
         return self.layout.push_blob(desc, opener, progress)
 
