@@ -788,7 +788,13 @@ def goals_table(doc: dict[str, Any]) -> list[str]:
 def header(doc: dict[str, Any]) -> list[str]:
     m = doc["machine"]
     la = doc["loadavg"]
+    partial = (
+        []
+        if doc.get("complete", True)
+        else [f"**Incomplete run**: only {', '.join(doc.get('sections_run', []))} finished."]
+    )
     return [
+        *partial,
         f"One run of `{doc['command']}`, {doc['started_utc']} to {doc['finished_utc']} "
         f"({doc['elapsed_s']:.0f} s), revision {m.get('git', '?')}.",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, Linux {m['kernel']}, Python "
@@ -1011,6 +1017,24 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def override(sizes: Sizes, items: list[str]) -> Sizes:
+    """``KEY=VALUE`` overrides of :class:`Sizes` (a tuple field takes ``1,2,3``)."""
+    from dataclasses import replace
+
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        current = getattr(sizes, key, None)
+        if not sep or current is None:
+            raise ValueError(f"--set {item}: expected KEY=VALUE with KEY one of {', '.join(vars(sizes))}")
+        try:
+            parts = tuple(int(v) for v in value.split(","))
+        except ValueError:
+            raise ValueError(f"--set {item}: {value!r} is not an integer (list)") from None
+        changes[key] = parts if isinstance(current, tuple) else parts[0]
+    return replace(sizes, **changes)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes (develop with this)")
@@ -1024,8 +1048,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", help="results/<name>.json and .md (default issue15, quick: issue15-quick)")
     ap.add_argument("--out", default=str(REPO_ROOT / "benchmarks/results"))
     ap.add_argument("--workdir", help="scratch (default: a new directory in /dev/shm when it has room)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one size (e.g. scale_mib=5120 or big_runs=1; tuples comma-separated); "
+        f"keys: {', '.join(Sizes.__dataclass_fields__)}",
+    )
     args = ap.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    try:
+        sizes = override(sizes, args.set)
+    except ValueError as exc:
+        ap.error(str(exc))
     sections = [s for s in args.sections.split(",") if s]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
@@ -1058,21 +1094,29 @@ def main(argv: list[str] | None = None) -> int:
     doc["machine"] = {**machine(), "git": git_revision()}
     doc["loadavg"]["start"] = loadavg()
     print(f"{cmd}: workdir {args.workdir}, revision {doc['machine']['git']}, load {doc['loadavg']['start']}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def write(complete: bool) -> None:
+        """The results so far (after every section, so an interrupted run keeps what it measured)."""
+        doc["complete"] = complete
+        doc["sections_run"] = list(doc["sections"])
+        doc["loadavg"]["end"] = loadavg()
+        doc["finished_utc"] = utc_now()
+        doc["elapsed_s"] = round(time.time() - started, 1)
+        doc["failures"] = suite.failures
+        doc["thresholds"] = {"linear_max": LINEAR_MAX, "flat_max": FLAT_MAX, "rss_max_MB": RSS_MAX_MB}
+        doc["goals"] = goals(doc)
+        (out / f"{name}.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+        (out / f"{name}.md").write_text(markdown(doc))
+
     try:
         for name_ in sections:
             suite.section(name_, getattr(suite, name_))
+            write(complete=False)
     finally:
         shutil.rmtree(args.workdir, ignore_errors=True)
-    doc["loadavg"]["end"] = loadavg()
-    doc["finished_utc"] = utc_now()
-    doc["elapsed_s"] = round(time.time() - started, 1)
-    doc["failures"] = suite.failures
-    doc["thresholds"] = {"linear_max": LINEAR_MAX, "flat_max": FLAT_MAX, "rss_max_MB": RSS_MAX_MB}
-    doc["goals"] = goals(doc)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
-    (out / f"{name}.md").write_text(markdown(doc))
+    write(complete=True)
     print_summary(doc)
     print(f"wrote {out / name}.json and .md; README: python benchmarks/readme_table.py {out / name}.json")
     return 0 if not suite.failures else 1

@@ -36,11 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("json", nargs="?", default=str(REPO_ROOT / "benchmarks/results/issue15.json"))
     ap.add_argument("--readme", default=str(REPO_ROOT / "README.md"))
     ap.add_argument("--check", action="store_true", help="exit 1 when README differs, write nothing")
+    ap.add_argument(
+        "--allow-incomplete", action="store_true", help="accept an interrupted run (README then says so)"
+    )
     args = ap.parse_args(argv)
     src = Path(args.json).resolve()
     doc = json.loads(src.read_text())
     if doc.get("quick"):
         print(f"{src} is a --quick run; README's table is for full runs only", file=sys.stderr)
+        return 2
+    if not doc.get("complete", True) and not args.allow_incomplete:
+        print(f"{src} is an interrupted run (--allow-incomplete to use it anyway)", file=sys.stderr)
         return 2
     readme = Path(args.readme)
     try:
