@@ -927,6 +927,26 @@ def importtime_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def importtime_summary(doc: dict[str, Any], top: int = 4) -> list[str]:
+    """One line per ``python -X importtime`` run: modules, milliseconds, the heaviest few."""
+    stu = doc["sections"].get("startup") or {}
+    runs = [(f"now, {k}", v) for k, v in (stu.get("importtime") or {}).items()]
+    if stu.get("importtime_before"):
+        runs.insert(
+            0, (f"before ({stu['importtime_before'].get('revision')}), --version", stu["importtime_before"])
+        )
+    lines = []
+    for label, it in runs:
+        if "top" not in it:
+            continue
+        heavy = ", ".join(f"{t['module']} {t['cumulative_ms']:g}" for t in it["top"][:top])
+        lines.append(
+            f"`python -X importtime` {label}: {it['modules']} modules, {it['total_ms']:g} ms in imports "
+            f"(largest, cumulative ms: {heavy})"
+        )
+    return lines
+
+
 def markdown(doc: dict[str, Any]) -> str:
     lines = [
         *header(doc),
@@ -975,6 +995,8 @@ def readme_block(doc: dict[str, Any], json_rel: str) -> str:
             "",
             *details(doc),
             "",
+            *[f"- {line}" for line in importtime_summary(doc)],
+            "",
             f"Raw JSON (every wall time, load averages, requests per blob): [{json_rel}]({json_rel}); "
             f"`python -X importtime` before and after: [{md_rel}]({md_rel}). Method and history: "
             "[benchmarks/README.md](benchmarks/README.md).",
@@ -992,6 +1014,8 @@ def print_summary(doc: dict[str, Any]) -> None:
     print(f"{'#':7} {'ratio':78} {'measured':>10}  {'goal':<28} met")
     for g in doc["goals"]:
         print(f"{g['id']:7} {g['what'][:78]:78} {g['shown']:>10}  {g['goal'][:28]:<28} {verdict(g)}")
+    for line in importtime_summary(doc):
+        print(line.replace("`", ""))
     la = doc["loadavg"]
     print(f"load average start {la['start']} end {la['end']}; elapsed {doc['elapsed_s']:.0f} s")
     if doc["failures"]:
