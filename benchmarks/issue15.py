@@ -249,13 +249,13 @@ class Suite:
         for rep in range(s.big_runs):
             for mib in s.big_mib:
                 with self.registry(f"big-{mib}-{rep}") as host:
-                    bundle = make_bundle(
-                        self.work / "big" / "bundle", {"db/blob.bin": mib * MIB}, f"big-{mib}-{rep}"
-                    )
                     order = ["stella-oci", "raw-requests"]
                     if rep % 2:
                         order.reverse()
-                    for tool in order:
+                    for tool in order:  # each its own fresh bytes: nothing is already there
+                        bundle = make_bundle(
+                            self.work / "big" / "bundle", {"db/blob.bin": mib * MIB}, f"big-{mib}-{rep}"
+                        )
                         repo = f"big/{tool}"
                         argv = (
                             self.stella_push(bundle, f"{host}/{repo}:bench")
@@ -263,7 +263,7 @@ class Suite:
                             else tool_argv(tool, "push", host, repo, "bench", bundle, None)
                         )
                         keep(f"{mib}/push/{tool}", self.measure(f"big {mib} MiB push {tool}", argv))
-                    shutil.rmtree(bundle, ignore_errors=True)
+                        shutil.rmtree(bundle, ignore_errors=True)
                     for tool in order:
                         out = self.work / "big" / f"pulled-{tool}"
                         argv = (
@@ -290,11 +290,11 @@ class Suite:
         rss: dict[str, list[float]] = {t: [] for t in tools}
         for rep in range(s.many_runs):
             with self.registry(f"many-{rep}") as host:
-                bundle = make_bundle(
-                    self.work / "many" / "bundle", small_files(s.many_files, s.file_kib), f"many-{rep}"
-                )
                 order = tools[rep % 3 :] + tools[: rep % 3]  # each tool goes first once in 3 runs
-                for tool in order:
+                for tool in order:  # each its own fresh files: no blob is already in the registry
+                    bundle = make_bundle(
+                        self.work / "many" / "bundle", small_files(s.many_files, s.file_kib), f"many-{rep}"
+                    )
                     repo = f"many/{tool}"
                     argv = (
                         self.stella_push(bundle, f"{host}/{repo}:bench")
@@ -305,7 +305,7 @@ class Suite:
                     if m is not None:
                         walls[tool].append(m.wall)
                         rss[tool].append(m.rss / MB)
-                shutil.rmtree(bundle, ignore_errors=True)
+                    shutil.rmtree(bundle, ignore_errors=True)
         return {
             "files": s.many_files,
             "file_kib": s.file_kib,
@@ -335,11 +335,13 @@ class Suite:
         rss: dict[str, list[float]] = {"stella-oci": [], "requests-script": []}
         with self.registry("push3") as host:
             for rep in range(s.startup_runs):
-                bundle = make_bundle(self.work / "push3" / f"b{rep}", small_files(3, s.file_kib), f"p3-{rep}")
                 order = ["stella-oci", "requests-script"]
                 if rep % 2:
                     order.reverse()
                 for tool in order:
+                    bundle = make_bundle(
+                        self.work / "push3" / f"b{rep}-{tool}", small_files(3, s.file_kib), f"p3-{rep}-{tool}"
+                    )
                     repo = f"push3/{tool}-{rep}"
                     argv = (
                         self.stella_push(bundle, f"{host}/{repo}:bench")
