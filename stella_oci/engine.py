@@ -22,8 +22,11 @@ push, pull, verify and copy are thin verbs over :class:`CopyEngine`.
 
 from __future__ import annotations
 
+import functools
+import random
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,12 +35,14 @@ from stella_oci.cancel import Cancellation
 from stella_oci.errors import ManifestBlobsMissing, VerificationError, on_side
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Descriptor, children, media_type_of
-from stella_oci.targets.base import PushOutcome, ReadOnlyTarget, Target, UncheckedSource
+from stella_oci.targets.base import ManifestMemory, PushOutcome, ReadOnlyTarget, Target, UncheckedSource
 from stella_oci.targets.verified import BlobReader, CancelledTransfer, read_manifest
 
 #: How deep referrers of referrers are followed.
 MAX_REFERRER_DEPTH = 4
 MAX_INDEX_DEPTH = 8
+MANIFEST_BLOB_RETRIES = 4
+"""Manifest PUTs again after ``MANIFEST_BLOB_UNKNOWN`` (re-checked, short jittered waits)."""
 """Image indexes (and manifests) nested deeper than this below the copied root are refused."""
 
 
@@ -242,6 +247,8 @@ class _CopyRun:
             # The whole graph is already there (a re-push, a repeated copy): only the tags move.
             blobs = children(data, media_type_of(data, root.media_type))
             self.progress.add_total(sum(child.size for child in blobs), len(blobs))
+            if isinstance(self.dst, ManifestMemory):
+                self.dst.remember_manifest(root, data)  # (the tags need no GET of it)
             if isinstance(self.src, UncheckedSource):  # nothing is sent, but the tags must not
                 for child in blobs:  # move to a manifest the local files contradict
                     self.src.confirm(child, streamed=False)
@@ -250,9 +257,9 @@ class _CopyRun:
                 self.progress.blob_done(child, PushOutcome.EXISTS)
         else:
             self.copy_node(root, data, seen=set(), hooks=hooks)
-        with on_side("destination"):
-            for tag in tags:
-                self.dst.tag(root, tag)
+        kids = children(data, media_type_of(data, root.media_type)) if tags else []
+        for tag in tags:  # (the registry checks the blobs again for each tag)
+            self._while_blobs_missing(functools.partial(self.dst.tag, root, tag), kids)
         if referrers:
             self.copy_referrers(root)
 
@@ -288,14 +295,34 @@ class _CopyRun:
         self.stats.count_manifest(desc, referrer=referrer)
 
     def push_manifest(self, desc: Descriptor, data: bytes, kids: Sequence[Descriptor]) -> None:
-        """PUT the manifest; when the registry says blobs it names are missing (another push
-        raced us, a blob expired), re-check them, copy what is missing and retry once."""
-        try:
-            with on_side("destination"):
-                self.dst.push_manifest(desc, data)
-            return
-        except ManifestBlobsMissing:
-            pass
+        """PUT the manifest; when the registry says blobs it names are missing, re-check them,
+        copy what is missing and try again, at most :data:`MANIFEST_BLOB_RETRIES` more times
+        after a short jittered wait.
+
+        Why more than once: a push uploads small blobs without probing them first, and
+        registry 2.8 rewrites a blob's repository link (truncate, then write) on every upload
+        that completes, also of a blob it had. A concurrent push of a manifest sharing that
+        blob can meet the empty link and hear ``MANIFEST_BLOB_UNKNOWN`` although nothing is
+        missing; the window is short, so a wait and the same PUT again succeed
+        (docs/transport.md, "Round trips"; tests/test_concurrent_push.py)."""
+        self._while_blobs_missing(lambda: self.dst.push_manifest(desc, data), kids)
+
+    def _while_blobs_missing(self, put: Callable[[], None], kids: Sequence[Descriptor]) -> None:
+        """Run a manifest PUT (by digest, or under a tag: the registry checks the blobs each
+        time); on ``ManifestBlobsMissing`` wait, copy again what is missing, and retry."""
+        for attempt in range(MANIFEST_BLOB_RETRIES + 1):
+            try:
+                with on_side("destination"):
+                    put()
+                return
+            except ManifestBlobsMissing:
+                if attempt == MANIFEST_BLOB_RETRIES:
+                    raise
+            time.sleep(random.uniform(0.01, 0.05 * 2**attempt))
+            self._recopy_missing(kids)
+
+    def _recopy_missing(self, kids: Sequence[Descriptor]) -> None:
+        """Copy again the children of a manifest the destination does not have (any more)."""
         for child in kids:
             if child.media_type in mt.MANIFEST_MEDIA_TYPES:
                 with on_side("destination"):
@@ -307,8 +334,6 @@ class _CopyRun:
                     present = self.dst.has_blob(child)
                 if not present:
                     self.copy_blob(child)
-        with on_side("destination"):
-            self.dst.push_manifest(desc, data)
 
     def copy_referrers(self, subject: Descriptor, depth: int = 0) -> None:
         """Copy every manifest that refers to ``subject`` (and, recursively, their referrers)."""

@@ -166,6 +166,16 @@ class Target(
 
 
 @runtime_checkable
+class ManifestMemory(Protocol):
+    """A destination told the bytes of a manifest it holds already (the copy engine found it
+    there), so that ``tag`` puts them under the tag without fetching them first."""
+
+    def remember_manifest(self, desc: Descriptor, data: bytes) -> None:
+        """``data`` are ``desc``'s bytes (checked against its digest)."""
+        ...
+
+
+@runtime_checkable
 class UncheckedSource(Protocol):
     """A source whose blobs nothing has hashed yet (a bundle being pushed: export.json states
     the digests, the files were not read before the copy). The copy engine verifies each blob
@@ -199,6 +209,7 @@ __all__ = [
     "Closer",
     "ManifestChecker",
     "ManifestFetcher",
+    "ManifestMemory",
     "ManifestPusher",
     "ProgressFn",
     "PushOutcome",

@@ -401,11 +401,13 @@ class RegistryClient:
         *,
         mount_from: Sequence[str] = (),
         on_bytes: Callable[[int], None] | None = None,
+        probe: bool = True,
     ) -> str:
-        """Upload a blob unless present: "exists", "mounted" or "uploaded" (the strategy: mount
-        probe, mounts, streamed PUT or chunked PATCH with resume, is :class:`BlobUploader`'s)."""
+        """Upload a blob unless present: "exists", "mounted" or "uploaded" (the strategy: HEAD
+        probe, mounts, streamed PUT or chunked PATCH with resume, is :class:`BlobUploader`'s).
+        ``probe=False`` skips the HEAD (a caller that expects the blob to be new)."""
         return self._uploader.upload_blob(
-            repo, digest, size, opener, mount_from=mount_from, on_bytes=on_bytes
+            repo, digest, size, opener, mount_from=mount_from, on_bytes=on_bytes, probe=probe
         )
 
     def get_referrers(self, repo: str, digest: str, artifact_type: str | None = None) -> bytes | None:

@@ -109,8 +109,10 @@ class BlobUploader:
         *,
         mount_from: Sequence[str] = (),
         on_bytes: Callable[[int], None] | None = None,
+        probe: bool = True,
     ) -> str:
-        """Upload a blob unless present: ``HEAD`` it in ``repo`` ("exists"), then try a
+        """Upload a blob unless present: ``HEAD`` it in ``repo`` ("exists"; skipped when not
+        ``probe``: the blob is then uploaded even if the registry has it), then try a
         cross-repository mount from each of ``mount_from`` ("mounted"), then a streamed
         monolithic PUT (size <= chunk_size) or chunked PATCH uploads ("uploaded"); resumes an
         interrupted upload from the registry's reported offset, and starts a new session when
@@ -121,7 +123,7 @@ class BlobUploader:
         2.8 rewrites the blob's link on such a mount, and concurrent readers of that blob
         (other pushes sharing it) then get 500s and "blob unknown" (docs/transport.md)."""
         what = f"blob {self._http.host}/{repo}@{digest}"
-        if self._blob_size(repo, digest) is not None:
+        if probe and self._blob_size(repo, digest) is not None:
             return "exists"
         location: str | None = None
         min_chunk = 0

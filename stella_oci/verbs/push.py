@@ -110,6 +110,15 @@ def push(
             trivy = trivy_profile(b.manifest)
             all_tags = [trivy.default_tag if trivy else check_tag(b.manifest.export_id)]
         dst = open_destination(ref, run)
+        from stella_oci.targets.registry import (  # (not at import: start-up)
+            SMALL_BLOB_NO_PROBE,
+            RegistryTarget,
+        )
+
+        if isinstance(dst, RegistryTarget):
+            # the engine HEADs the manifest first (present: nothing is uploaded); absent, a
+            # bundle's small files are new as a rule: POST + PUT each, no HEAD (docs/transport.md)
+            dst.probe_below = SMALL_BLOB_NO_PROBE
         engine = engine_for(run, push_concurrency(artifact.data))
         try:
             stats = engine.copy_graph(
