@@ -82,7 +82,7 @@ class StellaOciError(Exception):
 
     #: ``details`` members that ``--format json`` prints beside ``error``, at the top level
     #: (the air-gap records: CONTRACT section 7).
-    TOP_LEVEL = ("staleness", "provenance")
+    TOP_LEVEL = ("staleness", "provenance", "clock")
 
     def to_json(self) -> dict[str, Any]:
         err: dict[str, Any] = {"code": self.exit_code, "kind": self.kind, "message": self.message}

@@ -37,6 +37,8 @@ COMMAND_MODELS: dict[str, str] = {
     "save": "stella_oci.verbs.save:SaveResult",
     "load": "stella_oci.verbs.load:LoadResult",
     "have": "stella_oci.verbs.have:HaveResult",
+    "time-anchor-sign": "stella_oci.verbs.timeanchor:TimeAnchorSignResult",
+    "time-anchor-verify": "stella_oci.verbs.timeanchor:TimeAnchorVerifyResult",
 }
 
 #: ``{"error": {...}}``, what every command prints on failure with ``--format json``.
@@ -61,6 +63,10 @@ ERROR_SCHEMA: dict[str, Any] = {
         },
         "staleness": {"type": "object", "description": "On exit 7: the StalenessValidationResult."},
         "provenance": {"type": "object", "description": "On exit 7 of an import: the BundleProvenance."},
+        "clock": {
+            "type": "object",
+            "description": "On exit 7: the clock measured against (source, verified, timestamp; docs/airgap.md).",
+        },
     },
 }
 

@@ -9,7 +9,7 @@ digest of export.json); keys are camelCase (Python attributes are their snake_ca
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
@@ -107,6 +107,8 @@ class VerifyResult(ResultModel):
     """Where the bundle was written (pull), or None (verify)."""
     staleness: StalenessResult | None = None
     """With ``--staleness-config``: the StalenessValidationResult."""
+    clock: ClockInfo | None = None
+    """The "now" staleness and the import record used, whenever one was used."""
     provenance: ProvenanceRecord | None = None
     """An import (pull): the BundleProvenance record written to the ledger."""
     signatures: SignaturesResult | None = None
@@ -151,6 +153,8 @@ class CopyResult(ResultModel):
     """cosign's tag-scheme signatures, attestations and SBOMs copied along (``--no-signatures``: none)."""
     transfer: TransferStats = Field(default_factory=TransferStats)
     staleness: StalenessResult | None = None
+    clock: ClockInfo | None = None
+    """The "now" staleness and the import record used, whenever one was used."""
     provenance: ProvenanceRecord | None = None
     served_by: str | None = Field(default=None, serialization_alias="servedBy")
     """``host/repository`` of the ``--registry-mirror`` that served the source; None without a mirror."""
@@ -192,6 +196,26 @@ class StalenessResult(_SchemaDoc):
     enforcementMode: str | None = None
     error: StalenessErrorDoc | None = None
     warnings: list[StalenessWarningDoc] | None = None
+
+
+class ClockInfo(ResultModel):
+    """Which clock an air-gap check measured against (docs/airgap.md, "Signed time")."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, use_attribute_docstrings=True)
+
+    source: Literal["system-clock", "time-anchor"]
+    """``system-clock``: this host's clock (no ``--time-anchor``); ``time-anchor``: the file given."""
+    verified: bool
+    """True only for a signed anchor verified with ``--time-anchor-trust-root`` (never the file's word)."""
+    timestamp: str
+    """The "now" used (UTC RFC 3339)."""
+    anchor_type: str
+    file: str | None = None
+    """The ``--time-anchor`` file."""
+    key_id: str | None = None
+    """The trust-root key that verified a signed anchor (hex SHA-256 of its SubjectPublicKeyInfo)."""
+    key_name: str | None = None
+    """The trust-root file that key came from."""
 
 
 class TimeAnchorDoc(_SchemaDoc):

@@ -121,6 +121,9 @@ class StalenessConfig(BaseModel):
     gracePeriodSeconds: int = Field(default=DEFAULT_GRACE_SECONDS, ge=0)
     allowedDomains: list[str] = Field(default_factory=list)
     notificationThresholds: list[NotificationThreshold] = Field(default_factory=list)
+    requireTimeAnchor: bool = False
+    """stella-oci's member (the StellaOps air-gap docs' name; not in the LEDGER-AIRGAP-56-002
+    schema): refuse (exit 7) to measure against anything but a verified, signed time anchor."""
 
     def is_exempt(self, domain: str) -> bool:
         return domain in self.allowedDomains
@@ -191,10 +194,20 @@ def load_staleness_config(path: str | os.PathLike[str]) -> StalenessConfig:
 
 
 def load_time_anchor(path: str | os.PathLike[str]) -> TimeAnchor:
-    """Read ``--time-anchor FILE``: JSON, validated against ``$defs/TimeAnchor``."""
-    obj = load_json_file(Path(path), "time anchor")
-    validate_against(obj, "ledger-airgap-staleness", definition="TimeAnchor", source=str(path))
+    """Read a plain TimeAnchor JSON file, validated against ``$defs/TimeAnchor``.
+
+    The result is what the file says, ``verified`` included: it is *not* a trusted time. The
+    CLI reads ``--time-anchor`` through :func:`stella_oci.airgap.timeanchor.resolve_clock`,
+    which verifies signed anchors and marks every other one unverified.
+    """
+    return time_anchor_from_json(load_json_file(Path(path), "time anchor"), str(path))
+
+
+def time_anchor_from_json(obj: Any, source: str) -> TimeAnchor:
+    """A parsed TimeAnchor document, validated against ``$defs/TimeAnchor`` (exit 2 naming
+    ``source`` and the members at fault)."""
+    validate_against(obj, "ledger-airgap-staleness", definition="TimeAnchor", source=source)
     try:
         return TimeAnchor.model_validate(obj)
     except ValidationError as exc:
-        raise _pydantic_problem(exc, str(path), "TimeAnchor") from exc
+        raise _pydantic_problem(exc, source, "TimeAnchor") from exc

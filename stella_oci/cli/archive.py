@@ -177,7 +177,9 @@ def load(
         lines += [f"  cosign {t}" for t in e.cosign_tags]
     if dry_run:
         lines.append("dry run: nothing was written")
-    return r, "\n".join(lines)
+    from stella_oci.cli.transfer import clock_text
+
+    return r, "\n".join(lines) + clock_text(r.clock)
 
 
 @click.command(

@@ -297,7 +297,19 @@ def airgap_options(func: F) -> F:
         click.option(
             "--time-anchor",
             type=click.Path(dir_okay=False, path_type=Path),
-            help="TimeAnchor JSON giving trusted 'now' (default: the system clock, recorded as unverified).",
+            help="TimeAnchor giving 'now': a signed one (DSSE, verified with --time-anchor-trust-root) or a "
+            "plain JSON file, used as unverified (default: the system clock, unverified).",
+        ),
+        click.option(
+            "--time-anchor-trust-root",
+            type=click.Path(exists=True, path_type=Path),
+            help="X.509 certificate(s) (PEM file or directory) a signed --time-anchor must verify with; "
+            "the anchored time must lie in the signing certificate's validity window.",
+        ),
+        click.option(
+            "--require-time-anchor",
+            is_flag=True,
+            help="Refuse (exit 7) unless 'now' is a verified signed time anchor (as requireTimeAnchor).",
         ),
         click.option("--domain", help="The export's air-gap domain (default: export.json profile.name)."),
         click.option(
@@ -362,6 +374,8 @@ def airgap_from(kw: dict[str, Any]) -> AirgapOptions | None:
     opts = AirgapOptions(
         staleness_config=kw.pop("staleness_config", None),
         time_anchor=kw.pop("time_anchor", None),
+        time_anchor_trust_root=kw.pop("time_anchor_trust_root", None),
+        require_time_anchor=kw.pop("require_time_anchor", False),
         domain=kw.pop("domain", None),
         ledger=kw.pop("ledger", None),
     )

@@ -20,7 +20,14 @@ from stella_oci.cli.common import (
 from stella_oci.output import human_size
 
 if TYPE_CHECKING:
-    from stella_oci.results import CopyResult, InspectResult, PushResult, StalenessResult, VerifyResult
+    from stella_oci.results import (
+        ClockInfo,
+        CopyResult,
+        InspectResult,
+        PushResult,
+        StalenessResult,
+        VerifyResult,
+    )
 
 
 # ----------------------------------------------------------------------------- push
@@ -115,6 +122,19 @@ def _staleness_text(staleness: StalenessResult | None) -> str:
     return line
 
 
+def clock_text(clock: ClockInfo | None) -> str:
+    """The clock line of a text result: which "now" was used, and whether it is verified."""
+    if clock is None:
+        return ""
+    if clock.source == "system-clock":
+        what = f"this host's system clock {clock.timestamp} (UNVERIFIED: no --time-anchor)"
+    elif clock.verified:
+        what = f"signed time anchor {clock.file} {clock.timestamp} (verified, key {clock.key_name})"
+    else:
+        what = f"time anchor {clock.file} {clock.timestamp} (UNVERIFIED: not signed)"
+    return f"\n  clock:           {what}"
+
+
 def _verify_text(result: VerifyResult, quiet: bool, verb: str) -> str:
     head = f"{verb} {result.reference}" + (f" -> {result.output}" if result.output else "")
     if result.served_by:
@@ -133,7 +153,7 @@ def _verify_text(result: VerifyResult, quiet: bool, verb: str) -> str:
     from stella_oci.cli.referrers import signatures_text
 
     lines += signatures_text(result)
-    return "\n".join(lines) + _staleness_text(result.staleness)
+    return "\n".join(lines) + _staleness_text(result.staleness) + clock_text(result.clock)
 
 
 @click.command(
@@ -277,7 +297,7 @@ def copy(
     text += "".join(f"\n  cosign {c.tag} {c.digest}" for c in r.cosign_tags)
     if r.served_by:
         text += f"\n  served by mirror {r.served_by}"
-    text += _staleness_text(r.staleness)
+    text += _staleness_text(r.staleness) + clock_text(r.clock)
     return r, text
 
 

@@ -12,7 +12,8 @@ with ``LEN`` the ASCII decimal byte length, no leading zeros. Base64 fields may 
 standard or the URL-safe alphabet (the protocol says verifiers MUST accept either); padding
 may be omitted. Anything else (other characters, a wrong length) is refused.
 
-Nothing here checks a signature: that is :mod:`stella_oci.signing.verify`. Parsing problems
+Nothing here checks a signature: that is :mod:`stella_oci.signing.verify`; signing is
+:mod:`stella_oci.signing.sign`. Parsing problems
 raise :class:`~stella_oci.errors.VerificationError` (exit 3) naming the source and the field.
 """
 
@@ -33,6 +34,8 @@ from stella_oci.jsonio import load_json
 PAYLOAD_TYPE_IN_TOTO = "application/vnd.in-toto+json"
 #: payloadType of a DSSE envelope whose payload is the export.json bytes themselves.
 PAYLOAD_TYPE_EXPORT_MANIFEST = "application/vnd.stellaops.export.manifest.v1+json"
+#: payloadType of a DSSE envelope whose payload is a TimeAnchor JSON (``--time-anchor``).
+PAYLOAD_TYPE_TIME_ANCHOR = "application/vnd.stellaops.time-anchor.v1+json"
 #: Media type of a DSSE envelope travelling as an OCI layer or referrer.
 DSSE_ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 

@@ -1,5 +1,5 @@
 """Signing with a local private key: DSSE envelopes over stella-oci's own documents (the
-inventory of a ``save`` archive). Export signatures are not made here: the Export Center's
+inventory of a ``save`` archive, a signed time anchor: ``stella-oci time-anchor sign``). Export signatures are not made here: the Export Center's
 signer (or cosign) makes those; stella-oci only verifies them (:mod:`stella_oci.signing.verify`).
 
 The key is a PEM private key of the types a trust root accepts (:mod:`stella_oci.signing.trust`):

@@ -3,8 +3,9 @@
 A trust root is a PEM file holding one or more ``PUBLIC KEY`` blocks (SubjectPublicKeyInfo,
 as ``cosign generate-key-pair`` and ``openssl pkey -pubout`` write them), ``RSA PUBLIC KEY``
 (PKCS#1) blocks, or ``CERTIFICATE`` blocks (X.509: the certificate's key is taken, nothing
-else of the certificate is checked: no chain, no validity dates, no identity), or a directory
-of such files (``*.pem``, ``*.pub``, ``*.crt``; not recursive; read in name order).
+else of the certificate is checked for export signatures: no chain, no validity dates, no
+identity; a certificate's ``notBefore``/``notAfter`` are kept as the key's validity window, which
+time-anchor trust roots enforce, :mod:`stella_oci.airgap.timeanchor`), or a directory of such files (``*.pem``, ``*.pub``, ``*.crt``; not recursive; read in name order).
 
 Key types: ECDSA on P-256 (SHA-256; also P-384 with SHA-384 and P-521 with SHA-512), Ed25519,
 and RSA of at least 2048 bits (SHA-256, PKCS#1 v1.5 or PSS).
@@ -21,6 +22,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -78,6 +80,13 @@ class TrustedKey:
     public_key: PublicKey = field(repr=False, compare=False)
     aliases: tuple[str, ...] = ()
     """Other file names that held the very same key."""
+    validity: tuple[tuple[datetime, datetime], ...] = ()
+    """``(notBefore, notAfter)`` (UTC) of every certificate that carried this key; empty when it
+    came only as a bare public key (no window)."""
+
+    def valid_at(self, when: datetime) -> bool:
+        """Is ``when`` inside one of the key's validity windows (bounds included)?"""
+        return any(start <= when <= end for start, end in self.validity)
 
     def matches(self, keyid: str) -> bool:
         """Does an envelope ``keyid`` name this key?"""
@@ -131,10 +140,16 @@ class TrustedKey:
             return False
 
 
-def _load_block(kind: str, block: bytes, where: str) -> PublicKey | None:
+Window = tuple[datetime, datetime]
+
+
+def _load_block(kind: str, block: bytes, where: str) -> tuple[PublicKey, Window | None] | None:
+    window: Window | None = None
     try:
         if kind == "CERTIFICATE":
-            loaded: object = x509.load_pem_x509_certificate(block).public_key()
+            cert = x509.load_pem_x509_certificate(block)
+            window = (cert.not_valid_before_utc, cert.not_valid_after_utc)
+            loaded: object = cert.public_key()
         elif kind in ("PUBLIC KEY", "RSA PUBLIC KEY"):
             loaded = serialization.load_pem_public_key(block)
         elif "PRIVATE KEY" in kind:
@@ -150,6 +165,10 @@ def _load_block(kind: str, block: bytes, where: str) -> PublicKey | None:
             f"trust root {where}: cannot read the {kind} block ({exc})",
             hint="give a PEM SubjectPublicKeyInfo (PUBLIC KEY) or X.509 certificate",
         ) from exc
+    return _supported(loaded, where), window
+
+
+def _supported(loaded: object, where: str) -> PublicKey:
     if isinstance(loaded, ed25519.Ed25519PublicKey):
         return loaded
     if isinstance(loaded, ec.EllipticCurvePublicKey):
@@ -172,17 +191,17 @@ def _load_block(kind: str, block: bytes, where: str) -> PublicKey | None:
     )
 
 
-def _keys_from_pem(data: bytes, name: str) -> list[tuple[str, PublicKey]]:
-    found: list[tuple[str, PublicKey]] = []
+def _keys_from_pem(data: bytes, name: str) -> list[tuple[str, PublicKey, Window | None]]:
+    found: list[tuple[str, PublicKey, Window | None]] = []
     blocks = list(_PEM_BLOCK_RE.finditer(data))
     for index, match in enumerate(blocks, start=1):
         kind = match.group(1).decode("ascii")
         where = name if len(blocks) == 1 else f"{name} (PEM block {index})"
-        key = _load_block(kind, match.group(0), where)
-        if key is not None:
-            found.append((name, key))
+        loaded = _load_block(kind, match.group(0), where)
+        if loaded is not None:
+            found.append((name, *loaded))
     if len(found) > 1:
-        found = [(f"{n}#{i}", k) for i, (n, k) in enumerate(found, start=1)]
+        found = [(f"{n}#{i}", k, w) for i, (n, k, w) in enumerate(found, start=1)]
     return found
 
 
@@ -231,7 +250,7 @@ class TrustRoot:
     def from_public_keys(
         cls, keys: Iterable[tuple[str, PublicKey]], *, source: str = "<memory>"
     ) -> TrustRoot:
-        return cls._build(list(keys), source=source)
+        return cls._build([(name, key, None) for name, key in keys], source=source)
 
     @classmethod
     def load(cls, path: Path) -> TrustRoot:
@@ -242,7 +261,7 @@ class TrustRoot:
                 f"trust root {path} does not exist",
                 hint="give a PEM public key file or a directory of *.pem / *.pub files",
             )
-        entries: list[tuple[str, PublicKey]] = []
+        entries: list[tuple[str, PublicKey, Window | None]] = []
         if path.is_dir():
             files = sorted(
                 p for p in path.iterdir() if p.is_file() and p.suffix.lower() in TRUST_ROOT_SUFFIXES
@@ -265,17 +284,19 @@ class TrustRoot:
         return root
 
     @classmethod
-    def _build(cls, entries: list[tuple[str, PublicKey]], *, source: str) -> TrustRoot:
+    def _build(cls, entries: list[tuple[str, PublicKey, Window | None]], *, source: str) -> TrustRoot:
         by_id: dict[str, TrustedKey] = {}
-        for name, key in entries:
+        for name, key, window in entries:
             kid = key_id_of(key)
+            windows = () if window is None else (window,)
             if kid in by_id:
                 prev = by_id[kid]
                 by_id[kid] = TrustedKey(
-                    kid, prev.name, prev.algorithm, prev.public_key, (*prev.aliases, name)
+                    kid, prev.name, prev.algorithm, prev.public_key, (*prev.aliases, name),
+                    (*prev.validity, *windows),
                 )
             else:
-                by_id[kid] = TrustedKey(kid, name, _algorithm_of(key), key)
+                by_id[kid] = TrustedKey(kid, name, _algorithm_of(key), key, (), windows)
         return cls(by_id.values(), source=source)
 
 

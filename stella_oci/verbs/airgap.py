@@ -26,10 +26,9 @@ from stella_oci.airgap import (
     evaluate_staleness,
     export_domain,
     load_staleness_config,
-    load_time_anchor,
     parse_rfc3339,
-    system_anchor,
 )
+from stella_oci.airgap.timeanchor import Clock, resolve_clock
 from stella_oci.errors import InvalidInputError, StalenessError, StellaOciError
 from stella_oci.export.annotations import ANN_MANIFEST_DIGEST
 from stella_oci.export.models import ExportManifest
@@ -55,7 +54,12 @@ class AirgapOptions:
     staleness_config: Path | None = None
     """A StalenessConfig file; without one, staleness is not evaluated."""
     time_anchor: Path | None = None
-    """A TimeAnchor file; without one the system clock is the anchor, recorded as unverified."""
+    """A TimeAnchor file or a signed one (DSSE); without one the system clock is the anchor,
+    recorded as unverified."""
+    time_anchor_trust_root: Path | None = None
+    """Root certificates a signed ``time_anchor`` must verify with (docs/airgap.md, signed time)."""
+    require_time_anchor: bool = False
+    """Refuse (exit 7) any clock but a verified time anchor (also ``requireTimeAnchor`` in the config)."""
     domain: str | None = None
     """The export's domain; default: export.json profile.name."""
     ledger: Path | None = None
@@ -70,20 +74,35 @@ class AirgapCheck:
     def __init__(self, opts: AirgapOptions, *, is_import: bool, now: datetime | None = None) -> None:
         self.opts = opts
         self.is_import = is_import
-        if opts.time_anchor is not None and opts.staleness_config is None and not is_import:
+        given = [
+            f"--{name} {value}" if not isinstance(value, bool) else f"--{name}"
+            for name, value in (
+                ("time-anchor", opts.time_anchor),
+                ("time-anchor-trust-root", opts.time_anchor_trust_root),
+                ("require-time-anchor", opts.require_time_anchor),
+            )
+            if value
+        ]
+        if given and opts.staleness_config is None and not is_import:
             # Without a staleness check and without an import record, nothing would use it.
             raise InvalidInputError(
-                f"--time-anchor {opts.time_anchor} given without --staleness-config: "
+                f"{' '.join(given)} given without --staleness-config: "
                 "the anchor is the 'now' staleness is measured against, and nothing else reads it here",
-                hint="add --staleness-config FILE (a StalenessConfig), or leave --time-anchor out",
+                hint="add --staleness-config FILE (a StalenessConfig), or leave the time-anchor options out",
             )
         self.now = now or datetime.now(timezone.utc).replace(microsecond=0)
         self.config: StalenessConfig | None = (
             load_staleness_config(opts.staleness_config) if opts.staleness_config else None
         )
-        self.anchor: TimeAnchor = (
-            load_time_anchor(opts.time_anchor) if opts.time_anchor else system_anchor(self.now)
+        require = None
+        if opts.require_time_anchor:
+            require = "--require-time-anchor"
+        elif self.config is not None and self.config.requireTimeAnchor:
+            require = f"requireTimeAnchor in {opts.staleness_config}"
+        self.clock: Clock = resolve_clock(
+            opts.time_anchor, opts.time_anchor_trust_root, now=self.now, require=require
         )
+        self.anchor: TimeAnchor = self.clock.anchor
         self.outcome: StalenessOutcome | None = None
 
     def _ledger(self) -> Ledger:
@@ -93,6 +112,8 @@ class AirgapCheck:
         export = fetched.model
         out: dict[str, Any] = {}
         domain = export_domain(export, self.opts.domain)
+        if self.config is not None or self.is_import:
+            out["clock"] = self.clock.to_json()  # every result that used a clock says which one
         if self.config is not None:
             generated_at = parse_rfc3339(export.generated_at, field="export.json generatedAt")
             self.outcome = evaluate_staleness(
@@ -109,13 +130,12 @@ class AirgapCheck:
                 try:
                     self.outcome.raise_if_failed()
                 except StalenessError as exc:
-                    if self.opts.time_anchor is None:
-                        exc.message += (
-                            f" (measured against this host's system clock, {self.anchor.timestamp:%Y-%m-%dT%H:%M:%SZ},"
-                            " which is unverified)"
-                        )
+                    exc.message += f" (measured against {self.clock.describe()})"
+                    exc.details["clock"] = self.clock.to_json()
+                    if not self.clock.verified:
                         exc.hint = (exc.hint + "; " if exc.hint else "") + (
-                            "if this host's clock is wrong, give a trusted time with --time-anchor FILE"
+                            "if that clock is wrong, give a signed time anchor with --time-anchor FILE "
+                            "--time-anchor-trust-root ROOT"
                         )
                     if self.is_import:
                         exc.details["provenance"] = self.provenance(fetched)

@@ -117,6 +117,7 @@ def copy(
         cosign_tags=cosign,
         transfer=transfer_stats(stats),
         staleness=extra.get("staleness"),
+        clock=extra.get("clock"),
         provenance=extra.get("provenance"),
         served_by=served,
     )

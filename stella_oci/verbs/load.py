@@ -29,12 +29,12 @@ from stella_oci.oci.digest import check_digest
 from stella_oci.oci.manifest import Descriptor, children, media_type_of
 from stella_oci.oci.mediatypes import MANIFEST_MEDIA_TYPES
 from stella_oci.oci.reference import Reference, parse_reference
-from stella_oci.results import ResultModel
+from stella_oci.results import ClockInfo, ResultModel
 from stella_oci.signing.trust import TrustRoot
 from stella_oci.targets.archive import OciArchiveTarget
 from stella_oci.targets.base import ReadOnlyTarget
 from stella_oci.targets.verified import read_manifest
-from stella_oci.verbs.airgap import AirgapOptions
+from stella_oci.verbs.airgap import AirgapCheck, AirgapOptions
 from stella_oci.verbs.common import RunOptions, open_destination
 from stella_oci.verbs.copy import copy
 from stella_oci.verbs.pull import ExtraCheck
@@ -63,6 +63,8 @@ class LoadResult(ResultModel):
     exports: list[LoadedExport]
     inventory_signed_by: dict[str, str] = {}
     """With ``--trust-root``: each archive and the trusted key id its inventory verified with."""
+    clock: ClockInfo | None = None
+    """The "now" of the staleness checks and import records (docs/airgap.md, "Signed time")."""
 
 
 def _destination(dest: str, export: InventoryExport) -> Reference:
@@ -233,6 +235,8 @@ def load(
     if not archives:
         raise InvalidInputError("load: give at least one archive written by stella-oci save")
     root = TrustRoot.load(Path(trust_root)) if trust_root is not None else None
+    # the clock first: a refused time anchor (exit 2, 3, 7) stops the load before any write
+    clock = AirgapCheck(airgap or AirgapOptions(), is_import=True).clock
     given = [Path(a) for a in archives]
     workdir = Path(tempfile.mkdtemp(prefix="stella-oci-load-"))
     token = interrupts.track(workdir)
@@ -246,7 +250,7 @@ def load(
                 paths.append(p)
             else:
                 raise InvalidInputError(f"load {p}: no such file (nor {p.name}{PARTS_SUFFIX})")
-        return _load(
+        result = _load(
             paths,
             destination,
             dry_run=dry_run,
@@ -256,6 +260,8 @@ def load(
             checks=checks,
             root=root,
         )
+        result.clock = ClockInfo.model_validate(clock.to_json())
+        return result
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         interrupts.untrack(token)
