@@ -9,7 +9,9 @@ The convention (follow it in every doc):
 * In that directory ``stella-oci`` is on ``PATH`` (this checkout's code), and so is a
   ``python3`` that has it installed; ``examples/`` is a copy of the repository's examples,
   ``$EXAMPLES`` is the repository's ``examples/`` directory, ``$REPO_ROOT`` the checkout, ``$REGISTRY`` is the test registry's ``host:port`` (plain HTTP, loopback, no
-  auth): write ``$REGISTRY/...``, never a fixed port. ``HOME`` is an empty temporary
+  auth): write ``$REGISTRY/...``, never a fixed port. For the air-gap walkthrough there are two
+  registries: ``$A`` (outside; the same registry as ``$REGISTRY``) and ``$B`` (inside: a second
+  real registry started empty for each doc), and ``$WORK`` is the working directory itself. ``HOME`` is an empty temporary
   directory (so ``~/.docker/config.json`` is the doc's own), and no ``STELLA_OCI_*``,
   ``DOCKER_CONFIG`` or ``GITHUB_*`` variable leaks in from the machine.
 * A block expected to fail starts with a comment line ``# expect-exit: N``: the block must
@@ -30,13 +32,14 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.support.registry import RegistryHandle
+from tests.support.registry import RegistryHandle, start_registry
 
 BLOCK_TIMEOUT = 300.0
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`\n]*)$")
@@ -101,7 +104,9 @@ def runnable(path: Path) -> list[Block]:
 DOCS_WITH_COMMANDS = [p for p in doc_files() if runnable(p)]
 
 
-def _doc_env(home: Path, bin_dir: Path, registry: RegistryHandle) -> dict[str, str]:
+def _doc_env(
+    home: Path, bin_dir: Path, registry: RegistryHandle, inside: RegistryHandle, work: Path
+) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -112,6 +117,9 @@ def _doc_env(home: Path, bin_dir: Path, registry: RegistryHandle) -> dict[str, s
             "PATH": os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
             "HOME": str(home),
             "REGISTRY": registry.host,
+            "A": registry.host,
+            "B": inside.host,
+            "WORK": str(work),
             "EXAMPLES": str(REPO_ROOT / "examples"),
             "REPO_ROOT": str(REPO_ROOT),
             "NO_COLOR": "1",
@@ -124,7 +132,7 @@ def _doc_env(home: Path, bin_dir: Path, registry: RegistryHandle) -> dict[str, s
 
 
 @pytest.fixture
-def doc_sandbox(tmp_path: Path, registry: RegistryHandle) -> tuple[Path, dict[str, str]]:
+def doc_sandbox(tmp_path: Path, registry: RegistryHandle) -> Iterator[tuple[Path, dict[str, str]]]:
     """The working directory and environment the convention promises (module docstring)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -138,7 +146,11 @@ def doc_sandbox(tmp_path: Path, registry: RegistryHandle) -> tuple[Path, dict[st
     home.mkdir()
     work = tmp_path / "work"
     shutil.copytree(REPO_ROOT / "examples", work / "examples")
-    return work, _doc_env(home, bin_dir, registry)
+    inside = start_registry(tmp_path / "registry-b")
+    try:
+        yield work, _doc_env(home, bin_dir, registry, inside, work)
+    finally:
+        inside.stop()
 
 
 def run_block(block: Block, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -210,22 +210,24 @@ def check_archive(path: Path) -> Inventory:
     return inv
 
 
-def verify_inventory_signature(path: Path, trust_root: TrustRoot) -> str:
+def verify_inventory_signature(path: Path, trust_root: TrustRoot, *, name: str | None = None) -> str:
     """Verify the archive's inventory envelope with ``trust_root``: present, signed by a trusted
     key, of the inventory payload type, over exactly the inventory's bytes. Returns the key id;
-    raises VerificationError (exit 3) naming the archive and the failed check."""
+    raises VerificationError (exit 3) naming the archive (``name``, e.g. the volumes a joined
+    archive came from) and the failed check."""
     from stella_oci.signing.verify import verify_envelope
 
+    label = name or str(path)
     members = _members(path)
     if SIGNATURE_MEMBER not in members:
         raise VerificationError(
-            f"{path}: the archive is not signed (no {SIGNATURE_MEMBER}) and --trust-root asks for a signed "
+            f"{label}: the archive is not signed (no {SIGNATURE_MEMBER}) and --trust-root asks for a signed "
             "inventory; nothing was written",
             hint="save it again with --sign-key KEY (the private half of a key in the trust root)",
         )
     if INVENTORY_MEMBER not in members:
         raise InvalidInputError(f"{path}: no {INVENTORY_MEMBER}; this archive was not written by stella-oci save")
-    source = f"{path}: {SIGNATURE_MEMBER}"
+    source = f"{label}: {SIGNATURE_MEMBER}"
     envelope = _read(path, members[SIGNATURE_MEMBER], MAX_INVENTORY_BYTES * 2)
     verified = verify_envelope(envelope, trust_root, source=source)
     payload_type, payload = verified.payload_type, verified.payload

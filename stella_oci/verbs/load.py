@@ -242,10 +242,12 @@ def load(
     token = interrupts.track(workdir)
     try:
         paths: list[Path] = []
+        names: dict[Path, str] = {}
         for p in given:
             listing = parts_listing(p)
             if listing is not None:  # volumes: every part checked, then joined, before any write
                 paths.append(join(listing, workdir))
+                names[paths[-1]] = str(p)  # reported as the archive the user gave
             elif p.is_file():
                 paths.append(p)
             else:
@@ -259,6 +261,7 @@ def load(
             airgap=airgap,
             checks=checks,
             root=root,
+            names=names,
         )
         result.clock = ClockInfo.model_validate(clock.to_json())
         return result
@@ -277,12 +280,18 @@ def _load(
     airgap: AirgapOptions | None,
     checks: tuple[ExtraCheck, ...],
     root: TrustRoot | None = None,
+    names: dict[Path, str] | None = None,
 ) -> LoadResult:
     # every archive whole and unchanged (and signed by a trusted key when a trust root is
     # given), and every blob an increment leaves out already at the destination, before
     # anything is written
     inventories = [(p, check_archive(p)) for p in paths]
-    signed_by = {str(p): verify_inventory_signature(p, root) for p, _ in inventories} if root else {}
+    names = names or {}
+    signed_by = (
+        {names.get(p, str(p)): verify_inventory_signature(p, root, name=names.get(p)) for p, _ in inventories}
+        if root
+        else {}
+    )
     carried = _carried_blobs(inventories)
     for path, inv in inventories:
         if inv.omitted:
@@ -293,7 +302,7 @@ def _load(
             check_digest(export.digest, f"{path}: inventory export {export.source}")
             ref = _destination(destination, export)
             entry = LoadedExport(
-                archive=str(path),
+                archive=names.get(path, str(path)),
                 source=export.source,
                 destination=str(ref),
                 digest=export.digest,
