@@ -144,6 +144,15 @@ def common_options(func: F) -> F:
             help="Slowest blob transfer accepted, over a 30 s window (STELLA_OCI_SPEED_WINDOW); "
             "slower is aborted and resumed; 0: no minimum (also STELLA_OCI_MIN_SPEED).",
         ),
+        click.option(
+            "--rate-limit",
+            envvar="STELLA_OCI_RATE_LIMIT",
+            metavar="N/s",
+            help="Send at most N requests per second to each registry host, all transfers together "
+            "(as regclient's reqPerSec; N/m per minute), so a big push stays under ghcr.io or "
+            "Harbor limits [default: none]. Whatever it is, a 429 from a host makes every "
+            "transfer to that host wait out its Retry-After (also STELLA_OCI_RATE_LIMIT).",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress, only the result."),
         click.option(
             "--verbose", "-v", is_flag=True, help="Log HTTP exchanges (secrets redacted) to stderr."
@@ -169,6 +178,15 @@ def retry_policy(retries: int | None, max_time: float | None) -> RetryPolicy:
         max_delay=min(default.max_delay, total) if total > 0 else 0.0,
         total_seconds=total,
     )
+
+
+def _rate_limit(text: str | None) -> float | None:
+    """``--rate-limit N/s`` in requests per second (None: no limit)."""
+    if not text:
+        return None
+    from stella_oci.transport.ratelimit import parse_rate
+
+    return parse_rate(text)
 
 
 def _speed_window() -> float:
@@ -256,6 +274,7 @@ class Context:
             timeout=kw.pop("timeout"),
             min_speed=kw.pop("min_speed"),
             speed_window=_speed_window(),
+            rate_limit=_rate_limit(kw.pop("rate_limit")),
         )
         self.concurrency: int | None = kw.pop("concurrency")
         self.mirrors: dict[str, list[str]] = {}

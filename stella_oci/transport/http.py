@@ -54,6 +54,7 @@ from stella_oci.transport.http_errors import (
     tls_error,
 )
 from stella_oci.transport.options import TransportOptions
+from stella_oci.transport.ratelimit import NO_GATE, HostGate, gate_for
 from stella_oci.transport.redact import install_log_filter, redact, register_secret
 from stella_oci.transport.retry import RETRY_STATUSES, RetryBudget, parse_retry_after
 
@@ -173,6 +174,7 @@ class RegistrySession:
         self._challenge: Challenge | None = None
         self._creds: Credentials | None = None
         self._creds_loaded = False
+        self._gate = gate_for(host, options.rate_limit)
 
     @property
     def base_url(self) -> str:
@@ -254,8 +256,11 @@ class RegistrySession:
         :data:`~stella_oci.transport.bodies.SMALL_BODY_LIMIT` bytes of it.
         """
         self._check_offline(url)
+        gate = self._gate if self._is_registry_url(url) else NO_GATE
         budget = RetryBudget(self.options.retry)
         while True:
+            gate.wait()  # --rate-limit, a 429 any thread saw: before the deadline starts
+            budget.restart_if_unused()  # (and a first wait is no retry time)
             guard = deadline.RequestGuard(
                 self.options.timeout, self.options.min_speed, self.options.speed_window
             )
@@ -315,6 +320,7 @@ class RegistrySession:
                 guard.finish()
                 raise
             status = resp.status_code
+            self._gate_saw(gate, resp)
             if status in RETRY_STATUSES:
                 self._wait_to_retry(resp, retry, budget, method, url, what)
                 continue
@@ -322,6 +328,17 @@ class RegistrySession:
                 url = "https://" + url[len("http://") :]
                 continue
             return resp
+
+    def _gate_saw(self, gate: HostGate, resp: requests.Response) -> None:
+        """Tell the host's gate about an answer: a 429 closes the host for every thread."""
+        if resp.status_code != 429:
+            gate.answered()
+            return
+        policy = self.options.retry
+        closed = gate.too_many(
+            parse_retry_after(resp.headers.get("Retry-After")), policy.base_delay, policy.max_delay
+        )
+        log.info("registry %s answered 429: every request to it waits %.2f s", self.host, closed)
 
     def _wait_to_retry(
         self, resp: requests.Response, retry: bool, budget: RetryBudget, method: str, url: str, what: str

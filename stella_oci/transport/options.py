@@ -68,3 +68,8 @@ class TransportOptions:
     parts (benchmarks/README.md); a registry that wants larger parts says so with
     ``OCI-Chunk-Min-Length``."""
     user_agent: str = "stella-oci"
+    rate_limit: float | None = None
+    """Requests per second to each registry host, shared by every thread of the process
+    (``--rate-limit N/s``, as regclient's ``reqPerSec``; None: no limit). Independently of it,
+    a ``429`` from a host makes every request to that host wait out its ``Retry-After``
+    (:mod:`~stella_oci.transport.ratelimit`)."""

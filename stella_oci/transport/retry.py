@@ -62,6 +62,12 @@ class RetryBudget:
             return None
         return delay
 
+    def restart_if_unused(self) -> None:
+        """Start the clock again when no try failed yet (a wait before the first try, such as
+        a rate limit's, is not retry time)."""
+        if self.tries == 0:
+            self.started = time.monotonic()
+
     def remaining(self) -> float:
         return self.policy.total_seconds - (time.monotonic() - self.started)
 

@@ -35,7 +35,9 @@ Fault kinds (:data:`KINDS`):
   * ``status``: answer ``Fault.status`` (500, 502, 503, 504) itself, never forwarding;
   * ``429``: answer 429 with ``Retry-After: Fault.retry_after``;
   * ``stall``: hold the request ``Fault.stall`` seconds (at most 5), then forward it.
-Counters: ``body_bytes_up`` (request bodies forwarded), ``bytes_down``, ``requests``,
+Counters: ``body_bytes_up`` (request bodies forwarded), ``bytes_down``, ``requests`` (each with
+the proxy's ``time.monotonic()`` when its head arrived, ``at``, and when a canned answer was
+sent, ``answered_at``),
 ``injected`` (one ``(method, path, kind)`` per fault injected).
 """
 
@@ -116,6 +118,10 @@ class SeenRequest:
     content_range: str | None
     content_length: int
     outcome: str = "forwarded"
+    at: float = field(default_factory=time.monotonic)
+    """When the proxy had the request's head (its own monotonic clock)."""
+    answered_at: float | None = None
+    """When the proxy finished sending a canned answer (a ``StatusRule``, a 429)."""
 
 
 _REASONS = {
@@ -248,6 +254,7 @@ class FaultProxy:
             reason = _REASONS.get(rule.status, "Fault")
             head_out = f"HTTP/1.1 {rule.status} {reason}\r\n{extra}"
             client.sendall(f"{head_out}Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+            seen.answered_at = time.monotonic()
             client.close()
             return
         if swallow:
