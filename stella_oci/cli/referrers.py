@@ -34,6 +34,13 @@ def signatures_text(result: VerifyResult) -> list[str]:
         lines.append(f"  X-Stella-Signature: {who}")
     if sig.provenance is not None:
         lines.append(f"  provenance:      {sig.provenance.name} names export.json with its sha256")
+    for b in sig.sigstore_bundles:
+        who = (
+            f"verified, {b.identity} (issuer {b.issuer}), log index {b.log_index}; {b.binding}"
+            if b.verified
+            else "NOT verified (no Sigstore trusted root)"
+        )
+        lines.append(f"  sigstore bundle: {b.name}: {who}")
     if not lines:
         lines.append("  signatures:      none found")
     return lines
