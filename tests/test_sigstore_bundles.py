@@ -310,7 +310,10 @@ def test_cli_bundle_carried_in_signatures_dir(fake, trusted_root, registry, fres
     assert code == 3 and "certificate identity does not match" in err, err + out
     code, out, err = run_cli("verify", ref, *_sigstore_args(trusted_root), env=NO_NET)
     assert code == 0, err + out
-    assert f"sigstore bundle: signatures/export.json.sigstore.json: verified, {IDENTITY} (issuer {ISSUER})" in out
+    assert (
+        f"sigstore bundle: signatures/export.json.sigstore.json: verified, {IDENTITY} (issuer {ISSUER})"
+        in out
+    )
     code, out, err = run_cli("verify", ref)  # no trust root: no signature check, the rest passes
     assert code == 0, err + out
 
