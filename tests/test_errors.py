@@ -104,7 +104,7 @@ def _all_options() -> set[str]:
 
 
 #: options of other tools that hints quote (``cosign public-key --key KEY``)
-FOREIGN_OPTIONS = {"--key"}
+FOREIGN_OPTIONS = {"--key", "--bundle", "--new-bundle-format"}  # cosign's, named in hints as cosign options
 
 
 def _hint_strings() -> Iterator[tuple[str, str]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from stella_oci.signing.sigstore_bundles import SIGSTORE_BUNDLE_MEDIA_TYPE, Sigs
 from stella_oci.signing.verify import verify_export_signatures
 from stella_oci.verbs.referrers import attach
 from stella_oci.verbs.signatures import signature_check
-from tests.support.bundles import make_bundle, read_export_json, write_export_json
+from tests.support.bundles import EXAMPLES, make_bundle, read_export_json, write_export_json
 from tests.support.fake_sigstore import FakeLog, FakeSigstore, in_toto_statement
 
 IDENTITY = "release@stellaops.example"
@@ -359,3 +360,32 @@ def test_cli_cosign_sign_style_dsse_referrer(fake, trusted_root, registry, fresh
     assert b["kind"] == "dsse" and b["binding"].endswith(f"(the manifest {digest})")
     code, out, err = run_cli("verify", ref, *_sigstore_args(trusted_root, WORKFLOW, "https://gitlab.com"))
     assert code == 3 and "OIDC issuer does not match" in err, err + out
+
+
+def test_keys_and_trusted_root_in_one_directory(fake, tmp_path):
+    """Keys-only DSSE stays: PEM keys and trusted_root.json side by side verify both kinds; the
+    Sigstore root alone cannot verify a key-signed envelope, and says so."""
+    bundle = shutil.copytree(EXAMPLES / "mirror-full", tmp_path / "mirror-full")
+    (bundle / "signatures").mkdir(exist_ok=True)
+    export = (bundle / "export.json").read_bytes()
+    signed = fake.sign_artifact(export, identity=IDENTITY, issuer=ISSUER).to_json()
+    (bundle / "signatures" / "export.json.sigstore.json").write_bytes(signed)
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    shutil.copy(EXAMPLES / "keys" / "EXAMPLE-ONLY-ed25519.pub", trust)
+    fake.write_trusted_root(trust / "trusted_root.json")
+
+    result = api.verify(bundle, checks=[signature_check(trust, True, identity=IDENTITY, issuer=ISSUER)])
+    sig = result.signatures
+    assert all(e.verified for e in sig.envelopes) and len(sig.envelopes) >= 1
+    assert [b.verified for b in sig.sigstore_bundles] == [True]
+    assert sig.verified_count >= 3  # the envelopes, X-Stella-Signature, the Sigstore bundle
+
+    with pytest.raises(VerificationError, match=r"the trust root .*trusted_root\.json holds no key"):
+        api.verify(
+            bundle,
+            checks=[signature_check(trust / "trusted_root.json", True, identity=IDENTITY, issuer=ISSUER)],
+        )
+    # keys alone: the envelopes verify, the Sigstore bundle is listed unverified
+    result = api.verify(bundle, checks=[signature_check(EXAMPLES / "keys", True)])
+    assert [(b.verified, b.status) for b in result.signatures.sigstore_bundles] == [(False, "unverified")]

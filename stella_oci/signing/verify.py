@@ -75,7 +75,8 @@ def _verify_parsed(env: Envelope, trust_root: TrustRoot, *, source: str) -> Veri
     if not len(trust_root):
         raise VerificationError(
             f"{source}: the trust root {trust_root.source} holds no key",
-            hint="give a trust root with at least one public key",
+            hint="give a trust root with at least one public key (a Sigstore trusted_root.json verifies "
+            "Sigstore bundles only: put the PEM keys beside it in one directory)",
         )
     message = env.pae()
     problems: list[str] = []
