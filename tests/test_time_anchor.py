@@ -366,3 +366,27 @@ def test_time_anchor_sign_cli_writes_what_verify_accepts(root, run_cli, tmp_path
     checked = cli_json(run_cli, "time-anchor", "verify", out, "--time-anchor-trust-root", cert, expect=0)
     assert checked["anchor"]["verified"] is True and checked["anchor"]["source"] == "ntp.outside"
     assert cli_json(run_cli, "time-anchor", "sign", "--key", key_file, "-o", out, expect=2)  # exists
+
+
+def test_airgap_status_verifies_its_anchor_and_says_which_clock(root, run_cli, tmp_path) -> None:
+    key, cert = root
+    ledger = tmp_path / "ledger.sqlite3"
+    signed = signed_anchor(tmp_path, key, FRESH)
+    got = cli_json(
+        run_cli, "airgap", "status", "--ledger", ledger, "--time-anchor", signed, "--time-anchor-trust-root", cert,
+        expect=0,
+    )
+    assert got["collectedAt"] == FRESH and got["clock"]["verified"] is True
+    validate_against(got, "ledger-airgap-staleness", definition="StalenessMetrics")
+    code, out, err = run_cli("airgap", "status", "--ledger", ledger)
+    assert code == 0 and "system clock" in out and "unverified" in out, out + err
+    code, out, err = run_cli("airgap", "status", "--ledger", ledger, "--format", "prometheus")
+    assert code == 0 and 'stella_oci_airgap_clock_verified{source="system-clock"} 0' in out, out + err
+    _, stranger = make_key(tmp_path, "stranger")
+    code, _, err = run_cli(
+        "airgap", "status", "--ledger", ledger, "--time-anchor", signed_anchor(tmp_path, stranger, FRESH, "s.json"),
+        "--time-anchor-trust-root", cert,
+    )
+    assert code == 3 and "not in the trust root" in err, err
+    code, _, err = run_cli("airgap", "status", "--ledger", ledger, "--require-time-anchor")
+    assert code == 7 and "ERR_AIRGAP_TIME_ANCHOR_REQUIRED" in err, err

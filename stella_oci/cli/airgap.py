@@ -30,7 +30,17 @@ def airgap() -> None:
     "--staleness-config", type=click.Path(dir_okay=False, path_type=Path), help="StalenessConfig JSON."
 )
 @click.option(
-    "--time-anchor", type=click.Path(dir_okay=False, path_type=Path), help="TimeAnchor JSON for 'now'."
+    "--time-anchor",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TimeAnchor for 'now': signed (verified with --time-anchor-trust-root) or plain (unverified).",
+)
+@click.option(
+    "--time-anchor-trust-root",
+    type=click.Path(exists=True, path_type=Path),
+    help="X.509 certificate(s) a signed --time-anchor must verify with (docs/airgap.md, signed time).",
+)
+@click.option(
+    "--require-time-anchor", is_flag=True, help="Refuse (exit 7) unless 'now' is a verified signed time anchor."
 )
 @click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path), help="Import ledger (SQLite).")
 @click.option("--tenant", help="Only this tenant's imports.")
@@ -41,28 +51,36 @@ def airgap() -> None:
 def status(
     staleness_config: Path | None,
     time_anchor: Path | None,
+    time_anchor_trust_root: Path | None,
+    require_time_anchor: bool,
     ledger: Path | None,
     tenant: str | None,
     domain: str | None,
     fmt: str,
 ) -> None:
     """Print StalenessMetrics for every domain in the import ledger (or check one domain)."""
-    from stella_oci.airgap import (
-        Ledger,
-        StalenessConfig,
-        load_staleness_config,
-        load_time_anchor,
-        render_prometheus,
-    )
+    from stella_oci.airgap import Ledger, StalenessConfig, load_staleness_config, render_prometheus
+    from stella_oci.airgap.timeanchor import resolve_clock
 
     try:
         config = load_staleness_config(staleness_config) if staleness_config else StalenessConfig()
-        anchor = load_time_anchor(time_anchor) if time_anchor else None
-        now = anchor.timestamp if anchor else datetime.now(timezone.utc).replace(microsecond=0)
+        require = (
+            "--require-time-anchor"
+            if require_time_anchor
+            else f"requireTimeAnchor in {staleness_config}" if config.requireTimeAnchor else None
+        )
+        clock = resolve_clock(
+            time_anchor,
+            time_anchor_trust_root,
+            now=datetime.now(timezone.utc).replace(microsecond=0),
+            require=require,
+        )
+        anchor = clock.anchor if time_anchor else None
+        now = clock.anchor.timestamp
         with Ledger(ledger) as db:
             if domain:
                 outcome = db.check_domain(domain, config, now, anchor=anchor, tenant=tenant)
-                _print_domain(outcome.result, outcome.text_report(), fmt)
+                _print_domain(outcome.result, outcome.text_report() + _clock_line(clock), fmt, clock.to_json())
                 if not outcome.passed and config.enforcementMode == "STRICT":
                     sys.exit(StalenessError.exit_code)
                 return
@@ -71,16 +89,27 @@ def status(
         emit_error(exc, "json" if fmt == "json" else "text")
         sys.exit(exc.exit_code)
     if fmt == "json":
-        emit_json(metrics)
+        emit_json({**metrics, "clock": clock.to_json()})
     elif fmt == "prometheus":
         sys.stdout.write(render_prometheus(metrics, config=config))
+        source = clock.source
+        sys.stdout.write(
+            "# HELP stella_oci_airgap_clock_verified 1 when 'now' is a verified signed time anchor.\n"
+            "# TYPE stella_oci_airgap_clock_verified gauge\n"
+            f'stella_oci_airgap_clock_verified{{source="{source}"}} {int(clock.verified)}\n'
+        )
     else:
-        sys.stdout.write(_metrics_text(metrics) + "\n")
+        sys.stdout.write(_metrics_text(metrics) + _clock_line(clock) + "\n")
 
 
-def _print_domain(result: dict[str, Any], text: str, fmt: str) -> None:
+def _clock_line(clock: Any) -> str:
+    """Which 'now' the status was computed at, and whether it is verified."""
+    return "\nclock: " + clock.describe()
+
+
+def _print_domain(result: dict[str, Any], text: str, fmt: str, clock: dict[str, Any]) -> None:
     if fmt == "json":
-        emit_json({"staleness": result})
+        emit_json({"staleness": result, "clock": clock})
     else:
         sys.stdout.write(text.rstrip("\n") + "\n")
 
