@@ -5,13 +5,16 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stella_oci.cli.common import EXIT_CODE_HELP
 from stella_oci.errors import StalenessError, StellaOciError
 from stella_oci.output import emit_error, emit_json
+
+if TYPE_CHECKING:
+    from stella_oci.airgap.timeanchor import Clock
 
 
 @click.group()
@@ -102,7 +105,7 @@ def status(
         sys.stdout.write(_metrics_text(metrics) + _clock_line(clock) + "\n")
 
 
-def _clock_line(clock: Any) -> str:
+def _clock_line(clock: Clock) -> str:
     """Which 'now' the status was computed at, and whether it is verified."""
     return "\nclock: " + clock.describe()
 
