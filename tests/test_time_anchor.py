@@ -390,3 +390,94 @@ def test_airgap_status_verifies_its_anchor_and_says_which_clock(root, run_cli, t
     assert code == 3 and "not in the trust root" in err, err
     code, _, err = run_cli("airgap", "status", "--ledger", ledger, "--require-time-anchor")
     assert code == 7 and "ERR_AIRGAP_TIME_ANCHOR_REQUIRED" in err, err
+
+
+# ------------------------------------------------------------------ RFC 3161 (a real openssl TSA)
+TS_CNF = """[ tsa ]
+default_tsa = tsa1
+[ tsa1 ]
+serial = {serial}
+crypto_device = builtin
+signer_digest = sha256
+default_policy = 1.2.3.4.1
+digests = sha256
+accuracy = secs:1
+ordering = no
+tsa_name = no
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+"""
+
+
+def make_tsa(tmp_path: Path, name: str, tsa_from: str, tsa_until: str) -> tuple[Path, Path, Path]:
+    """A CA (valid 2020-2040) and a TSA certificate it issued (critical timeStamping EKU) valid
+    ``tsa_from``..``tsa_until``: (ca.crt, tsa.crt, tsa.key)."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(1).not_valid_before(utc("2020-01-01T00:00:00Z")).not_valid_after(utc("2040-01-01T00:00:00Z"))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    tsa_key = ec.generate_private_key(ec.SECP256R1())
+    tsa = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} TSA")]))
+        .issuer_name(ca_name).public_key(tsa_key.public_key()).serial_number(2)
+        .not_valid_before(utc(tsa_from)).not_valid_after(utc(tsa_until))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (tmp_path / f"{name}-ca.crt", tmp_path / f"{name}-tsa.crt", tmp_path / f"{name}-tsa.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(tsa.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        tsa_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+def openssl_token(tmp_path: Path, tsa: Path, key: Path) -> Path:
+    """An RFC 3161 TimeStampResp from openssl's TSA (genTime: this host's clock now)."""
+    import subprocess
+
+    (tmp_path / "msg.txt").write_text("time anchor for the air gap\n")
+    (tmp_path / "serial").write_text("01\n")
+    (tmp_path / "ts.cnf").write_text(TS_CNF.format(serial=tmp_path / "serial"))
+    run = lambda *a: subprocess.run(["openssl", "ts", *map(str, a)], check=True, capture_output=True, timeout=60)  # noqa: E731
+    run("-query", "-data", tmp_path / "msg.txt", "-sha256", "-cert", "-out", tmp_path / "req.tsq")
+    out = tmp_path / f"{tsa.stem}.tsr"
+    # only the TSA certificate in the token (-cert in the query; no -chain: openssl writes the
+    # certificates SET unsorted, which rfc3161-client's strict DER parser refuses)
+    run("-reply", "-queryfile", tmp_path / "req.tsq", "-signer", tsa, "-inkey", key,
+        "-config", tmp_path / "ts.cnf", "-out", out)
+    return out
+
+
+def test_rfc3161_token_from_a_trusted_tsa_is_a_verified_anchor(run_cli, tmp_path) -> None:
+    from rfc3161_client import decode_timestamp_response
+
+    ca, tsa, key = make_tsa(tmp_path, "good", "2020-01-01T00:00:00Z", "2040-01-01T00:00:00Z")
+    token = openssl_token(tmp_path, tsa, key)
+    gen_time = decode_timestamp_response(token.read_bytes()).tst_info.gen_time
+    got = cli_json(run_cli, "time-anchor", "verify", token, "--time-anchor-trust-root", ca, expect=0)
+    assert got["clock"]["verified"] is True and got["anchor"]["anchorType"] == "ATTESTATION_TSA"
+    assert utc(got["clock"]["timestamp"]) == gen_time.replace(tzinfo=timezone.utc)
+    assert got["anchor"]["uncertainty"] == 1000  # accuracy secs:1
+
+    other_ca, _, _ = make_tsa(tmp_path, "other", "2020-01-01T00:00:00Z", "2040-01-01T00:00:00Z")
+    err = cli_json(run_cli, "time-anchor", "verify", token, "--time-anchor-trust-root", other_ca, expect=3)
+    assert "does not verify" in err["error"]["message"]
+    code, _, err_text = run_cli("airgap", "status", "--ledger", tmp_path / "l", "--time-anchor", token)
+    assert code == 2 and "--time-anchor-trust-root" in err_text
+
+
+def test_rfc3161_token_from_an_expired_tsa_certificate_is_refused(run_cli, tmp_path) -> None:
+    ca, tsa, key = make_tsa(tmp_path, "old", "2020-01-01T00:00:00Z", "2021-01-01T00:00:00Z")
+    token = openssl_token(tmp_path, tsa, key)
+    err = cli_json(run_cli, "time-anchor", "verify", token, "--time-anchor-trust-root", ca, expect=3)
+    assert "does not verify" in err["error"]["message"] and "expired" in err["error"]["message"], err

@@ -11,6 +11,9 @@ A time anchor is trusted only when it is verified here:
   it**. The anchored time, not this host's clock, decides "expired": the host clock is the very
   thing that is not trusted, and a root that expired before the time it claims to sign cannot
   vouch for it (nor can one not yet valid).
+* an **RFC 3161 timestamp token** (DER TimeStampResp) verified with ``rfc3161-client`` against
+  the TSA root certificate(s) given as ``--time-anchor-trust-root``, every certificate valid at
+  the token's ``genTime`` (:func:`verify_rfc3161_anchor`).
 * anything else (a plain TimeAnchor JSON file, the system clock) is **unverified**, whatever
   its ``verified`` member says: that member is set by stella-oci, never read from the file.
 
@@ -174,6 +177,81 @@ def verify_time_anchor(data: bytes, trust_root: TrustRoot, *, source: str) -> Cl
     )
 
 
+def _pem_certificates(path: Path) -> list[Any]:
+    """Every X.509 certificate in a PEM file, or in the ``*.pem``/``*.crt`` files of a directory."""
+    from cryptography import x509
+
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".pem", ".crt")) if path.is_dir() else [path]
+    certs: list[Any] = []
+    for f in files:
+        data = f.read_bytes()[: 4 * 1024 * 1024 + 1]
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            try:
+                certs.extend(x509.load_pem_x509_certificates(data))
+            except ValueError as exc:
+                raise InvalidInputError(f"time-anchor trust root {f}: cannot read a certificate ({exc})") from None
+    if not certs:
+        raise InvalidInputError(
+            f"time-anchor trust root {path} holds no X.509 certificate, and an RFC 3161 token verifies only "
+            "against the TSA's root certificate(s)",
+            hint="give the TSA's root CA certificate (PEM) with --time-anchor-trust-root",
+        )
+    return certs
+
+
+def verify_rfc3161_anchor(data: bytes, roots: Path, *, source: str) -> Clock:
+    """Verify an RFC 3161 TimeStampResp (DER, ``openssl ts -reply`` / a TSA's answer) with
+    ``rfc3161-client``: PKIStatus granted, the signature by a TSA certificate with the critical
+    ``timeStamping`` EKU, chaining to a certificate of ``roots``, every certificate valid at the
+    token's ``genTime`` (the anchored time: the same rule as a signed TimeAnchor). The time
+    stamped message is not checked: a token stamps some data at ``genTime``, and here only
+    ``genTime`` is used. Exit 3 when any check fails."""
+    where = f"time anchor {source}"
+    try:
+        from rfc3161_client import VerifierBuilder, decode_timestamp_response
+        from rfc3161_client.errors import VerificationError as TokenError
+    except ImportError:  # pragma: no cover - rfc3161-client comes with the rfc3161 extra
+        raise InvalidInputError(
+            f"{where} is an RFC 3161 token, and rfc3161-client is not installed",
+            hint="pip install 'stella-oci[rfc3161]'",
+        ) from None
+    try:
+        response = decode_timestamp_response(data)
+    except (ValueError, TypeError) as exc:
+        raise VerificationError(f"{where}: not an RFC 3161 TimeStampResp ({exc})") from None
+    builder = VerifierBuilder()
+    certs = _pem_certificates(Path(roots))
+    for cert in certs:
+        builder = builder.add_root_certificate(cert)
+    try:
+        builder.build().verify(response, response.tst_info.message_imprint.message)
+    except (TokenError, ValueError) as exc:
+        raise VerificationError(
+            f"{where}: the RFC 3161 token does not verify with the TSA root(s) of {roots} ({exc}); "
+            "an expired TSA certificate, one not valid at the stamped time, or one from another TSA is refused",
+            hint="give the TSA's root certificate with --time-anchor-trust-root, and a token that TSA issued",
+        ) from None
+    gen_time = response.tst_info.gen_time
+    if gen_time.tzinfo is None:
+        from datetime import timezone
+
+        gen_time = gen_time.replace(tzinfo=timezone.utc)
+    accuracy = response.tst_info.accuracy
+    uncertainty = None
+    if accuracy is not None:
+        uncertainty = (accuracy.seconds or 0) * 1000 + (accuracy.millis or 0)
+    anchor = TimeAnchor(
+        anchorType="ATTESTATION_TSA",
+        timestamp=gen_time,
+        source=f"rfc3161:{source}",
+        uncertainty=uncertainty,
+        signatureDigest="sha256:" + hashlib.sha256(data).hexdigest(),
+        verified=True,
+    )
+    names = ", ".join(c.subject.rfc4514_string() for c in certs)
+    return Clock(anchor=anchor, source="time-anchor", file=source, key_name=f"TSA root {names}")
+
+
 def _read_anchor(path: Path) -> bytes:
     try:
         with open(path, "rb") as fh:
@@ -214,6 +292,7 @@ def resolve_clock(
     * no anchor: the system clock (unverified); a trust root without an anchor is exit 2.
     * a DSSE envelope: verified (:func:`verify_time_anchor`, exit 3 when it fails); without a
       trust root exit 2 (a signed anchor nobody checks would be a trap).
+    * DER bytes: an RFC 3161 token, verified (:func:`verify_rfc3161_anchor`); no trust root: exit 2.
     * a plain TimeAnchor file: unverified, its ``verified`` member overwritten with false; with
       a trust root given it is refused (exit 3): the caller asked for a signed anchor.
 
@@ -229,8 +308,20 @@ def resolve_clock(
         clock = system_clock(now)
     else:
         data = _read_anchor(anchor_path)
-        doc = parse_json_bytes(data, f"time anchor {anchor_path}", max_bytes=MAX_ANCHOR_BYTES)
-        if looks_like_envelope(doc):
+        if data[:1] == b"\x30":  # DER: an RFC 3161 TimeStampResp
+            if trust_root_path is None:
+                raise InvalidInputError(
+                    f"time anchor {anchor_path} is an RFC 3161 token but no --time-anchor-trust-root "
+                    "was given to verify it with",
+                    hint="add --time-anchor-trust-root TSA-ROOT.crt (the TSA's root certificate)",
+                )
+            clock = verify_rfc3161_anchor(data, trust_root_path, source=str(anchor_path))
+            doc = None
+        else:
+            doc = parse_json_bytes(data, f"time anchor {anchor_path}", max_bytes=MAX_ANCHOR_BYTES)
+        if doc is None:
+            pass
+        elif looks_like_envelope(doc):
             if trust_root_path is None:
                 raise InvalidInputError(
                     f"time anchor {anchor_path} is signed (a DSSE envelope) but no --time-anchor-trust-root "
