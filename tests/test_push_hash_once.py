@@ -152,3 +152,21 @@ def test_a_push_hashes_each_byte_once(registry, fresh_repo, tmp_path: Path, monk
     got = requests.get(f"http://{registry.host}/v2/{fresh_repo}/manifests/v1",
                        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}, timeout=10).json()
     assert size in [layer["size"] for layer in got["layers"]]
+
+
+def test_upload_bodies_are_read_in_large_pieces(tmp_path: Path) -> None:
+    """Large socket writes: a bundle file's upload body comes in pieces of at least 1 MiB
+    (FILE_CHUNK, 4 MiB), not in small reads."""
+    from stella_oci.export.artifact import build_manifest
+    from stella_oci.export.bundle import open_bundle
+    from stella_oci.targets.bundle import BundleSource
+
+    bundle_dir = make_bundle(tmp_path / "b", {"data/big.bin": 10 * MiB + 5, "meta.json": b'{"v": 1}'})
+    with open_bundle(bundle_dir, hash_contents=False) as bundle:
+        artifact = build_manifest(bundle, user_annotations={}, provenance_ref=None)
+        src = BundleSource(bundle, artifact)
+        big = next(d for d in artifact.manifest.layers if d.size == 10 * MiB + 5)
+        with src.open_blob(big) as chunks:
+            sizes = [len(c) for c in chunks]
+    assert sum(sizes) == 10 * MiB + 5
+    assert all(s >= MiB for s in sizes[:-1]) and len(sizes) <= 4, sizes

@@ -92,3 +92,22 @@ def test_small_blobs_cost_one_post_one_put_and_reuse_connections(
     for desc in [manifest["config"], *manifest["layers"]]:
         head = requests.head(f"http://{own_registry.host}/v2/count/small/blobs/{desc['digest']}", timeout=10)
         assert head.status_code == 200 and int(head.headers["Content-Length"]) == desc["size"], desc
+
+
+def test_trivy_push_sends_each_blob_once(own_registry: RunningRegistry) -> None:
+    """A Trivy DB push is two graphs (the DB artifact, then export.json and every file as its
+    referrer) sharing the DB layer: each blob is uploaded once, not once per graph."""
+    from collections import Counter
+
+    from tests.support.bundles import EXAMPLES
+
+    up_host, up_port = own_registry.host.rsplit(":", 1)
+    with LatencyProxy(up_host, int(up_port), rtt=0.0) as proxy:
+        res = run_module("stella_oci", "push", EXAMPLES / "trivy-db", f"127.0.0.1:{proxy.port}/count/trivy", "-q")
+        assert res.returncode == 0, res.stderr
+        kinds = proxy.counts()
+        puts = Counter(
+            path.split("digest=", 1)[1] for method, path in proxy.requests if method == "PUT" and "digest=" in path
+        )
+    assert puts and max(puts.values()) == 1, puts
+    assert kinds["POST upload"] == kinds["PUT upload"] == len(puts), kinds

@@ -39,6 +39,8 @@ class RegistryTarget:
         self.mount_from = tuple(m for m in mount_from if m != self.repo)
         self.last_response: ManifestResponse | None = None
         self._manifest_cache: dict[str, bytes] = {}
+        self._known_blobs: set[str] = set()
+        """Blobs this target uploaded or found (``push_blob``): not sent or probed twice."""
         self._pushed: dict[str, bytes] = {}
         """Manifests this target pushed, by digest: ``tag`` PUTs them again under the tag."""
 
@@ -84,7 +86,10 @@ class RegistryTarget:
         return self.client.open_blob(self.repo, desc.digest, offset, cancel=cancel)
 
     def has_blob(self, desc: Descriptor) -> bool:
-        return self.client.blob_size(self.repo, desc.digest) is not None
+        present = self.client.blob_size(self.repo, desc.digest) is not None
+        if not present:
+            self._known_blobs.discard(desc.digest)  # (gone: push_blob must upload it again)
+        return present
 
     def has_manifest(self, desc: Descriptor) -> bool:
         """HEAD by digest. A registry accepts a manifest only once its blobs are there."""
@@ -96,12 +101,16 @@ class RegistryTarget:
 
     # --- writing ------------------------------------------------------------------
     def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> PushOutcome:
+        if desc.digest in self._known_blobs:
+            return PushOutcome.EXISTS  # this target put it there (a Trivy push's referrer shares layers)
         probe = desc.size >= self.probe_below or desc.digest == mt.EMPTY_DIGEST
-        return PushOutcome(
+        how = PushOutcome(
             self.client.upload_blob(
                 self.repo, desc.digest, desc.size, opener, mount_from=self.mount_from, on_bytes=progress, probe=probe
             )
         )
+        self._known_blobs.add(desc.digest)
+        return how
 
     def _put(self, reference: str, desc: Descriptor, data: bytes) -> bool:
         """PUT ``data`` under ``reference``; True when the registry acknowledged a subject."""
