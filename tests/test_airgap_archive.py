@@ -183,8 +183,8 @@ def test_load_cut_by_stopping_b_then_run_again_completes(registry, fresh_repo, r
     first = f"{registry.host}/{fresh_repo}/base"
     repos = [first, *(f"{registry.host}/{fresh_repo}/{n}" for n in ("trivy", "delta"))]
     archive, early = tmp_path / "all.tar", tmp_path / "first.tar"
-    cli_json(run_cli, "save", *repos, "--all-tags", "--output", archive)
     cli_json(run_cli, "save", first, "--all-tags", "--output", early)
+    cli_json(run_cli, "save", *repos, "--all-tags", "--output", archive, "--generation", "2")
     ledger = tmp_path / "ledger.sqlite3"
     try:
         cli_json(run_cli, "load", early, b.host, "--ledger", ledger)

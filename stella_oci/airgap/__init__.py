@@ -3,8 +3,15 @@
 Pure logic and SQLite; nothing here speaks HTTP. See docs/airgap.md for the rules.
 """
 
+from stella_oci.airgap.generations import (
+    ERR_AIRGAP_EXPORT_ROLLBACK,
+    ERR_AIRGAP_GENERATION_REPLAY,
+    check_rollback,
+    decide_generation,
+)
 from stella_oci.airgap.ledger import (
     ERR_EXPORT_BASE_MISSING,
+    GenerationRecord,
     ImportRecord,
     Ledger,
     check_delta,
@@ -37,9 +44,12 @@ from stella_oci.airgap.staleness import (
 __all__ = [
     "DEFAULT_MAX_CLOCK_SKEW_SECONDS",
     "DEFAULT_MAX_UNCERTAINTY_MS",
+    "ERR_AIRGAP_EXPORT_ROLLBACK",
+    "ERR_AIRGAP_GENERATION_REPLAY",
     "ERR_EXPORT_BASE_MISSING",
     "EXPORT_CENTER_NAMESPACE",
     "DomainSummary",
+    "GenerationRecord",
     "ImportRecord",
     "Ledger",
     "NotificationThreshold",
@@ -49,6 +59,8 @@ __all__ = [
     "build_metrics",
     "build_provenance",
     "check_delta",
+    "check_rollback",
+    "decide_generation",
     "default_ledger_path",
     "evaluate_domain",
     "evaluate_staleness",

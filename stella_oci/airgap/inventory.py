@@ -17,9 +17,10 @@ import hashlib
 import json
 import os
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic.alias_generators import to_camel
 
 from stella_oci import interrupts
@@ -69,11 +70,47 @@ class Inventory(BaseModel):
     kind: str = INVENTORY_KIND
     schema_version: int = 1
     mirror_generation: int
+    """``load`` refuses an archive whose generation is not above the last one applied for its
+    origin at the destination (:mod:`stella_oci.airgap.generations`)."""
+    origin: str | None = None
+    """The source the generation counts for: the registries the exports were saved from
+    (sorted, comma-separated). Archives written before it existed: derived the same way."""
     created_by: str
     exports: list[InventoryExport]
     omitted: dict[str, str] = {}
     """An increment (``save --since``): each blob left out, and the archive (or have-list)
     that carried it; ``load`` needs them at the destination already."""
+
+    _digest: str = PrivateAttr(default="")
+
+    @property
+    def source_id(self) -> str:
+        """``origin``, or for an archive without one, derived from its exports' sources."""
+        return self.origin or derive_origin(e.source for e in self.exports)
+
+    @property
+    def digest(self) -> str:
+        """``sha256:`` of inventory.json as carried (set by :func:`check_archive`): the archive's
+        identity for the ledger (a resumed load is the same archive again)."""
+        return self._digest
+
+
+def derive_origin(sources: Iterable[str]) -> str:
+    """The registry hosts of ``host/repository`` sources, sorted and comma-separated."""
+    return ",".join(sorted({s.split("/", 1)[0] for s in sources})) or "-"
+
+
+def previous_generation(path: Path) -> int | None:
+    """The ``mirrorGeneration`` of the save archive ``path`` (``save --since``), or None when it
+    is not one (a have-list). Reads the inventory only; the caller checks the archive whole."""
+    try:
+        members = _members(path)
+        info = members.get(INVENTORY_MEMBER)
+        if info is None:
+            return None
+        return Inventory.model_validate_json(_read(path, info, MAX_INVENTORY_BYTES)).mirror_generation
+    except (InvalidInputError, ValidationError, OSError):
+        return None
 
 
 def _sha256_file(path: Path) -> str:
@@ -207,6 +244,7 @@ def check_archive(path: Path) -> Inventory:
         ) from None
     if inv.kind != INVENTORY_KIND:
         raise InvalidInputError(f"{path}: {INVENTORY_MEMBER} kind {inv.kind!r}, expected {INVENTORY_KIND!r}")
+    inv._digest = "sha256:" + listed[INVENTORY_MEMBER]
     return inv
 
 
@@ -269,6 +307,8 @@ __all__ = [
     "archive_blobs",
     "check_archive",
     "checksums_text",
+    "derive_origin",
+    "previous_generation",
     "verify_inventory_signature",
     "write_archive",
 ]

@@ -39,7 +39,9 @@ from stella_oci.errors import InvalidInputError, TransientError, VerificationErr
 from stella_oci.export.models import ExportManifest
 
 LEDGER_ENV = "STELLA_OCI_LEDGER"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: imports. 2: imports.archive and imports.forced_reason, the generations table (a version-1
+ledger is migrated in place when opened)."""
 DEFAULT_BUSY_TIMEOUT_SECONDS = 60.0
 ERR_EXPORT_BASE_MISSING = "ERR_EXPORT_BASE_MISSING"
 
@@ -68,18 +70,36 @@ CREATE TABLE IF NOT EXISTS imports (
 );
 CREATE INDEX IF NOT EXISTS imports_export ON imports (export_id, export_manifest_digest);
 CREATE INDEX IF NOT EXISTS imports_domain ON imports (domain, tenant);
+CREATE TABLE IF NOT EXISTS generations (
+    id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin                  TEXT NOT NULL,
+    destination             TEXT NOT NULL,
+    generation              INTEGER NOT NULL,
+    previous_generation     INTEGER,
+    archive                 TEXT NOT NULL,
+    archive_name            TEXT,
+    activated_at            TEXT NOT NULL,
+    forced_reason           TEXT
+);
+CREATE INDEX IF NOT EXISTS generations_source ON generations (origin, destination, generation)
 """
+_IMPORT_COLUMNS_V2 = (("archive", "TEXT"), ("forced_reason", "TEXT"))
+"""Columns version 2 added to ``imports`` (ALTER TABLE on a version-1 ledger)."""
 
 _SELECT = (
     "SELECT id, export_id, bundle_id, run_id, tenant, profile, profile_name, domain, manifest_digest, "
     "export_manifest_digest, generated_at, imported_at, time_anchor, reference, base_export_id, "
-    "base_manifest_digest, staleness_seconds, provenance FROM imports"
+    "base_manifest_digest, staleness_seconds, provenance, archive, forced_reason FROM imports"
 )
 _INSERT = (
     "INSERT INTO imports (export_id, bundle_id, run_id, tenant, profile, profile_name, domain, "
     "manifest_digest, export_manifest_digest, generated_at, generated_at_us, imported_at, imported_at_us, "
-    "time_anchor, reference, base_export_id, base_manifest_digest, staleness_seconds, provenance) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "time_anchor, reference, base_export_id, base_manifest_digest, staleness_seconds, provenance, archive, "
+    "forced_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_GEN_SELECT = (
+    "SELECT id, origin, destination, generation, previous_generation, archive, archive_name, activated_at, "
+    "forced_reason FROM generations"
 )
 
 
@@ -118,6 +138,10 @@ class ImportRecord:
     base_manifest_digest: str | None
     staleness_seconds: int | None
     provenance: dict[str, Any]
+    archive: str | None = None
+    """``load``: the sha256 of the inventory of the save archive the export came in."""
+    forced_reason: str | None = None
+    """``--force-reason``, when ``--force-activate`` let this import past the rollback rule."""
 
     @classmethod
     def _from_row(cls, row: tuple[Any, ...]) -> ImportRecord:
@@ -140,7 +164,74 @@ class ImportRecord:
             base_manifest_digest=row[15],
             staleness_seconds=row[16],
             provenance=json.loads(row[17]),
+            archive=row[18],
+            forced_reason=row[19],
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as JSON (camelCase; what ``stella-oci airgap history --format json`` prints)."""
+        return {
+            "id": self.id,
+            "exportId": self.export_id,
+            "tenant": self.tenant,
+            "profile": self.profile,
+            "profileName": self.profile_name,
+            "domain": self.domain,
+            "manifestDigest": self.manifest_digest,
+            "generatedAt": format_rfc3339(self.generated_at),
+            "importedAt": format_rfc3339(self.imported_at),
+            "reference": self.reference,
+            "archive": self.archive,
+            "forcedReason": self.forced_reason,
+        }
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """One activation of a save archive's ``mirrorGeneration`` (``load``) for a source and a
+    destination."""
+
+    id: int
+    origin: str
+    """The archive's source (inventory ``origin``: the registries its exports were saved from)."""
+    destination: str
+    """The load DEST it was applied to."""
+    generation: int
+    previous_generation: int | None
+    """The highest generation applied for this source and destination before it."""
+    archive: str
+    """sha256 of the archive's inventory.json: the same archive run again is a resume."""
+    archive_name: str | None
+    activated_at: datetime
+    forced_reason: str | None
+    """``--force-reason``, when ``--force-activate`` let a generation not above the last one in."""
+
+    @classmethod
+    def _from_row(cls, row: tuple[Any, ...]) -> GenerationRecord:
+        return cls(
+            id=row[0],
+            origin=row[1],
+            destination=row[2],
+            generation=int(row[3]),
+            previous_generation=row[4],
+            archive=row[5],
+            archive_name=row[6],
+            activated_at=parse_rfc3339(row[7]),
+            forced_reason=row[8],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "origin": self.origin,
+            "destination": self.destination,
+            "mirrorGeneration": self.generation,
+            "previousGeneration": self.previous_generation,
+            "archive": self.archive,
+            "archiveName": self.archive_name,
+            "activatedAt": format_rfc3339(self.activated_at),
+            "forcedReason": self.forced_reason,
+        }
 
 
 class Ledger:
@@ -181,6 +272,10 @@ class Ledger:
                     )
                 for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                     cur.execute(statement)
+                have = {r[1] for r in cur.execute("PRAGMA table_info(imports)").fetchall()}
+                for column, kind in _IMPORT_COLUMNS_V2:
+                    if column not in have:  # a version-1 ledger: migrated in place
+                        cur.execute(f"ALTER TABLE imports ADD COLUMN {column} {kind}")
                 if version < SCHEMA_VERSION:
                     cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
@@ -262,6 +357,8 @@ class Ledger:
         provenance: dict[str, Any],
         export_manifest_digest: str,
         reference: str | None = None,
+        archive: str | None = None,
+        forced_reason: str | None = None,
     ) -> ImportRecord:
         """Record the import of ``export`` (export.json) described by ``provenance``
         (a BundleProvenance from :func:`~stella_oci.airgap.provenance.build_provenance`).
@@ -271,7 +368,12 @@ class Ledger:
         digest, importedAt, time anchor and staleness are taken from ``provenance``.
         """
         with self.pending_import(
-            export=export, provenance=provenance, export_manifest_digest=export_manifest_digest, reference=reference
+            export=export,
+            provenance=provenance,
+            export_manifest_digest=export_manifest_digest,
+            reference=reference,
+            archive=archive,
+            forced_reason=forced_reason,
         ) as record:
             pass
         return record
@@ -284,6 +386,8 @@ class Ledger:
         provenance: dict[str, Any],
         export_manifest_digest: str,
         reference: str | None = None,
+        archive: str | None = None,
+        forced_reason: str | None = None,
     ) -> Iterator[ImportRecord]:
         """:meth:`record_import` around a step that must succeed with it (a pull's final rename).
 
@@ -291,7 +395,7 @@ class Ledger:
         ledger that cannot be written fails before the step; the row is committed when the
         block ends and rolled back if it raised.
         """
-        values = self._import_values(export, provenance, export_manifest_digest, reference)
+        values = (*self._import_values(export, provenance, export_manifest_digest, reference), archive, forced_reason)
         try:
             tx = self._write()
             cur = tx.__enter__()
@@ -341,7 +445,68 @@ class Ledger:
             json.dumps(provenance, sort_keys=True, separators=(",", ":")),
         )
 
+    def record_generation(
+        self,
+        *,
+        origin: str,
+        destination: str,
+        generation: int,
+        previous_generation: int | None,
+        archive: str,
+        archive_name: str | None,
+        activated_at: datetime,
+        forced_reason: str | None = None,
+    ) -> GenerationRecord:
+        """Record that ``load`` activates ``generation`` of ``origin`` at ``destination``."""
+        try:
+            with self._write() as cur:
+                cur.execute(
+                    "INSERT INTO generations (origin, destination, generation, previous_generation, archive, "
+                    "archive_name, activated_at, forced_reason) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        origin,
+                        destination,
+                        generation,
+                        previous_generation,
+                        archive,
+                        archive_name,
+                        format_rfc3339(activated_at),
+                        forced_reason,
+                    ),
+                )
+                row = cur.execute(_GEN_SELECT + " WHERE id = ?", (cur.lastrowid,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._db_error(exc) from exc
+        return GenerationRecord._from_row(row)
+
     # -- reading --------------------------------------------------------------------------
+
+    def generations(self, *, origin: str | None = None, destination: str | None = None) -> list[GenerationRecord]:
+        """Generation activations, in the order they were recorded, optionally filtered."""
+        rows = self._query(
+            _GEN_SELECT + " WHERE (? IS NULL OR origin = ?) AND (? IS NULL OR destination = ?) ORDER BY id",
+            (origin, origin, destination, destination),
+        )
+        return [GenerationRecord._from_row(r) for r in rows]
+
+    def newest_export(
+        self,
+        *,
+        tenant: str | None,
+        profile: str | None,
+        profile_name: str | None,
+        exclude_archive: str | None = None,
+    ) -> ImportRecord | None:
+        """The import with the newest export.json ``generatedAt`` for this tenant and profile
+        (``kind:variant`` and name); imports that came in the save archive ``exclude_archive``
+        do not count."""
+        rows = self._query(
+            _SELECT + " WHERE tenant IS ? AND profile IS ? AND profile_name IS ? "
+            "AND (? IS NULL OR archive IS NULL OR archive != ?) ORDER BY generated_at_us DESC, id DESC LIMIT 1",
+            (tenant, profile, profile_name, exclude_archive, exclude_archive),
+        )
+        return ImportRecord._from_row(rows[0]) if rows else None
+
 
     def has_import(self, export_id: str, manifest_digest: str | None = None) -> bool:
         """Whether export ``export_id`` was imported; with ``manifest_digest``, only an

@@ -53,6 +53,7 @@ def build_provenance(
     export_manifest_digest: str | None = None,
     reference: str | None = None,
     attestation: dict[str, Any] | None = None,
+    force_reason: str | None = None,
 ) -> dict[str, Any]:
     """A BundleProvenance record for importing ``export`` (export.json).
 
@@ -61,7 +62,8 @@ def build_provenance(
     contents (left out when ``None``). ``bundleId`` and ``exports[].exportId`` are
     :func:`~stella_oci.airgap.models.export_uuid` of the exportId; the original ids, the
     profile, tenant, reference, export manifest-digest annotation and delta base go into
-    ``metadata`` (string values only, keys sorted).
+    ``metadata`` (string values only, keys sorted), and ``forceReason`` when
+    ``--force-activate`` let a rollback through.
     """
     export_id = export.export_id
     generated_at = format_rfc3339(parse_rfc3339(export.generated_at, field="export.json generatedAt"))
@@ -95,6 +97,8 @@ def build_provenance(
             export_record["recordCount"] = sum(records)
         record["exports"] = [export_record]
     record["metadata"] = _metadata(export, export_manifest_digest, reference)
+    if force_reason:
+        record["metadata"] = dict(sorted({**record["metadata"], "forceReason": force_reason}.items()))
     return record
 
 

@@ -110,6 +110,48 @@ def _clock_line(clock: Clock) -> str:
     return "\nclock: " + clock.describe()
 
 
+@airgap.command(
+    epilog="\b\nExamples:\n"
+    "  stella-oci airgap history --ledger ./ledger.sqlite3\n"
+    "  stella-oci airgap history --forced --format json   # every forced activation, with its reason\n\n"
+    + EXIT_CODE_HELP
+)
+@click.option("--ledger", type=click.Path(dir_okay=False, path_type=Path), help="Import ledger (SQLite).")
+@click.option("--tenant", help="Only this tenant's imports.")
+@click.option("--forced", is_flag=True, help="Only what --force-activate let in.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def history(ledger: Path | None, tenant: str | None, forced: bool, fmt: str) -> None:
+    """List the ledger: generation activations (load) and imports, oldest first, with every
+    --force-reason."""
+    from stella_oci.airgap import Ledger
+
+    try:
+        with Ledger(ledger) as db:
+            generations = [g for g in db.generations() if g.forced_reason or not forced]
+            imports = [i for i in db.imports(tenant=tenant) if i.forced_reason or not forced]
+    except StellaOciError as exc:
+        emit_error(exc, fmt)
+        sys.exit(exc.exit_code)
+    if fmt == "json":
+        emit_json({"generations": [g.to_json() for g in generations], "imports": [i.to_json() for i in imports]})
+        return
+    lines = ["generations:"] if generations else ["generations: none activated"]
+    for g in generations:
+        lines.append(
+            f"  {g.activated_at:%Y-%m-%dT%H:%M:%SZ}  {g.origin} -> {g.destination}  mirrorGeneration "
+            f"{g.generation} (before: {g.previous_generation if g.previous_generation is not None else '-'})  "
+            f"{g.archive_name or g.archive}" + (f"  FORCED: {g.forced_reason}" if g.forced_reason else "")
+        )
+    lines.append("imports:" if imports else "imports: none recorded")
+    for i in imports:
+        lines.append(
+            f"  {i.imported_at:%Y-%m-%dT%H:%M:%SZ}  {i.export_id}  {i.tenant}/{i.profile}/{i.profile_name}  "
+            f"generatedAt {i.generated_at:%Y-%m-%dT%H:%M:%SZ}  {i.reference or '-'}"
+            + (f"  FORCED: {i.forced_reason}" if i.forced_reason else "")
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 def _print_domain(result: dict[str, Any], text: str, fmt: str, clock: dict[str, Any]) -> None:
     if fmt == "json":
         emit_json({"staleness": result, "clock": clock})

@@ -51,9 +51,8 @@ if TYPE_CHECKING:  # the verbs import pydantic and the engine: loaded when a com
 @click.option(
     "--generation",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="The archive's mirrorGeneration (load refuses one not above the last applied).",
+    help="The archive's mirrorGeneration (load refuses one not above the last applied); "
+    "default: the --since archive's + 1, else 1.",
 )
 @click.option(
     "--since",
@@ -88,7 +87,7 @@ def save(
     tags_regex: str | None,
     latest: int | None,
     all_tags: bool,
-    generation: int,
+    generation: int | None,
     since: Path | None,
     split_size: str | None,
     no_signatures: bool,

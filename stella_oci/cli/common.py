@@ -336,6 +336,17 @@ def airgap_options(func: F) -> F:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Import ledger (SQLite). Default: $STELLA_OCI_LEDGER or the user data dir.",
         ),
+        click.option(
+            "--force-activate",
+            is_flag=True,
+            help="Import an export older than the newest one imported for its tenant and profile (load: also "
+            "a mirrorGeneration not above the last one); needs --force-reason.",
+        ),
+        click.option(
+            "--force-reason",
+            metavar="TEXT",
+            help="Why --force-activate is used; recorded in the import ledger.",
+        ),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -390,6 +401,17 @@ def airgap_from(kw: dict[str, Any]) -> AirgapOptions | None:
     """Pop the air-gap options; None when none was given."""
     from stella_oci.verbs.airgap import AirgapOptions
 
+    force, reason = kw.pop("force_activate", False), kw.pop("force_reason", None)
+    if force and not (reason or "").strip():
+        raise InvalidInputError(
+            "--force-activate needs --force-reason TEXT: the reason is recorded in the import ledger",
+            hint='e.g. --force-activate --force-reason "roll back to week 46 after a bad feed (ticket 123)"',
+        )
+    if reason is not None and not force:
+        raise InvalidInputError(
+            "--force-reason without --force-activate: nothing would be forced",
+            hint="add --force-activate, or leave --force-reason out",
+        )
     opts = AirgapOptions(
         staleness_config=kw.pop("staleness_config", None),
         time_anchor=kw.pop("time_anchor", None),
@@ -397,6 +419,7 @@ def airgap_from(kw: dict[str, Any]) -> AirgapOptions | None:
         require_time_anchor=kw.pop("require_time_anchor", False),
         domain=kw.pop("domain", None),
         ledger=kw.pop("ledger", None),
+        force_reason=reason.strip() if force and reason else None,
     )
     return opts if opts != AirgapOptions() else None
 

@@ -25,9 +25,11 @@ from stella_oci.airgap import (
     check_delta,
     evaluate_staleness,
     export_domain,
+    format_rfc3339,
     load_staleness_config,
     parse_rfc3339,
 )
+from stella_oci.airgap.generations import check_rollback
 from stella_oci.airgap.timeanchor import Clock, resolve_clock
 from stella_oci.errors import InvalidInputError, StalenessError, StellaOciError
 from stella_oci.export.annotations import ANN_MANIFEST_DIGEST
@@ -68,6 +70,13 @@ class AirgapOptions:
     record_in_default_ledger: bool = False
     """A pull without ``ledger`` is recorded in the default ledger (the CLI's pull sets this; a
     library ``pull()`` records an import only when asked)."""
+    force_reason: str | None = None
+    """``--force-activate --force-reason TEXT``: import an export older than the newest one
+    imported for its tenant and profile (and, for ``load``, a generation not above the last
+    one); the reason is recorded in the ledger."""
+    archive: str | None = None
+    """``load``: the inventory digest of the save archive the export comes in (recorded; exports
+    of one archive are not rollbacks of each other)."""
 
 
 class AirgapCheck:
@@ -104,6 +113,14 @@ class AirgapCheck:
         )
         self.anchor: TimeAnchor = self.clock.anchor
         self.outcome: StalenessOutcome | None = None
+        if opts.force_reason is not None and not is_import:
+            raise InvalidInputError(
+                "--force-activate: nothing is activated here: only an import (pull, load, or a copy into a "
+                "registry or oci: directory) is recorded in the ledger",
+                hint="leave --force-activate and --force-reason out",
+            )
+        self.forced: str | None = None
+        """The force reason, once ``--force-activate`` let a rollback through."""
 
     def _ledger(self) -> Ledger:
         return Ledger(self.opts.ledger)
@@ -146,8 +163,36 @@ class AirgapCheck:
                     check_delta(export, ledger)
                 out.setdefault("checks", []).append("delta: its base export was imported before (ledger)")
         if self.is_import:
+            self._check_rollback(export)
+            out.setdefault("checks", []).append(
+                "rollback: not older than the newest export imported for its tenant and profile (ledger)"
+                + (f"; FORCED: {self.forced}" if self.forced else "")
+            )
             out["provenance"] = self.provenance(fetched)
         return out
+
+    def _check_rollback(self, export: ExportManifest) -> None:
+        try:
+            ledger = self._ledger()
+        except StellaOciError as exc:
+            if self.opts.ledger is not None:
+                raise
+            log.warning("rollback not checked, the default ledger cannot be opened: %s", exc.message)
+            return
+        with ledger:
+            newer = check_rollback(
+                export, ledger, archive=self.opts.archive, force_reason=self.opts.force_reason
+            )
+        if newer is not None:
+            self.forced = self.opts.force_reason
+            log.warning(
+                "FORCED: export %s (generatedAt %s) rolls back %s (generatedAt %s): --force-reason %r",
+                export.export_id,
+                export.generated_at,
+                newer.export_id,
+                format_rfc3339(newer.generated_at),
+                self.forced,
+            )
 
     def provenance(self, fetched: FetchedExport) -> dict[str, Any]:
         export = fetched.model
@@ -165,6 +210,7 @@ class AirgapCheck:
             source_environment=self.opts.source_environment,
             export_manifest_digest=annotations.get(ANN_MANIFEST_DIGEST),
             reference=str(fetched.ref),
+            force_reason=self.forced,
         )
 
     @contextmanager
@@ -192,6 +238,8 @@ class AirgapCheck:
                         provenance=provenance,
                         export_manifest_digest=annotations.get(ANN_MANIFEST_DIGEST, ""),
                         reference=reference,
+                        archive=self.opts.archive,
+                        forced_reason=self.forced,
                     )
                 )
             except StellaOciError as exc:
@@ -213,6 +261,8 @@ class AirgapCheck:
                     provenance=provenance,
                     export_manifest_digest=annotations.get(ANN_MANIFEST_DIGEST, ""),
                     reference=reference,
+                    archive=self.opts.archive,
+                    forced_reason=self.forced,
                 )
         except StellaOciError as exc:
             if self.opts.ledger is not None:

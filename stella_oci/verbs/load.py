@@ -9,19 +9,29 @@ engine's verified reads, referrers along. An export already at its destination i
 a load cut in the middle finishes when run again. An export that fails verification is
 quarantined: reported with its reason, never tagged, while the others load; the command then
 exits 3. ``dry_run`` writes nothing and says which exports and blobs would move.
+
+Generations (:mod:`stella_oci.airgap.generations`): archives are applied in ``mirrorGeneration``
+order; each one's generation must be above the last one activated for its origin at DEST, else
+the load is refused (exit 3) before anything is written. The activation is recorded in the
+ledger before the first export moves, so the same archive run again (after a cut) is a resume.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 from stella_oci import interrupts
+from stella_oci.airgap.generations import decide_generation
 from stella_oci.airgap.inventory import Inventory, InventoryExport, check_archive, verify_inventory_signature
+from stella_oci.airgap.ledger import GenerationRecord, Ledger, default_ledger_path
 from stella_oci.airgap.volumes import PARTS_SUFFIX, join, parts_listing
 from stella_oci.cancel import Cancellation
 from stella_oci.errors import InvalidInputError, NotFoundError, StellaOciError, VerificationError
@@ -57,6 +67,21 @@ class LoadedExport(ResultModel):
     """cosign's ``sha256-<hex>.sig/.att/.sbom`` tags loaded with it (``--no-signatures``: none)."""
 
 
+class Activation(ResultModel):
+    """One archive's ``mirrorGeneration`` at DEST (recorded in the ledger's generations)."""
+
+    archive: str
+    origin: str
+    """The source the generation counts for (inventory ``origin``)."""
+    mirror_generation: int
+    previous_generation: int | None = None
+    """The highest generation activated before for this origin at DEST."""
+    status: Literal["activated", "resumed", "forced", "would-activate", "would-resume", "would-force"]
+    """``resumed``: this archive was the last one activated, run again (nothing new recorded);
+    ``forced``: not above the previous one, let in by --force-activate (the reason recorded)."""
+    force_reason: str | None = None
+
+
 class LoadResult(ResultModel):
     destination: str
     dry_run: bool
@@ -65,6 +90,7 @@ class LoadResult(ResultModel):
     """With ``--trust-root``: each archive and the trusted key id its inventory verified with."""
     clock: ClockInfo | None = None
     """The "now" of the staleness checks and import records (docs/airgap.md, "Signed time")."""
+    activations: list[Activation] = []
 
 
 def _destination(dest: str, export: InventoryExport) -> Reference:
@@ -270,6 +296,115 @@ def load(
         interrupts.untrack(token)
 
 
+log = logging.getLogger("stella_oci")
+_PENDING_ID = 1 << 62
+ActivationStatus = Literal["activated", "resumed", "forced", "would-activate", "would-resume", "would-force"]
+_STATUS: dict[str, tuple[ActivationStatus, ActivationStatus]] = {
+    "activate": ("activated", "would-activate"),
+    "resume": ("resumed", "would-resume"),
+    "forced": ("forced", "would-force"),
+}
+
+
+def _destination_key(destination: str) -> str:
+    """DEST as the ledger's generations know it: ``oci:`` + the absolute directory, or the
+    registry host[/prefix] without a trailing slash."""
+    if destination.startswith("oci:"):
+        return "oci:" + str(Path(destination[4:]).resolve())
+    return destination.rstrip("/")
+
+
+def _activate(
+    inventories: list[tuple[Path, Inventory]],
+    destination: str,
+    *,
+    dry_run: bool,
+    airgap: AirgapOptions,
+    names: dict[Path, str],
+) -> list[Activation]:
+    """Check every archive's generation (all of them, before anything is written), then record
+    the activations (not in a dry run). Raises VerificationError (exit 3) naming both generations."""
+    if dry_run and not (airgap.ledger or default_ledger_path()).exists():
+        ledger: Ledger | None = None  # a dry run creates no ledger: nothing was activated yet
+    else:
+        try:
+            ledger = Ledger(airgap.ledger)
+        except StellaOciError as exc:
+            if airgap.ledger is not None:
+                raise
+            log.warning("generations not checked, the default ledger cannot be opened: %s", exc.message)
+            return []
+    dest = _destination_key(destination)
+    batch = {inv.digest for _, inv in inventories}
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    with ledger or nullcontext():
+        pending: list[GenerationRecord] = []
+        decided = []
+        for path, inv in inventories:
+            given = names.get(path, str(path))  # volumes: the name the user gave, not the joined file
+            origin = inv.source_id
+            known = ledger.generations(origin=origin, destination=dest) if ledger else []
+            records = [*known, *(r for r in pending if r.origin == origin)]
+            decision = decide_generation(
+                records,
+                origin=origin,
+                destination=dest,
+                generation=inv.mirror_generation,
+                archive=inv.digest,
+                archive_name=Path(given).name,
+                batch=batch,
+                force_reason=airgap.force_reason,
+                ledger_path=str(ledger.path if ledger else airgap.ledger or default_ledger_path()),
+            )
+            if decision.status != "resume":
+                pending.append(
+                    GenerationRecord(
+                        id=_PENDING_ID + len(pending),
+                        origin=origin,
+                        destination=dest,
+                        generation=inv.mirror_generation,
+                        previous_generation=decision.previous,
+                        archive=inv.digest,
+                        archive_name=Path(given).name,
+                        activated_at=now,
+                        forced_reason=airgap.force_reason if decision.status == "forced" else None,
+                    )
+                )
+            status = _STATUS[decision.status][1 if dry_run else 0]
+            decided.append(
+                Activation(
+                    archive=given,
+                    origin=origin,
+                    mirror_generation=inv.mirror_generation,
+                    previous_generation=decision.previous,
+                    status=status,
+                    force_reason=airgap.force_reason if decision.status == "forced" else None,
+                )
+            )
+        if ledger is not None and not dry_run:
+            for r in pending:
+                ledger.record_generation(
+                    origin=r.origin,
+                    destination=r.destination,
+                    generation=r.generation,
+                    previous_generation=r.previous_generation,
+                    archive=r.archive,
+                    archive_name=r.archive_name,
+                    activated_at=r.activated_at,
+                    forced_reason=r.forced_reason,
+                )
+                if r.forced_reason:
+                    log.warning(
+                        "FORCED: mirrorGeneration %d of %s activated at %s after %s: --force-reason %r",
+                        r.generation,
+                        r.origin,
+                        r.destination,
+                        r.previous_generation,
+                        r.forced_reason,
+                    )
+    return decided
+
+
 def _load(
     paths: list[Path],
     destination: str,
@@ -285,7 +420,12 @@ def _load(
     # every archive whole and unchanged (and signed by a trusted key when a trust root is
     # given), and every blob an increment leaves out already at the destination, before
     # anything is written
-    inventories = [(p, check_archive(p)) for p in paths]
+    checked: dict[str, tuple[Path, Inventory]] = {}
+    for p in paths:
+        inv = check_archive(p)
+        checked.setdefault(inv.digest, (p, inv))  # the same archive given twice is loaded once
+    # applied in generation order (stable: as given within one generation)
+    inventories = sorted(checked.values(), key=lambda pi: pi[1].mirror_generation)
     names = names or {}
     signed_by = (
         {names.get(p, str(p)): verify_inventory_signature(p, root, name=names.get(p)) for p, _ in inventories}
@@ -296,6 +436,8 @@ def _load(
     for path, inv in inventories:
         if inv.omitted:
             _check_increment(path, inv.exports, inv.omitted, destination, carried, run)
+    gap = airgap or AirgapOptions()
+    activations = _activate(inventories, destination, dry_run=dry_run, airgap=gap, names=names)
     results: list[LoadedExport] = []
     for path, inv in inventories:
         for export in inv.exports:
@@ -323,7 +465,7 @@ def _load(
                         ref,
                         signatures=signatures,
                         run=run,
-                        airgap=airgap,
+                        airgap=replace(gap, archive=inv.digest),
                         checks=checks,
                         source_target=source,
                     )
@@ -333,7 +475,13 @@ def _load(
                         raise
                     entry.status, entry.reason = "quarantined", str(exc)
             results.append(entry)
-    result = LoadResult(destination=destination, dry_run=dry_run, exports=results, inventory_signed_by=signed_by)
+    result = LoadResult(
+        destination=destination,
+        dry_run=dry_run,
+        exports=results,
+        inventory_signed_by=signed_by,
+        activations=activations,
+    )
     bad = [e for e in results if e.status == "quarantined"]
     if bad:
         loaded = sum(1 for e in results if e.status in ("loaded", "present"))
@@ -346,4 +494,4 @@ def _load(
     return result
 
 
-__all__ = ["LoadResult", "LoadedExport", "load"]
+__all__ = ["Activation", "LoadResult", "LoadedExport", "load"]

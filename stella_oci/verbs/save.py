@@ -31,6 +31,8 @@ from stella_oci.airgap.inventory import (
     InventoryExport,
     archive_blobs,
     checksums_text,
+    derive_origin,
+    previous_generation,
     write_archive,
 )
 from stella_oci.airgap.volumes import split
@@ -58,6 +60,8 @@ class SaveResult(ResultModel):
     output: str
     """The archive written."""
     mirror_generation: int
+    origin: str
+    """The source the generation counts for (the registries saved from)."""
     exports: list[InventoryExport]
     blobs: int
     """Distinct blobs stored (a blob shared by several exports counts once)."""
@@ -96,12 +100,14 @@ def _selection(
     return [ref.with_tag(t) for t in names]
 
 
-def _check_arguments(sources: list[str | Reference], latest: int | None, generation: int, out: Path) -> None:
+def _check_arguments(
+    sources: list[str | Reference], latest: int | None, generation: int | None, out: Path
+) -> None:
     if not sources:
         raise InvalidInputError("save: give at least one SRC (a reference or a repository)")
     if latest is not None and latest < 1:
         raise InvalidInputError(f"--latest {latest}: give 1 or more")
-    if generation < 1:
+    if generation is not None and generation < 1:
         raise InvalidInputError(f"--generation {generation}: give 1 or more")
     if out.is_dir():
         raise InvalidInputError(f"--output {out}: is a directory; give the archive file to write")
@@ -128,7 +134,7 @@ def save(
     tags: str | None = None,
     latest: int | None = None,
     all_tags: bool = False,
-    generation: int = 1,
+    generation: int | None = None,
     since: str | Path | None = None,
     split_size: int | None = None,
     created_by: str = "",
@@ -141,7 +147,11 @@ def save(
     ``signatures``: also save cosign's tag-scheme signatures, attestations and SBOMs of each
     export (``sha256-<hex>.sig/.att/.sbom``, as ``copy`` does); ``load`` brings them along.
     ``sign_key`` (a PEM private key): the inventory is signed as a DSSE envelope
-    (``stella-oci/inventory.dsse.json``) that ``load --trust-root`` verifies."""
+    (``stella-oci/inventory.dsse.json``) that ``load --trust-root`` verifies.
+
+    ``generation``: the archive's ``mirrorGeneration``; default: the ``since`` archive's
+    generation + 1, else 1. One not above the ``since`` archive's is refused (exit 2): ``load``
+    would refuse it after that archive."""
     run = run or RunOptions()
     out = Path(output)
     _check_arguments(sources, latest, generation, out)
@@ -159,6 +169,17 @@ def save(
     from stella_oci import __version__
 
     have = _since(Path(since)) if since is not None else None
+    previous = previous_generation(Path(since)) if since is not None else None  # None: a have-list
+    if previous is not None and generation is not None and generation <= previous:
+        raise InvalidInputError(
+            f"--generation {generation} is not above {previous}, the mirrorGeneration of --since {since}: "
+            "load refuses a generation not above the last one applied",
+            hint=f"give --generation {previous + 1} or more, or leave --generation out",
+        )
+    if generation is None and previous is not None:
+        generation = previous + 1
+    generation = generation or 1
+    origin = derive_origin(ref.base() for ref in refs)
 
     stage = Path(tempfile.mkdtemp(prefix="stella-oci-save-", dir=out.parent if out.parent.exists() else None))
     token = interrupts.track(stage)
@@ -210,6 +231,7 @@ def save(
             omitted = dict(leave_out.left_out)
         inventory = Inventory(
             mirror_generation=generation,
+            origin=origin,
             created_by=created_by or f"stella-oci {__version__}",
             exports=exports,
             omitted=dict(sorted(omitted.items())),
@@ -224,6 +246,7 @@ def save(
         output=str(out),
         parts=parts,
         mirror_generation=generation,
+        origin=origin,
         exports=exports,
         blobs=nblobs,
         bytes=size,

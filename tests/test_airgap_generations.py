@@ -1,0 +1,262 @@
+"""Issue 13, acceptance 5: mirror generations and export rollback, through the CLI against two
+real registries (A: the session registry, outside; B: started here, inside), plus the ledger's
+migration from schema version 1."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+
+import pytest
+import requests
+
+from stella_oci.airgap import Ledger
+from tests.support.bundles import make_bundle
+from tests.support.fault_proxy import Fault, FaultProxy
+from tests.support.registry import start_registry
+
+ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
+FORCE = "--force-activate --force-reason"
+
+
+@pytest.fixture(scope="module")
+def inside(tmp_path_factory):
+    reg = start_registry(tmp_path_factory.mktemp("inside-registry"))
+    yield reg
+    reg.stop()
+
+
+def cli_json(run_cli, *args, expect: int = 0) -> dict:
+    code, out, err = run_cli(*args, "--format", "json")
+    assert code == expect, f"exit {code}: {out}{err}"
+    return json.loads(out)
+
+
+def digest_at(reg, repo: str, ref: str) -> str | None:
+    r = requests.head(f"{reg.url}/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT}, timeout=10)
+    if r.status_code == 404:
+        return None
+    r.raise_for_status()
+    return r.headers["Docker-Content-Digest"]
+
+
+def layer_digests(reg, repo: str, tag: str) -> list[str]:
+    r = requests.get(f"{reg.url}/v2/{repo}/manifests/{tag}", headers={"Accept": ACCEPT}, timeout=10)
+    r.raise_for_status()
+    return [layer["digest"] for layer in r.json()["layers"]]
+
+
+def has_blob(reg, repo: str, digest: str) -> bool:
+    return requests.head(f"{reg.url}/v2/{repo}/blobs/{digest}", timeout=10).status_code == 200
+
+
+def rows(ledger, sql: str) -> list[tuple]:
+    with sqlite3.connect(ledger) as db:
+        return db.execute(sql).fetchall()
+
+
+def push_week(registry, run_cli, tmp_path, repo: str, week: int, generated_at: str = "2026-11-20T08:00:00Z") -> str:
+    bundle = make_bundle(
+        tmp_path / f"week-{week}",
+        {f"data/week-{week}.json": f'{{"week": {week}}}\n'.encode()},
+        export_id=f"exp-week-0000{week}",
+        extra={"generatedAt": generated_at},
+    )
+    return cli_json(run_cli, "push", bundle, f"{registry.host}/{repo}:w{week}")["digest"]
+
+
+def test_generation_replay_and_lower_generation_refused_before_writing(
+    registry, inside, fresh_repo, run_cli, tmp_path
+):
+    repo = f"{fresh_repo}/gen"
+    pushed = {n: push_week(registry, run_cli, tmp_path, repo, n) for n in (1, 2, 3, 4)}
+
+    def save(week: int, name: str, *extra: str) -> dict:
+        return cli_json(run_cli, "save", f"{registry.host}/{repo}:w{week}", "--output", tmp_path / name, *extra)
+
+    ledger = tmp_path / "ledger.sqlite3"
+    assert save(1, "g5.tar", "--generation", "5")["origin"] == registry.host
+    loaded = cli_json(run_cli, "load", tmp_path / "g5.tar", inside.host, "--ledger", ledger)
+    assert [(a["mirrorGeneration"], a["status"]) for a in loaded["activations"]] == [(5, "activated")]
+
+    # save --since: the previous archive's generation + 1; one not above it is refused (exit 2)
+    assert save(2, "since.tar", "--since", tmp_path / "g5.tar")["mirrorGeneration"] == 6
+    code, out, err = run_cli("save", f"{registry.host}/{repo}:w2", "--output", tmp_path / "x.tar",
+                             "--since", tmp_path / "g5.tar", "--generation", "5")
+    assert code == 2 and "not above 5" in err and not (tmp_path / "x.tar").exists()
+
+    # the same generation again, in another archive: a replay, refused before anything is written
+    save(2, "g5-replay.tar", "--generation", "5")
+    refused = cli_json(run_cli, "load", tmp_path / "g5-replay.tar", inside.host, "--ledger", ledger, expect=3)
+    msg = refused["error"]["message"]
+    assert "ERR_AIRGAP_GENERATION_REPLAY" in msg and "g5-replay.tar has mirrorGeneration 5" in msg, msg
+    assert "mirrorGeneration 5 already applied" in msg and "g5.tar" in msg and FORCE in refused["error"]["hint"]
+    assert refused["error"]["details"]["lastGeneration"] == 5
+    assert digest_at(inside, repo, "w2") is None, "a refused load writes no manifest"
+    w2_layer = layer_digests(registry, repo, "w2")[-1]
+    assert not has_blob(inside, repo, w2_layer), "a refused load writes no blob"
+
+    # a lower generation: refused, naming both
+    save(3, "g7.tar", "--generation", "7")
+    cli_json(run_cli, "load", tmp_path / "g7.tar", inside.host, "--ledger", ledger)
+    save(4, "g6.tar", "--generation", "6")
+    lower = cli_json(run_cli, "load", tmp_path / "g6.tar", inside.host, "--ledger", ledger, expect=3)
+    msg = lower["error"]["message"]
+    assert "g6.tar has mirrorGeneration 6, older than mirrorGeneration 7" in msg and "g7.tar" in msg, msg
+    assert digest_at(inside, repo, "w4") is None
+    # an old archive whose exports are all there already is refused as well
+    cli_json(run_cli, "load", tmp_path / "g5.tar", inside.host, "--ledger", ledger, expect=3)
+    # the archive activated last, run again: a resume (nothing new recorded)
+    again = cli_json(run_cli, "load", tmp_path / "g7.tar", inside.host, "--ledger", ledger)
+    assert [a["status"] for a in again["activations"]] == ["resumed"]
+    assert {e["status"] for e in again["exports"]} == {"present"}
+
+    # --force-activate without a reason: exit 2, nothing written
+    code, out, err = run_cli("load", tmp_path / "g6.tar", inside.host, "--ledger", ledger, "--force-activate")
+    assert code == 2 and "--force-reason" in err and digest_at(inside, repo, "w4") is None
+    forced = cli_json(run_cli, "load", tmp_path / "g6.tar", inside.host, "--ledger", ledger,
+                      "--force-activate", "--force-reason", "drill: back to 6 (ticket 12)")
+    assert [(a["status"], a["forceReason"], a["previousGeneration"]) for a in forced["activations"]] == [
+        ("forced", "drill: back to 6 (ticket 12)", 7)
+    ]
+    assert digest_at(inside, repo, "w4") == pushed[4]
+    assert rows(ledger, "SELECT generation, previous_generation, archive_name, forced_reason FROM generations "
+                        "ORDER BY id") == [
+        (5, None, "g5.tar", None),
+        (7, 5, "g7.tar", None),
+        (6, 7, "g6.tar", "drill: back to 6 (ticket 12)"),
+    ]
+    history = cli_json(run_cli, "airgap", "history", "--ledger", ledger)
+    assert [g["forcedReason"] for g in history["generations"]] == [None, None, "drill: back to 6 (ticket 12)"]
+    # monotonic: the forced 6 does not lower the mark, 7 is still the last one to beat
+    save(1, "g7-again.tar", "--generation", "7")
+    cli_json(run_cli, "load", tmp_path / "g7-again.tar", inside.host, "--ledger", ledger, expect=3)
+    assert digest_at(inside, repo, "w1") == pushed[1]
+
+
+def test_export_rollback_refused_wherever_an_import_is_recorded(registry, inside, fresh_repo, run_cli, tmp_path):
+    repo = f"{fresh_repo}/feed"
+    push_week(registry, run_cli, tmp_path, repo, 47, "2026-11-27T08:00:00Z")
+    old = push_week(registry, run_cli, tmp_path, repo, 46, "2026-11-20T08:00:00Z")
+    ledger = tmp_path / "ledger.sqlite3"
+    cli_json(run_cli, "save", f"{registry.host}/{repo}:w47", "--output", tmp_path / "w47.tar")
+    cli_json(run_cli, "load", tmp_path / "w47.tar", inside.host, "--ledger", ledger)
+
+    cli_json(run_cli, "save", f"{registry.host}/{repo}:w46", "--output", tmp_path / "w46.tar", "--since",
+             tmp_path / "w47.tar")
+    refused = cli_json(run_cli, "load", tmp_path / "w46.tar", inside.host, "--ledger", ledger, expect=3)
+    msg = refused["error"]["message"]
+    assert "quarantined" in msg and "ERR_AIRGAP_EXPORT_ROLLBACK" in msg, msg
+    assert "exp-week-000046" in msg and "2026-11-20T08:00:00Z" in msg
+    assert "exp-week-000047" in msg and "2026-11-27T08:00:00Z" in msg and FORCE in msg
+    assert digest_at(inside, repo, "w46") is None
+
+    # copy into a registry and pull with the ledger record imports too: the same rule
+    copied = cli_json(run_cli, "copy", f"{registry.host}/{repo}:w46", f"{inside.host}/{repo}-copy:w46",
+                      "--ledger", ledger, expect=3)
+    assert "ERR_AIRGAP_EXPORT_ROLLBACK" in copied["error"]["message"]
+    assert digest_at(inside, f"{repo}-copy", "w46") is None
+    pulled = cli_json(run_cli, "pull", f"{registry.host}/{repo}:w46", "--output", tmp_path / "out",
+                      "--ledger", ledger, expect=3)
+    assert "ERR_AIRGAP_EXPORT_ROLLBACK" in pulled["error"]["message"] and not (tmp_path / "out").exists()
+    # verify records nothing: --force-activate makes no sense there
+    code, _, err = run_cli("verify", f"{registry.host}/{repo}:w46", "--force-activate", "--force-reason", "x")
+    assert code == 2 and "nothing is activated" in err
+    assert rows(ledger, "SELECT export_id FROM imports") == [("exp-week-000047",)]
+
+    reason = "re-issue week 46 after the bad week 47 feed (ticket 7)"
+    forced = cli_json(run_cli, "load", tmp_path / "w46.tar", inside.host, "--ledger", ledger,
+                      "--force-activate", "--force-reason", reason)
+    assert [e["status"] for e in forced["exports"]] == ["loaded"]
+    assert [a["status"] for a in forced["activations"]] == ["resumed"], "generation 2 was activated by the refused run"
+    assert digest_at(inside, repo, "w46") == old
+    pulled = cli_json(run_cli, "pull", f"{registry.host}/{repo}:w46", "--output", tmp_path / "out",
+                      "--ledger", ledger, "--force-activate", "--force-reason", reason)
+    assert pulled["provenance"]["metadata"]["forceReason"] == reason
+    assert rows(ledger, "SELECT export_id, forced_reason FROM imports ORDER BY id") == [
+        ("exp-week-000047", None),
+        ("exp-week-000046", reason),
+        ("exp-week-000046", reason),
+    ]
+    history = cli_json(run_cli, "airgap", "history", "--ledger", ledger)
+    assert [i["forcedReason"] for i in history["imports"]] == [None, reason, reason]
+
+
+def test_exports_of_one_archive_are_not_rollbacks_of_each_other(registry, inside, fresh_repo, run_cli, tmp_path):
+    """--latest 2 saves the newest first; loading it must not refuse the older one."""
+    repo = f"{fresh_repo}/latest"
+    push_week(registry, run_cli, tmp_path, repo, 46, "2026-11-20T08:00:00Z")
+    push_week(registry, run_cli, tmp_path, repo, 47, "2026-11-27T08:00:00Z")
+    saved = cli_json(run_cli, "save", f"{registry.host}/{repo}", "--all-tags", "--output", tmp_path / "both.tar")
+    ledger = tmp_path / "ledger.sqlite3"
+    loaded = cli_json(run_cli, "load", tmp_path / "both.tar", inside.host, "--ledger", ledger)
+    assert sorted(e["status"] for e in loaded["exports"]) == ["loaded"] * len(saved["exports"])
+    assert sorted(r[0] for r in rows(ledger, "SELECT export_id FROM imports")) == [
+        "exp-week-000046", "exp-week-000047"
+    ]
+
+
+def test_a_cut_load_run_again_is_a_resume_not_a_replay(registry, fresh_repo, run_cli, tmp_path):
+    """The generation is activated before the first export moves; the load is cut (the second
+    export's manifest upload fails, exit 10); the same archive at the same DEST finishes."""
+    b = start_registry(tmp_path / "b")
+    proxy = FaultProxy(b.host)
+    try:
+        first = push_week(registry, run_cli, tmp_path, f"{fresh_repo}/first", 1)
+        second = push_week(registry, run_cli, tmp_path, f"{fresh_repo}/second", 2)
+        archive = tmp_path / "cut.tar"
+        cli_json(run_cli, "save", f"{registry.host}/{fresh_repo}/first:w1", f"{registry.host}/{fresh_repo}/second:w2",
+                 "--output", archive, "--generation", "9")
+        ledger = tmp_path / "ledger.sqlite3"
+        proxy.faults = [Fault("status", method="PUT", path=rf"/v2/{re.escape(fresh_repo)}/second/manifests/",
+                              times=-1, status=503)]
+        code, out, err = run_cli("load", archive, proxy.host, "--ledger", ledger, "--retries", "0")
+        assert code == 10, (code, out, err)
+        assert digest_at(b, f"{fresh_repo}/first", "w1") == first
+        assert digest_at(b, f"{fresh_repo}/second", "w2") is None
+        assert rows(ledger, "SELECT generation FROM generations") == [(9,)], "activated before the first write"
+
+        proxy.faults = []
+        again = cli_json(run_cli, "load", archive, proxy.host, "--ledger", ledger)
+        assert [a["status"] for a in again["activations"]] == ["resumed"]
+        assert sorted(e["status"] for e in again["exports"]) == ["loaded", "present"]
+        assert digest_at(b, f"{fresh_repo}/second", "w2") == second
+        assert rows(ledger, "SELECT generation FROM generations") == [(9,)]
+    finally:
+        proxy.stop()
+        b.stop()
+
+
+V1_SCHEMA = """
+CREATE TABLE imports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, export_id TEXT NOT NULL, bundle_id TEXT NOT NULL, run_id TEXT,
+    tenant TEXT, profile TEXT, profile_name TEXT, domain TEXT NOT NULL, manifest_digest TEXT,
+    export_manifest_digest TEXT NOT NULL, generated_at TEXT NOT NULL, generated_at_us INTEGER NOT NULL,
+    imported_at TEXT NOT NULL, imported_at_us INTEGER NOT NULL, time_anchor TEXT NOT NULL, reference TEXT,
+    base_export_id TEXT, base_manifest_digest TEXT, staleness_seconds INTEGER, provenance TEXT NOT NULL
+);
+CREATE INDEX imports_export ON imports (export_id, export_manifest_digest);
+CREATE INDEX imports_domain ON imports (domain, tenant);
+INSERT INTO imports VALUES (1, 'exp-old-000001', 'b', NULL, 'acme', 'mirror:full', 'mirror-full', 'mirror-full',
+    NULL, 'sha256:00', '2026-11-27T08:00:00Z', 1795766400000000, '2026-11-28T08:00:00Z', 1795852800000000,
+    '{}', NULL, NULL, NULL, 0, '{}');
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_version_1_ledger_is_migrated_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "v1.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(V1_SCHEMA)
+    with Ledger(path) as ledger:
+        (old,) = ledger.imports()
+        assert (old.export_id, old.archive, old.forced_reason) == ("exp-old-000001", None, None)
+        newest = ledger.newest_export(tenant="acme", profile="mirror:full", profile_name="mirror-full")
+        assert newest is not None and newest.export_id == "exp-old-000001"
+        assert ledger.generations() == []
+    assert rows(path, "PRAGMA user_version") == [(2,)]
+    columns = {r[1] for r in rows(path, "PRAGMA table_info(imports)")}
+    assert {"archive", "forced_reason"} <= columns
+    with Ledger(path) as ledger:  # opening again changes nothing
+        assert len(ledger) == 1
