@@ -188,7 +188,8 @@ def test_exports_of_one_archive_are_not_rollbacks_of_each_other(registry, inside
     repo = f"{fresh_repo}/latest"
     push_week(registry, run_cli, tmp_path, repo, 46, "2026-11-20T08:00:00Z")
     push_week(registry, run_cli, tmp_path, repo, 47, "2026-11-27T08:00:00Z")
-    saved = cli_json(run_cli, "save", f"{registry.host}/{repo}", "--all-tags", "--output", tmp_path / "both.tar")
+    saved = cli_json(run_cli, "save", f"{registry.host}/{repo}", "--latest", "2", "--output", tmp_path / "both.tar")
+    assert [e["tag"] for e in saved["exports"]] == ["w47", "w46"], "newest first: the older one is loaded second"
     ledger = tmp_path / "ledger.sqlite3"
     loaded = cli_json(run_cli, "load", tmp_path / "both.tar", inside.host, "--ledger", ledger)
     assert sorted(e["status"] for e in loaded["exports"]) == ["loaded"] * len(saved["exports"])
