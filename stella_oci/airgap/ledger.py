@@ -318,20 +318,43 @@ class Ledger:
         def __init__(self, conn: sqlite3.Connection):
             self.conn = conn
             self.cur = conn.cursor()
+            self.outer = False
 
         def __enter__(self) -> sqlite3.Cursor:
-            self.cur.execute("BEGIN IMMEDIATE")
+            self.outer = self.conn.in_transaction  # inside Ledger.exclusive(): that one commits
+            if not self.outer:
+                self.cur.execute("BEGIN IMMEDIATE")
             return self.cur
 
         def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-            if exc_type is None:
-                self.cur.execute("COMMIT")
-            else:
-                self.cur.execute("ROLLBACK")
+            if not self.outer:
+                if exc_type is None:
+                    self.cur.execute("COMMIT")
+                else:
+                    self.cur.execute("ROLLBACK")
             self.cur.close()
 
     def _write(self) -> Ledger._Tx:
         return Ledger._Tx(self._conn)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[Ledger]:
+        """One write transaction (``BEGIN IMMEDIATE``) around several reads and writes, e.g.
+        check a generation and record it: another process's writes wait until it ends."""
+        tx = self._write()
+        try:
+            tx.__enter__()
+        except sqlite3.Error as exc:
+            raise self._db_error(exc) from exc
+        try:
+            yield self
+        except BaseException as exc:
+            tx.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        try:
+            tx.__exit__(None, None, None)
+        except sqlite3.Error as exc:
+            raise self._db_error(exc) from exc
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:

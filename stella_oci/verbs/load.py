@@ -337,7 +337,8 @@ def _activate(
     dest = _destination_key(destination)
     batch = {inv.digest for _, inv in inventories}
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    with ledger or nullcontext():
+    with ledger or nullcontext(), ledger.exclusive() if ledger and not dry_run else nullcontext():
+        # checked and recorded in one transaction: two loads at once cannot both activate N
         pending: list[GenerationRecord] = []
         decided = []
         for path, inv in inventories:
