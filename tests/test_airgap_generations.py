@@ -111,6 +111,8 @@ def test_generation_replay_and_lower_generation_refused_before_writing(
     again = cli_json(run_cli, "load", tmp_path / "g7.tar", inside.host, "--ledger", ledger)
     assert [a["status"] for a in again["activations"]] == ["resumed"]
     assert {e["status"] for e in again["exports"]} == {"present"}
+    code, out, err = run_cli("load", tmp_path / "g7.tar", inside.host, "--ledger", ledger)
+    assert code == 0 and f"g7.tar: mirrorGeneration 7 of {registry.host} resumed (before: 7)" in out, out + err
 
     # --force-activate without a reason: exit 2, nothing written
     code, out, err = run_cli("load", tmp_path / "g6.tar", inside.host, "--ledger", ledger, "--force-activate")

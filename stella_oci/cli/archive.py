@@ -168,6 +168,12 @@ def load(
         trust_root=trust_root,
     )
     lines = [f"inventory of {a}: signature verified (key {k})" for a, k in r.inventory_signed_by.items()]
+    for a in r.activations:
+        before = a.previous_generation if a.previous_generation is not None else "-"
+        lines.append(
+            f"{a.archive}: mirrorGeneration {a.mirror_generation} of {a.origin} {a.status} (before: {before})"
+            + (f"; FORCED: {a.force_reason}" if a.force_reason else "")
+        )
     for e in r.exports:
         line = f"{e.status:<12} {e.destination}@{e.digest}"
         if e.new_blobs is not None:
