@@ -127,6 +127,10 @@ def measure_latency(
                     per_blob["blob_requests"] = round(
                         sum(v for k, v in kinds.items() if k.endswith((" blob", " upload"))) / new_blobs, 2
                     )
+                    per_blob["upload_requests"] = round(
+                        sum(v for k, v in kinds.items() if k.endswith(" upload")) / new_blobs, 2
+                    )
+                    per_blob["probes_total"] = kinds.get("HEAD blob", 0)
                     per_blob["connections"] = proxy.connections
                     per_blob["peak_open_connections"] = proxy.peak_connections
                     walls[tool].append(wall)
