@@ -80,7 +80,8 @@ def test_have_list_then_save_since_leaves_out_what_b_has(registry, b, fresh_repo
     )
     pushed = cli_json(run_cli, "push", newer, f"{repos[0]}:base-3")
     week2 = tmp_path / "week-2.tar"
-    saved = cli_json(run_cli, "save", f"{repos[0]}:base-3", "--since", have, "--output", week2)
+    # a have-list carries no mirrorGeneration: the increment names its own, above week 1's
+    saved = cli_json(run_cli, "save", f"{repos[0]}:base-3", "--since", have, "--output", week2, "--generation", "2")
     assert saved["leftOut"] >= 2
     assert blob_members(week2).isdisjoint(held), "the increment holds no blob B has"
     assert pushed["digest"] in blob_members(week2), "manifests always travel"
