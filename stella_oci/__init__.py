@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from stella_oci.version import __version__
 
 #: Public name -> the module that defines it (imported on first attribute access).
 _LAZY: dict[str, str] = {
@@ -31,13 +31,16 @@ _LAZY: dict[str, str] = {
     "delete": "stella_oci.api",
     "discover": "stella_oci.api",
     "fetch": "stella_oci.api",
+    "have": "stella_oci.api",
     "inspect": "stella_oci.api",
+    "load": "stella_oci.api",
     "login": "stella_oci.api",
     "logout": "stella_oci.api",
     "manifest": "stella_oci.api",
     "pull": "stella_oci.api",
     "push": "stella_oci.api",
     "resolve": "stella_oci.api",
+    "save": "stella_oci.api",
     "tag": "stella_oci.api",
     "tags": "stella_oci.api",
     "verify": "stella_oci.api",
@@ -54,6 +57,9 @@ _LAZY: dict[str, str] = {
     "TagResult": "stella_oci.verbs.tag",
     "DeleteResult": "stella_oci.verbs.delete",
     "FetchResult": "stella_oci.verbs.fetch",
+    "HaveResult": "stella_oci.verbs.have",
+    "LoadResult": "stella_oci.verbs.load",
+    "SaveResult": "stella_oci.verbs.save",
     "LoginResult": "stella_oci.verbs.login",
     "LogoutResult": "stella_oci.verbs.login",
     "RetryPolicy": "stella_oci.transport.options",
@@ -69,13 +75,16 @@ if TYPE_CHECKING:
         delete,
         discover,
         fetch,
+        have,
         inspect,
+        load,
         login,
         logout,
         manifest,
         pull,
         push,
         resolve,
+        save,
         tag,
         tags,
         verify,
@@ -85,9 +94,12 @@ if TYPE_CHECKING:
     from stella_oci.transport.options import RetryPolicy, TransportOptions
     from stella_oci.verbs.delete import DeleteResult
     from stella_oci.verbs.fetch import FetchResult
+    from stella_oci.verbs.have import HaveResult
+    from stella_oci.verbs.load import LoadResult
     from stella_oci.verbs.login import LoginResult, LogoutResult
     from stella_oci.verbs.referrers import AttachResult, DiscoverResult
     from stella_oci.verbs.resolve import ManifestResult, ResolveResult
+    from stella_oci.verbs.save import SaveResult
     from stella_oci.verbs.tag import TagResult
     from stella_oci.verbs.tags import TagsResult
 
@@ -112,7 +124,9 @@ __all__ = [
     "DeleteResult",
     "DiscoverResult",
     "FetchResult",
+    "HaveResult",
     "InspectResult",
+    "LoadResult",
     "LoginResult",
     "LogoutResult",
     "ManifestResult",
@@ -120,6 +134,7 @@ __all__ = [
     "ResolveResult",
     "RetryPolicy",
     "RunOptions",
+    "SaveResult",
     "StellaOciError",
     "TagResult",
     "TagsResult",
@@ -131,13 +146,16 @@ __all__ = [
     "delete",
     "discover",
     "fetch",
+    "have",
     "inspect",
+    "load",
     "login",
     "logout",
     "manifest",
     "pull",
     "push",
     "resolve",
+    "save",
     "tag",
     "tags",
     "verify",

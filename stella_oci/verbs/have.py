@@ -41,6 +41,8 @@ MAX_LAYOUT_DEPTH = 8
 
 
 class HaveResult(ResultModel):
+    """What ``have`` wrote: the have-list of a mirror, for ``save --since``."""
+
     output: str
     """The have-list written."""
     destination: str
@@ -199,7 +201,7 @@ def have(
 ) -> HaveResult:
     """Write the have-list of ``destination`` (every repository below it, or ``repositories``)
     to ``output``."""
-    from stella_oci import __version__
+    from stella_oci.version import __version__
 
     run = run or RunOptions()
     out = Path(output)

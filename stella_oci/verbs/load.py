@@ -83,6 +83,8 @@ class Activation(ResultModel):
 
 
 class LoadResult(ResultModel):
+    """What ``load`` did: each export (loaded, present, quarantined), each archive's generation, the clock used."""
+
     destination: str
     dry_run: bool
     exports: list[LoadedExport]

@@ -57,6 +57,8 @@ FALLBACK_TAG = re.compile(r"^sha256-[0-9a-f]{64}(\.(sig|att|sbom))?$")
 
 
 class SaveResult(ResultModel):
+    """What ``save`` wrote: the archive (and its volumes), its generation, the exports in it."""
+
     output: str
     """The archive written."""
     mirror_generation: int
@@ -166,7 +168,7 @@ def save(
         raise InvalidInputError(f"save: {len(refs)} exports selected, more than {MAX_EXPORTS}")
     _check_unique_tags(refs)
 
-    from stella_oci import __version__
+    from stella_oci.version import __version__
 
     have = _since(Path(since)) if since is not None else None
     previous = previous_generation(Path(since)) if since is not None else None  # None: a have-list
