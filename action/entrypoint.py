@@ -103,6 +103,10 @@ class Inputs:
     require_signature: bool = False
     staleness_config: str = ""
     time_anchor: str = ""
+    certificate_identity: str = ""
+    certificate_oidc_issuer: str = ""
+    time_anchor_trust_root: str = ""
+    require_time_anchor: bool = False
     expect_digest: str = ""
     output: str = ""
     plain_http: bool = False
@@ -187,6 +191,10 @@ def read_inputs(env: Mapping[str, str]) -> Inputs:
         require_signature=parse_bool("require-signature", _get(env, "require-signature")),
         staleness_config=_get(env, "staleness-config"),
         time_anchor=_get(env, "time-anchor"),
+        certificate_identity=_get(env, "certificate-identity"),
+        certificate_oidc_issuer=_get(env, "certificate-oidc-issuer"),
+        time_anchor_trust_root=_get(env, "time-anchor-trust-root"),
+        require_time_anchor=parse_bool("require-time-anchor", _get(env, "require-time-anchor")),
         expect_digest=_get(env, "expect-digest"),
         output=_get(env, "output"),
         plain_http=parse_bool("plain-http", _get(env, "plain-http")),
@@ -214,6 +222,10 @@ def _check_combination(i: Inputs) -> None:
             ("require-signature", i.require_signature),
             ("staleness-config", i.staleness_config),
             ("time-anchor", i.time_anchor),
+            ("certificate-identity", i.certificate_identity),
+            ("certificate-oidc-issuer", i.certificate_oidc_issuer),
+            ("time-anchor-trust-root", i.time_anchor_trust_root),
+            ("require-time-anchor", i.require_time_anchor),
         ):
             if value:
                 raise ActionInputError(f"input '{name}' is for pull, verify and copy, not push")
@@ -294,6 +306,14 @@ def build_argv(i: Inputs, python: str | None = None) -> list[str]:
         argv.append(f"--staleness-config={i.staleness_config}")
     if i.time_anchor:
         argv.append(f"--time-anchor={i.time_anchor}")
+    if i.certificate_identity:
+        argv.append(f"--certificate-identity={i.certificate_identity}")
+    if i.certificate_oidc_issuer:
+        argv.append(f"--certificate-oidc-issuer={i.certificate_oidc_issuer}")
+    if i.time_anchor_trust_root:
+        argv.append(f"--time-anchor-trust-root={i.time_anchor_trust_root}")
+    if i.require_time_anchor:
+        argv.append("--require-time-anchor")
     if i.command == "push":
         if i.attach_signatures:
             argv.append("--attach-signatures")

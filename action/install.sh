@@ -39,6 +39,7 @@ if [[ -x "$venv/bin/stella-oci" && -f "$venv/.installed" ]]; then
 else
   rm -rf "$venv"
   "$python" -m venv "$venv"
+  # With the sigstore extra: the trust-root input may be a Sigstore trusted_root.json (keyless cosign).
   # Build outside the checkout so the action leaves no build/ or *.egg-info behind.
   build_dir=$(mktemp -d "$temp/stella-oci-build.XXXXXX")
   trap 'rm -rf "$build_dir"' EXIT
@@ -48,7 +49,7 @@ else
   done
   tar -C "$action_path" -cf - "${files[@]}" | tar -C "$build_dir" -xf -
   log="$build_dir.log"
-  if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$build_dir" >"$log" 2>&1; then
+  if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${build_dir}[sigstore]" >"$log" 2>&1; then
     cat "$log"
     echo "::error title=stella-oci::pip could not install stella-oci from $action_path (see the log above)"
     exit 1

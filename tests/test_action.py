@@ -384,6 +384,37 @@ def test_workflow_command_escaping_and_output_delimiters() -> None:
     assert name == "x" and value == f"line1\nline2\n{delim}\n" and delim.startswith("ghadelimiter_")
 
 
+def test_signature_and_time_inputs_reach_the_cli() -> None:
+    ep = load_entrypoint()
+    env = {
+        "INPUT_COMMAND": "verify",
+        "INPUT_REFERENCE": "r.example/x:v1",
+        "INPUT_TRUST_ROOT": "trusted_root.json",
+        "INPUT_CERTIFICATE_IDENTITY": "https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main",
+        "INPUT_CERTIFICATE_OIDC_ISSUER": "https://token.actions.githubusercontent.com",
+        "INPUT_TIME_ANCHOR_TRUST_ROOT": "anchor-root.pem",
+        "INPUT_REQUIRE_TIME_ANCHOR": "true",
+    }
+    argv = ep.build_argv(ep.read_inputs(env), "python")
+    for expected in (
+        "--trust-root=trusted_root.json",
+        "--certificate-identity=https://github.com/org/repo/.github/workflows/release.yml@refs/heads/main",
+        "--certificate-oidc-issuer=https://token.actions.githubusercontent.com",
+        "--time-anchor-trust-root=anchor-root.pem",
+        "--require-time-anchor",
+    ):
+        assert expected in argv, argv
+    assert argv.index("--require-time-anchor") < argv.index("--")
+    for name in ("CERTIFICATE_IDENTITY", "REQUIRE_TIME_ANCHOR"):
+        push = {"INPUT_COMMAND": "push", "INPUT_BUNDLE": "b", "INPUT_REFERENCE": "r.example/x",
+                f"INPUT_{name}": env[f"INPUT_{name}"]}
+        with pytest.raises(ep.ActionInputError, match="is for pull, verify and copy, not push"):
+            ep.read_inputs(push)
+    text = (REPO_ROOT / "action.yml").read_text()
+    for name in ("certificate-identity", "certificate-oidc-issuer", "time-anchor-trust-root", "require-time-anchor"):
+        assert f"${{{{ inputs.{name} }}}}" in text, name
+
+
 def test_password_never_in_argv() -> None:
     ep = load_entrypoint()
     env = {
