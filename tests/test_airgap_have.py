@@ -46,7 +46,8 @@ def test_have_list_then_save_since_leaves_out_what_b_has(registry, b, fresh_repo
 
     # the have-list of B, through the catalog API read one repository per page
     have = tmp_path / "have-b.json"
-    result = cli_json(run_cli, "have", b.host, "--output", have, "--page-size", "1")
+    ledger = tmp_path / "l.sqlite3"
+    result = cli_json(run_cli, "have", b.host, "--output", have, "--page-size", "1", "--ledger", ledger)
     # 6 export tags, and the referrers-API fallback tag (sha256-<hex>) of trivy-db's export.json
     assert result["catalog"] is True and result["repositories"] == 3 and result["tags"] == 7
     doc = json.loads(have.read_text())
@@ -54,6 +55,8 @@ def test_have_list_then_save_since_leaves_out_what_b_has(registry, b, fresh_repo
     assert (
         doc["kind"] == "stella-oci/have-list" and doc["schemaVersion"] == 1 and doc["destination"] == b.host
     )
+    # the last generation load applied at B, per origin, from the ledger load recorded into
+    assert doc["generations"] == {registry.host: 1} and result["generations"] == {registry.host: 1}
     assert [r["repository"] for r in doc["repositories"]] == sorted(
         f"{fresh_repo}/{n}" for n in ("base", "delta", "trivy")
     )
@@ -69,7 +72,7 @@ def test_have_list_then_save_since_leaves_out_what_b_has(registry, b, fresh_repo
     )
     # deterministic: the same mirror gives the same bytes
     again = tmp_path / "have-b-again.json"
-    cli_json(run_cli, "have", b.host, "--output", again)
+    cli_json(run_cli, "have", b.host, "--output", again, "--ledger", ledger)
     assert again.read_bytes() == have.read_bytes()
 
     # an increment against the have-list holds none of B's blobs, and loads into B
@@ -80,8 +83,12 @@ def test_have_list_then_save_since_leaves_out_what_b_has(registry, b, fresh_repo
     )
     pushed = cli_json(run_cli, "push", newer, f"{repos[0]}:base-3")
     week2 = tmp_path / "week-2.tar"
-    # a have-list carries no mirrorGeneration: the increment names its own, above week 1's
-    saved = cli_json(run_cli, "save", f"{repos[0]}:base-3", "--since", have, "--output", week2, "--generation", "2")
+    # the have-list says generation 1 of this origin is applied at B: the increment is numbered 2,
+    # and a --generation not above it is refused before anything is read
+    low = cli_json(run_cli, "save", f"{repos[0]}:base-3", "--since", have, "--output", week2, "--generation", "1", expect=2)
+    assert "not above 1" in low["error"]["message"] and not week2.exists()
+    saved = cli_json(run_cli, "save", f"{repos[0]}:base-3", "--since", have, "--output", week2)
+    assert saved["mirrorGeneration"] == 2
     assert saved["leftOut"] >= 2
     assert blob_members(week2).isdisjoint(held), "the increment holds no blob B has"
     assert pushed["digest"] in blob_members(week2), "manifests always travel"

@@ -8,12 +8,17 @@ Format (version 1; JSON Schema ``stella_oci/data/have-list.schema.json``, docs/a
       "schemaVersion": 1,
       "destination": "mirror.local:5000/stella",
       "createdBy": "stella-oci 1.2.3",
+      "generations": {"registry.a:5000": 47},
       "repositories": [
         {"repository": "stellaops/mirror",
          "tags": {"2026-11-20": "sha256:..."},
          "blobs": ["sha256:...", "sha256:..."]}
       ]
     }
+
+``generations`` (optional): for each archive origin, the highest ``mirrorGeneration`` ``load``
+has applied at this destination, read from the import ledger ``have`` was given; ``save
+--since HAVELIST`` numbers its archive one above it.
 
 ``destination`` is the ``load`` DEST the list describes (a registry host, ``host/prefix`` or
 ``oci:DIR``); ``repository`` is the path below it, i.e. the source repository path that
@@ -92,6 +97,9 @@ class HaveList(BaseModel):
     destination: str
     """The ``load`` DEST described: a registry host, ``host/prefix`` or ``oci:DIR``."""
     created_by: str
+    generations: dict[str, Annotated[int, Field(ge=1)]] = Field(default={}, max_length=MAX_REPOSITORIES)
+    """Origin (the registries a save archive came from) -> the highest ``mirrorGeneration``
+    applied at ``destination``, from the import ledger; ``save --since`` numbers one above it."""
     repositories: list[HaveRepository] = Field(max_length=MAX_REPOSITORIES)
     """Sorted by ``repository``, each once."""
 

@@ -212,22 +212,39 @@ def load(
     show_default=True,
     help="Repositories per catalog request (n=).",
 )
+@click.option(
+    "--ledger",
+    "ledger",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Import ledger load recorded into, for the last generation applied at DEST "
+    "(default: $STELLA_OCI_LEDGER or the user data dir, when it exists).",
+)
 @common_options
 @command
 def have(
-    ctx: Context, destination: str, repositories: tuple[str, ...], output: Path, page_size: int, **_: Any
+    ctx: Context,
+    destination: str,
+    repositories: tuple[str, ...],
+    output: Path,
+    page_size: int,
+    ledger: Path | None,
+    **_: Any,
 ) -> tuple[HaveResult, str]:
     """Write the have-list of a mirror (DEST as given to load: registry host, host/prefix or
     oci:DIR): its repositories, tags and blobs, for save --since. Without REPOSITORY arguments
     the registry's catalog API lists them; name them when the registry has it disabled."""
     from stella_oci.verbs.have import have as do_have
 
-    r = do_have(destination, list(repositories), output=output, page_size=page_size, run=ctx.run("have"))
+    r = do_have(
+        destination, list(repositories), output=output, page_size=page_size, ledger=ledger, run=ctx.run("have")
+    )
     lines = [
         f"{r.output}: {r.repositories} repositories, {r.tags} tags, {r.blobs} blobs held by {r.destination}"
         + (" (from the catalog)" if r.catalog else "")
     ]
     lines += [f"  not at {r.destination}: {m}" for m in r.missing]
+    lines += [f"  generation {g} of {o} applied (save --since numbers above it)" for o, g in r.generations.items()]
     return r, "\n".join(lines)
 
 

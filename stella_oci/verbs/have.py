@@ -54,6 +54,8 @@ class HaveResult(ResultModel):
     """Distinct blob digests over all repositories."""
     missing: list[str] = []
     """Repositories named on the command line that DEST does not have (listed as empty)."""
+    generations: dict[str, int] = {}
+    """Origin -> the highest generation applied at DEST (from the import ledger)."""
 
 
 def _split_dest(dest: str) -> tuple[str, str]:
@@ -197,10 +199,15 @@ def have(
     output: str | Path,
     page_size: int = 1000,
     created_by: str = "",
+    ledger: str | Path | None = None,
     run: RunOptions | None = None,
 ) -> HaveResult:
     """Write the have-list of ``destination`` (every repository below it, or ``repositories``)
-    to ``output``."""
+    to ``output``.
+
+    ``ledger``: the import ledger ``load`` recorded into (default: ``$STELLA_OCI_LEDGER`` or the
+    user data dir, when that file exists); the highest generation applied at ``destination``
+    per origin goes into the list, so that ``save --since`` numbers its archive above it."""
     from stella_oci.version import __version__
 
     run = run or RunOptions()
@@ -238,8 +245,12 @@ def have(
         if total > MAX_BLOBS:
             raise InvalidInputError(f"have {dest}: more than {MAX_BLOBS} blobs")
         repos.append(repo)
+    generations = _generations(dest, ledger)
     have_list = HaveList(
-        destination=dest, created_by=created_by or f"stella-oci {__version__}", repositories=repos
+        destination=dest,
+        created_by=created_by or f"stella-oci {__version__}",
+        generations=generations,
+        repositories=repos,
     )
     write_have_list(have_list, out)
     return HaveResult(
@@ -250,7 +261,28 @@ def have(
         tags=sum(len(r.tags) for r in repos),
         blobs=len({b for r in repos for b in r.blobs}),
         missing=missing,
+        generations=generations,
     )
+
+
+def _generations(dest: str, ledger: str | Path | None) -> dict[str, int]:
+    """Origin -> highest generation applied at ``dest`` (load's key for it), from the ledger;
+    empty when there is no ledger file (an explicitly named one must exist)."""
+    from stella_oci.airgap.ledger import Ledger, default_ledger_path
+    from stella_oci.verbs.load import destination_key
+
+    path = Path(ledger) if ledger is not None else default_ledger_path()
+    if not path.is_file():
+        if ledger is not None:
+            raise InvalidInputError(f"--ledger {path}: no such file", hint="give the ledger load recorded into")
+        return {}
+    key = destination_key(dest)
+    with Ledger(path) as book:
+        records = book.generations(destination=key)
+    out: dict[str, int] = {}
+    for r in records:
+        out[r.origin] = max(out.get(r.origin, 0), r.generation)
+    return dict(sorted(out.items()))
 
 
 __all__ = ["HaveResult", "have"]

@@ -308,7 +308,7 @@ _STATUS: dict[str, tuple[ActivationStatus, ActivationStatus]] = {
 }
 
 
-def _destination_key(destination: str) -> str:
+def destination_key(destination: str) -> str:
     """DEST as the ledger's generations know it: ``oci:`` + the absolute directory, or the
     registry host[/prefix] without a trailing slash."""
     if destination.startswith("oci:"):
@@ -336,7 +336,7 @@ def _activate(
                 raise
             log.warning("generations not checked, the default ledger cannot be opened: %s", exc.message)
             return []
-    dest = _destination_key(destination)
+    dest = destination_key(destination)
     batch = {inv.digest for _, inv in inventories}
     now = datetime.now(timezone.utc).replace(microsecond=0)
     with ledger or nullcontext(), ledger.exclusive() if ledger and not dry_run else nullcontext():

@@ -152,7 +152,7 @@ def save(
     (``stella-oci/inventory.dsse.json``) that ``load --trust-root`` verifies.
 
     ``generation``: the archive's ``mirrorGeneration``; default: the ``since`` archive's
-    generation + 1, else 1. One not above the ``since`` archive's is refused (exit 2): ``load``
+    generation + 1 (a ``since`` have-list: its ``generations`` entry for this origin + 1), else 1. One not above the ``since`` archive's is refused (exit 2): ``load``
     would refuse it after that archive."""
     run = run or RunOptions()
     out = Path(output)
@@ -178,10 +178,18 @@ def save(
             "load refuses a generation not above the last one applied",
             hint=f"give --generation {previous + 1} or more, or leave --generation out",
         )
+    origin = derive_origin(ref.base() for ref in refs)
+    if previous is None and have is not None:  # a have-list: the inside's last generation, if it knew it
+        previous = have.generations.get(origin)
+        if previous is not None and generation is not None and generation <= previous:
+            raise InvalidInputError(
+                f"--generation {generation} is not above {previous}, the last mirrorGeneration of {origin} "
+                f"applied at {have.label}: load would refuse it as a replay",
+                hint=f"give --generation {previous + 1} or more, or leave --generation out",
+            )
     if generation is None and previous is not None:
         generation = previous + 1
     generation = generation or 1
-    origin = derive_origin(ref.base() for ref in refs)
 
     stage = Path(tempfile.mkdtemp(prefix="stella-oci-save-", dir=out.parent if out.parent.exists() else None))
     token = interrupts.track(stage)
@@ -264,9 +272,14 @@ class _Have:
     (``by_repository``: a registry shows a blob only in the repositories that link it)."""
 
     def __init__(
-        self, everywhere: dict[str, str], by_repository: dict[str, set[str]] | None = None, label: str = ""
+        self,
+        everywhere: dict[str, str],
+        by_repository: dict[str, set[str]] | None = None,
+        label: str = "",
+        generations: dict[str, int] | None = None,
     ) -> None:
         self.everywhere, self.by_repository, self.label = everywhere, by_repository or {}, label
+        self.generations = generations or {}
 
     def where(self, repository: str, digest: str) -> str | None:
         """Which archive (or have-list) says the other side has ``digest`` for ``repository``."""
@@ -284,7 +297,9 @@ def _since(path: Path) -> _Have:
         )
     if looks_like_have_list(path):
         listed = read_have_list(path)
-        return _Have({}, listed.by_repository(), f"{path.name} (have-list of {listed.destination})")
+        return _Have(
+            {}, listed.by_repository(), f"{path.name} (have-list of {listed.destination})", listed.generations
+        )
     return _Have(archive_blobs(path))
 
 
