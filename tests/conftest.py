@@ -185,6 +185,16 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryHandl
         reg.stop()
 
 
+@pytest.fixture(scope="module")
+def inside(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryHandle]:
+    """Registry B: the mirror inside the air gap, a second real registry (one per test module)."""
+    reg = start_registry(tmp_path_factory.mktemp("inside-registry"))
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
 @pytest.fixture(scope="session")
 def container_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerRegistry]:
     """``registry:2`` in a container (``REGISTRY_IMAGE``, default ``localhost/registry:2``),

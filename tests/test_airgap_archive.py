@@ -17,14 +17,6 @@ from tests.support.registry import start_registry
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
 
 
-@pytest.fixture(scope="module")
-def inside(tmp_path_factory):
-    """Registry B: the mirror inside the gap (a second real registry)."""
-    reg = start_registry(tmp_path_factory.mktemp("inside-registry"))
-    yield reg
-    reg.stop()
-
-
 def cli_json(run_cli, *args, expect: int = 0) -> dict:
     code, out, err = run_cli(*args, "--format", "json")
     assert code == expect, f"exit {code}: {out}{err}"

@@ -4,41 +4,21 @@ migration from schema version 1."""
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 
-import pytest
 import requests
 
 from stella_oci.airgap import Ledger
 from tests.support.bundles import make_bundle
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.registry import start_registry
+from tests.test_airgap_archive import cli_json, digest_at
 
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
 FORCE = "--force-activate --force-reason"
 
 
-@pytest.fixture(scope="module")
-def inside(tmp_path_factory):
-    reg = start_registry(tmp_path_factory.mktemp("inside-registry"))
-    yield reg
-    reg.stop()
-
-
-def cli_json(run_cli, *args, expect: int = 0) -> dict:
-    code, out, err = run_cli(*args, "--format", "json")
-    assert code == expect, f"exit {code}: {out}{err}"
-    return json.loads(out)
-
-
-def digest_at(reg, repo: str, ref: str) -> str | None:
-    r = requests.head(f"{reg.url}/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT}, timeout=10)
-    if r.status_code == 404:
-        return None
-    r.raise_for_status()
-    return r.headers["Docker-Content-Digest"]
 
 
 def layer_digests(reg, repo: str, tag: str) -> list[str]:

@@ -16,20 +16,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from stella_oci.signing.trust import key_id_of
 from tests.support.bundles import copy_example
-from tests.support.registry import start_registry
 from tests.test_airgap_archive import cli_json, digest_at
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 INVENTORY = "stella-oci/inventory.json"
 ENVELOPE = "stella-oci/inventory.dsse.json"
 CHECKSUMS = "stella-oci/checksums.sha256"
-
-
-@pytest.fixture(scope="module")
-def inside(tmp_path_factory):
-    reg = start_registry(tmp_path_factory.mktemp("inside-signed"))
-    yield reg
-    reg.stop()
 
 
 def write_key(private, directory: Path, name: str) -> tuple[Path, Path]:

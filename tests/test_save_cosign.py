@@ -6,27 +6,9 @@ leave them."""
 
 from __future__ import annotations
 
-import json
-
-import pytest
-
 from tests.support.bundles import copy_example
-from tests.support.registry import start_registry
+from tests.test_airgap_archive import cli_json
 from tests.test_cosign_tags import archive_tags, cosign_tags, registry_tags
-
-
-@pytest.fixture(scope="module")
-def inside(tmp_path_factory):
-    """Registry B: the mirror inside the gap (a second real registry)."""
-    reg = start_registry(tmp_path_factory.mktemp("inside-registry"))
-    yield reg
-    reg.stop()
-
-
-def cli_json(run_cli, *args) -> dict:
-    code, out, err = run_cli(*args, "--format", "json")
-    assert code == 0, f"exit {code}: {out}{err}"
-    return json.loads(out)
 
 
 def test_save_load_carry_cosign_tags(registry, inside, fresh_repo, run_cli, tmp_path):
