@@ -382,12 +382,40 @@ def test_credentials_in_references_are_refused_unprinted(
     assert_clean(run, tmp_path, out)
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("password", ["p@ss-Never-Printed-1", "pa/ss-Never-Printed-2", "pa:ss-Never-Printed-3"])
+@pytest.mark.parametrize("scheme", ["", "https://"])
+def test_a_password_holding_at_slash_or_colon_is_refused_unprinted(
+    password: str, scheme: str, fmt: str, tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    """Before: the credentials ended at the first '@' (the rest of a 'p@ss' password was
+    printed) and a '/' in the password hid the credentials altogether (the whole reference,
+    password included, was echoed in a 'not a digest' message)."""
+    ref = f"{scheme}{USER}:{password}@registry.example:5000/acme/exports:v1"
+    run = cli("inspect", ref, "--offline", "--format", fmt)
+    assert run.code == 2, run.text
+    message = str(error_of(run)["message"]) if fmt == "json" else run.err
+    assert "carries credentials" in message and f"'{scheme}***@registry.example:5000/acme/exports:v1'" in message
+    assert "Never-Printed" not in run.text and USER not in run.text
+    assert_clean(run, tmp_path)
+
+
 def test_tag_and_digest_are_not_mistaken_for_credentials() -> None:
     from stella_oci.oci.reference import parse_reference
 
     digest = "sha256:" + "ab" * 32
     ref = parse_reference(f"alpine:3.19@{digest}")
     assert (ref.repository, ref.tag, ref.digest) == ("library/alpine", "3.19", digest)
+
+
+@pytest.mark.parametrize("text", ["oci:ws@2:v1", "oci:./ci/ws@2/layout:v1", "oci-archive:build@3.tar:v1"])
+def test_an_at_sign_in_a_layout_path_is_not_credentials(text: str) -> None:
+    """A CI workspace is often 'ws@2' (Jenkins): an oci:/oci-archive: path may hold '@'."""
+    from stella_oci.oci.reference import parse_reference
+
+    ref = parse_reference(text)
+    assert ref.transport in ("oci", "oci-archive") and ref.tag == text.rsplit(":", 1)[1]
+    assert ref.path == text.split(":", 1)[1].rsplit(":", 1)[0]
 
 
 

@@ -85,16 +85,23 @@ _DIGEST_AFTER_AT_RE = re.compile(r"(?:sha256|sha384|sha512):[A-Za-z0-9=_-]*")  #
 def _userinfo_span(text: str) -> tuple[int, int] | None:
     """Where ``user[:password]@`` sits in ``text`` (after an optional ``scheme://``), or None.
 
-    ``repo:tag@sha256:...`` is a tag and a digest, not credentials: what follows the ``@``
-    is a digest there."""
+    ``repo:tag@sha256:...`` is a tag and a digest, not credentials: what follows the last
+    ``@`` is a digest there. Any other ``@`` in a registry reference can only be the end of
+    credentials, and the last one is taken, so that a password holding ``@``, ``/`` or ``:``
+    is masked whole. ``oci:`` and ``oci-archive:`` paths may hold ``@`` (a CI workspace
+    ``ws@2``): they carry no credentials."""
+    if text.startswith(("oci:", "oci-archive:")):
+        return None
     start = 0
     m = _SCHEME_RE.match(text)
     if m:
         start = m.end()
-    at = text.find("@", start)
-    if at < 0 or "/" in text[start:at]:
-        return None
-    if _DIGEST_AFTER_AT_RE.fullmatch(text[at + 1 :]):
+    end = len(text)
+    last = text.rfind("@", start)
+    if last >= 0 and _DIGEST_AFTER_AT_RE.fullmatch(text[last + 1 :]):
+        end = last  # a trailing @digest
+    at = text.rfind("@", start, end)
+    if at < 0:
         return None
     return start, at + 1
 
@@ -119,7 +126,7 @@ def refuse_credentials(text: str, where: str = "reference") -> None:
     register_secret(userinfo.partition(":")[2])
     register_secret(userinfo)
     raise InvalidInputError(
-        f"invalid {where} {mask_credentials(text)!r}: it carries credentials (user:password@), "
+        f"invalid {where} {mask_credentials(text)!r}: it carries credentials (USER:PASSWORD@), "
         "which stella-oci refuses in references (they would end up in logs and shell history)",
         hint="give the user with --username and the password with --password-stdin "
         "(or STELLA_OCI_USERNAME/STELLA_OCI_PASSWORD, or a Docker config)",
@@ -143,8 +150,11 @@ def _parse_layout(transport: str, rest: str, original: str) -> Reference:
             f"invalid reference {original!r}: {transport}: needs a path, e.g. {transport}:./out"
         )
     digest = None
-    if "@" in rest:
-        rest, digest = rest.rsplit("@", 1)
+    # '@' starts a digest only when a digest algorithm follows; otherwise it is part of the
+    # path (a CI workspace such as 'ws@2')
+    head, at, tail = rest.rpartition("@")
+    if at and _DIGEST_AFTER_AT_RE.match(tail):
+        rest, digest = head, tail
         if not is_digest(digest):
             raise InvalidInputError(f"invalid reference {original!r}: {digest!r} is not a sha256 digest")
     path, tag = rest, None
