@@ -5,6 +5,8 @@ proxy that answers 404 to ``/v2/_catalog``."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import tarfile
 from pathlib import Path
@@ -13,6 +15,8 @@ import jsonschema
 import pytest
 
 from stella_oci.airgap.havelist import SCHEMA_FILE, have_list_schema
+from stella_oci.transport import RegistryClient, TransportOptions
+from stella_oci.transport.repository import iter_catalog
 from tests.support.bundles import make_bundle
 from tests.support.fault_proxy import FaultProxy, StatusRule
 from tests.support.registry import start_registry
@@ -190,3 +194,42 @@ def test_save_since_refuses_a_bad_have_list(registry, fresh_repo, run_cli, tmp_p
     )
     assert code == 2, (code, out, err)
     assert "have-list" in err and "repositories/0/blobs/0" in err
+
+
+def _put_tiny_image(client: RegistryClient, repo: str) -> None:
+    """One empty config and a manifest naming it: enough for the registry to list ``repo``."""
+    config = b"{}"
+    digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    client.upload_blob(repo, digest, len(config), lambda start: io.BytesIO(config[start:]))
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": digest, "size": len(config)},
+            "layers": [],
+        }
+    ).encode()
+    client.put_manifest(repo, "t", manifest, "application/vnd.oci.image.manifest.v1+json")
+
+
+def test_catalog_read_page_by_page_following_link(b):
+    """The catalog of a real registry (distribution honours ``n`` there and sends ``Link``),
+    read two repositories a page: every page asked for once, in order, and every repository
+    listed once (iter_catalog and iter_tags share one paginator)."""
+    repos = sorted(f"cat/r{i}" for i in range(5))
+    with RegistryClient(b.host, TransportOptions()) as setup:
+        for repo in repos:
+            _put_tiny_image(setup, repo)
+    proxy = FaultProxy(b.host)
+    try:
+        with RegistryClient(proxy.host, TransportOptions()) as client:
+            listed = list(iter_catalog(client, page_size=2))
+        pages = [r.path for r in proxy.requests if r.path.startswith("/v2/_catalog")]
+    finally:
+        proxy.stop()
+    assert listed == repos
+    assert pages == [
+        "/v2/_catalog?n=2",
+        "/v2/_catalog?last=cat%2Fr1&n=2",
+        "/v2/_catalog?last=cat%2Fr3&n=2",
+    ], pages
