@@ -37,6 +37,7 @@ COMMAND_MODELS: dict[str, str] = {
     "save": "stella_oci.verbs.save:SaveResult",
     "load": "stella_oci.verbs.load:LoadResult",
     "have": "stella_oci.verbs.have:HaveResult",
+    "airgap-history": "stella_oci.airgap.ledger:HistoryResult",
     "time-anchor-sign": "stella_oci.verbs.timeanchor:TimeAnchorSignResult",
     "time-anchor-verify": "stella_oci.verbs.timeanchor:TimeAnchorVerifyResult",
 }

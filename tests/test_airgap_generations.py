@@ -7,9 +7,11 @@ from __future__ import annotations
 import re
 import sqlite3
 
+import jsonschema
 import requests
 
 from stella_oci.airgap import Ledger
+from stella_oci.output_schemas import shipped
 from tests.support.bundles import make_bundle
 from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.registry import start_registry
@@ -17,6 +19,28 @@ from tests.test_airgap_archive import cli_json, digest_at
 
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
 FORCE = "--force-activate --force-reason"
+#: The members of ``airgap history --format json`` (docs/output.md), nulls included.
+HISTORY_GENERATION_KEYS = {
+    "id", "origin", "destination", "mirrorGeneration", "previousGeneration", "archive", "archiveName",
+    "activatedAt", "forcedReason",
+}
+HISTORY_IMPORT_KEYS = {
+    "id", "exportId", "tenant", "profile", "profileName", "domain", "manifestDigest", "generatedAt",
+    "importedAt", "reference", "archive", "forcedReason",
+}
+
+
+def history_json(run_cli, ledger) -> dict:
+    """``airgap history --format json``, checked against its shipped schema and documented members."""
+    doc = cli_json(run_cli, "airgap", "history", "--ledger", ledger)
+    jsonschema.Draft202012Validator(shipped("airgap-history")).validate(doc)
+    assert set(doc) == {"generations", "imports"}
+    assert all(set(g) == HISTORY_GENERATION_KEYS for g in doc["generations"]), doc["generations"]
+    assert all(set(i) == HISTORY_IMPORT_KEYS for i in doc["imports"]), doc["imports"]
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+    assert all(stamp.match(g["activatedAt"]) for g in doc["generations"])
+    assert all(stamp.match(i["generatedAt"]) and stamp.match(i["importedAt"]) for i in doc["imports"])
+    return doc
 
 
 
@@ -109,7 +133,7 @@ def test_generation_replay_and_lower_generation_refused_before_writing(
         (7, 5, "g7.tar", None),
         (6, 7, "g6.tar", "drill: back to 6 (ticket 12)"),
     ]
-    history = cli_json(run_cli, "airgap", "history", "--ledger", ledger)
+    history = history_json(run_cli, ledger)
     assert [g["forcedReason"] for g in history["generations"]] == [None, None, "drill: back to 6 (ticket 12)"]
     # monotonic: the forced 6 does not lower the mark, 7 is still the last one to beat
     save(1, "g7-again.tar", "--generation", "7")
@@ -161,8 +185,11 @@ def test_export_rollback_refused_wherever_an_import_is_recorded(registry, inside
         ("exp-week-000046", reason),
         ("exp-week-000046", reason),
     ]
-    history = cli_json(run_cli, "airgap", "history", "--ledger", ledger)
+    history = history_json(run_cli, ledger)
     assert [i["forcedReason"] for i in history["imports"]] == [None, reason, reason]
+    assert [i["generatedAt"] for i in history["imports"]] == [
+        "2026-11-27T08:00:00Z", "2026-11-20T08:00:00Z", "2026-11-20T08:00:00Z"
+    ]
 
 
 def test_exports_of_one_archive_are_not_rollbacks_of_each_other(registry, inside, fresh_repo, run_cli, tmp_path):

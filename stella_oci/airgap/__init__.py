@@ -12,6 +12,7 @@ from stella_oci.airgap.generations import (
 from stella_oci.airgap.ledger import (
     ERR_EXPORT_BASE_MISSING,
     GenerationRecord,
+    HistoryResult,
     ImportRecord,
     Ledger,
     check_delta,
@@ -50,6 +51,7 @@ __all__ = [
     "EXPORT_CENTER_NAMESPACE",
     "DomainSummary",
     "GenerationRecord",
+    "HistoryResult",
     "ImportRecord",
     "Ledger",
     "NotificationThreshold",

@@ -17,12 +17,12 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import platformdirs
+from pydantic import ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from stella_oci.airgap.metrics import build_metrics
 from stella_oci.airgap.models import (
@@ -37,6 +37,7 @@ from stella_oci.airgap.models import (
 from stella_oci.airgap.staleness import StalenessOutcome, evaluate_domain
 from stella_oci.errors import InvalidInputError, TransientError, VerificationError
 from stella_oci.export.models import ExportManifest
+from stella_oci.results import ResultModel
 
 LEDGER_ENV = "STELLA_OCI_LEDGER"
 SCHEMA_VERSION = 2
@@ -116,28 +117,45 @@ def _micros(value: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-@dataclass(frozen=True)
-class ImportRecord:
-    """One row of the ledger."""
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(format_rfc3339, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
+"""A datetime that JSON shows as UTC RFC 3339 with ``Z`` (:func:`format_rfc3339`)."""
+
+
+class ImportRecord(ResultModel):
+    """One row of the ledger. Its JSON (``stella-oci airgap history --format json``, the
+    ``imports`` of :class:`HistoryResult`) has the camelCase twins of the fields below except
+    those declared ``Field(exclude=True)`` (bundle and run ids, the export manifest-digest,
+    time anchor, delta base, staleness, provenance: Python only)."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: int
+    """The row number (imports are numbered in the order they were recorded)."""
     export_id: str
-    bundle_id: str
-    run_id: str | None
+    bundle_id: str = Field(exclude=True)
+    run_id: str | None = Field(exclude=True)
     tenant: str | None
     profile: str | None
+    """The export's profile ``kind:variant``."""
     profile_name: str | None
     domain: str
     manifest_digest: str | None
-    export_manifest_digest: str
-    generated_at: datetime
-    imported_at: datetime
-    time_anchor: dict[str, Any]
+    """The OCI manifest digest of the export."""
+    export_manifest_digest: str = Field(exclude=True)
+    generated_at: Timestamp
+    """export.json ``generatedAt``."""
+    imported_at: Timestamp
+    time_anchor: dict[str, Any] = Field(exclude=True)
     reference: str | None
-    base_export_id: str | None
-    base_manifest_digest: str | None
-    staleness_seconds: int | None
-    provenance: dict[str, Any]
+    """Where the export was imported to (or from)."""
+    base_export_id: str | None = Field(exclude=True)
+    base_manifest_digest: str | None = Field(exclude=True)
+    staleness_seconds: int | None = Field(exclude=True)
+    provenance: dict[str, Any] = Field(exclude=True)
     archive: str | None = None
     """``load``: the sha256 of the inventory of the save archive the export came in."""
     forced_reason: str | None = None
@@ -169,40 +187,32 @@ class ImportRecord:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The row as JSON (camelCase; what ``stella-oci airgap history --format json`` prints)."""
-        return {
-            "id": self.id,
-            "exportId": self.export_id,
-            "tenant": self.tenant,
-            "profile": self.profile,
-            "profileName": self.profile_name,
-            "domain": self.domain,
-            "manifestDigest": self.manifest_digest,
-            "generatedAt": format_rfc3339(self.generated_at),
-            "importedAt": format_rfc3339(self.imported_at),
-            "reference": self.reference,
-            "archive": self.archive,
-            "forcedReason": self.forced_reason,
-        }
+        """The row as JSON (what ``stella-oci airgap history --format json`` prints)."""
+        out: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        return out
 
 
-@dataclass(frozen=True)
-class GenerationRecord:
+class GenerationRecord(ResultModel):
     """One activation of a save archive's ``mirrorGeneration`` (``load``) for a source and a
-    destination."""
+    destination (``stella-oci airgap history --format json``: the ``generations``)."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: int
+    """The row number (activations are numbered in the order they were recorded)."""
     origin: str
     """The archive's source (inventory ``origin``: the registries its exports were saved from)."""
     destination: str
     """The load DEST it was applied to."""
-    generation: int
+    generation: int = Field(serialization_alias="mirrorGeneration")
+    """The archive's ``mirrorGeneration``."""
     previous_generation: int | None
     """The highest generation applied for this source and destination before it."""
     archive: str
     """sha256 of the archive's inventory.json: the same archive run again is a resume."""
     archive_name: str | None
-    activated_at: datetime
+    """The archive's file name as given to ``load``."""
+    activated_at: Timestamp
     forced_reason: str | None
     """``--force-reason``, when ``--force-activate`` let a generation not above the last one in."""
 
@@ -221,17 +231,23 @@ class GenerationRecord:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "origin": self.origin,
-            "destination": self.destination,
-            "mirrorGeneration": self.generation,
-            "previousGeneration": self.previous_generation,
-            "archive": self.archive,
-            "archiveName": self.archive_name,
-            "activatedAt": format_rfc3339(self.activated_at),
-            "forcedReason": self.forced_reason,
-        }
+        """The row as JSON (what ``stella-oci airgap history --format json`` prints)."""
+        out: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        return out
+
+
+class HistoryResult(ResultModel):
+    """``stella-oci airgap history --format json``: the ledger's two tables, oldest first.
+    Members without a value are ``null`` (not left out)."""
+
+    generations: list[GenerationRecord]
+    """Generation activations (``load``)."""
+    imports: list[ImportRecord]
+    """Recorded imports."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        return out
 
 
 class Ledger:

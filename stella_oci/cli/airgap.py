@@ -123,7 +123,7 @@ def _clock_line(clock: Clock) -> str:
 def history(ledger: Path | None, tenant: str | None, forced: bool, fmt: str) -> None:
     """List the ledger: generation activations (load) and imports, oldest first, with every
     --force-reason."""
-    from stella_oci.airgap import Ledger
+    from stella_oci.airgap import HistoryResult, Ledger
 
     try:
         with Ledger(ledger) as db:
@@ -133,7 +133,7 @@ def history(ledger: Path | None, tenant: str | None, forced: bool, fmt: str) -> 
         emit_error(exc, fmt)
         sys.exit(exc.exit_code)
     if fmt == "json":
-        emit_json({"generations": [g.to_json() for g in generations], "imports": [i.to_json() for i in imports]})
+        emit_json(HistoryResult(generations=generations, imports=imports).to_json())
         return
     lines = ["generations:"] if generations else ["generations: none activated"]
     for g in generations:
