@@ -4,7 +4,8 @@ Blobs move in parallel through a bounded thread pool; every byte is verified aga
 descriptor while it streams (:class:`~stella_oci.targets.verified.BlobReader`); blobs the
 destination already has are skipped; manifests go after the blobs they point at, the root
 last, so a reader never sees a manifest whose blobs are missing. Manifest bytes are copied
-verbatim, never re-serialized. Tags are set after the root manifest is pushed. Referrers
+verbatim, never re-serialized. Tags are set after the root manifest is pushed (a destination
+that can, a registry, stores the root under its first tag in one request). Referrers
 (signatures, provenance) can be carried along.
 
 Each call (:meth:`CopyEngine.copy_graph`, :meth:`CopyEngine.copy_blobs`) has its own
@@ -35,7 +36,14 @@ from stella_oci.cancel import Cancellation
 from stella_oci.errors import ManifestBlobsMissing, VerificationError, on_side
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.manifest import Descriptor, children, media_type_of
-from stella_oci.targets.base import ManifestMemory, PushOutcome, ReadOnlyTarget, Target, UncheckedSource
+from stella_oci.targets.base import (
+    ManifestMemory,
+    PushOutcome,
+    ReadOnlyTarget,
+    TaggedManifestPusher,
+    Target,
+    UncheckedSource,
+)
 from stella_oci.targets.verified import BlobReader, CancelledTransfer, read_manifest
 
 #: How deep referrers of referrers are followed.
@@ -256,7 +264,11 @@ class _CopyRun:
                 self.stats.count(PushOutcome.EXISTS, child.size)
                 self.progress.blob_done(child, PushOutcome.EXISTS)
         else:
-            self.copy_node(root, data, seen=set(), hooks=hooks)
+            # the root manifest goes straight under the first tag where the destination can
+            # (a registry: PUT /manifests/<tag>, one round trip instead of digest + tag)
+            first = tags[0] if tags and isinstance(self.dst, TaggedManifestPusher) else None
+            self.copy_node(root, data, seen=set(), hooks=hooks, tag=first)
+            tags = tags[1:] if first is not None else tags
         kids = children(data, media_type_of(data, root.media_type)) if tags else []
         for tag in tags:  # (the registry checks the blobs again for each tag)
             self._while_blobs_missing(functools.partial(self.dst.tag, root, tag), kids)
@@ -271,7 +283,10 @@ class _CopyRun:
         hooks: CopyHooks | None = None,
         depth: int = 0,
         referrer: bool = False,
+        tag: str | None = None,
     ) -> None:
+        """Copy the manifest ``desc`` (its ``data``) after everything below it; with ``tag``,
+        the destination (a :class:`TaggedManifestPusher`) stores it under that tag directly."""
         if desc.digest in seen:
             return
         if depth > MAX_INDEX_DEPTH:
@@ -291,10 +306,12 @@ class _CopyRun:
         self.copy_blobs(blobs)
         if hooks is not None:
             hooks.after_blobs(desc, data)
-        self.push_manifest(desc, data, kids)
+        self.push_manifest(desc, data, kids, tag=tag)
         self.stats.count_manifest(desc, referrer=referrer)
 
-    def push_manifest(self, desc: Descriptor, data: bytes, kids: Sequence[Descriptor]) -> None:
+    def push_manifest(
+        self, desc: Descriptor, data: bytes, kids: Sequence[Descriptor], *, tag: str | None = None
+    ) -> None:
         """PUT the manifest; when the registry says blobs it names are missing, re-check them,
         copy what is missing and try again, at most :data:`MANIFEST_BLOB_RETRIES` more times
         after a short jittered wait.
@@ -304,8 +321,15 @@ class _CopyRun:
         that completes, also of a blob it had. A concurrent push of a manifest sharing that
         blob can meet the empty link and hear ``MANIFEST_BLOB_UNKNOWN`` although nothing is
         missing; the window is short, so a wait and the same PUT again succeed
-        (docs/transport.md, "Round trips"; tests/test_concurrent_push.py)."""
-        self._while_blobs_missing(lambda: self.dst.push_manifest(desc, data), kids)
+        (docs/transport.md, "Round trips"; tests/test_concurrent_push.py).
+
+        With ``tag``, the manifest is stored under that tag in one step
+        (:class:`TaggedManifestPusher`), else by digest."""
+        dst = self.dst
+        if tag is not None and isinstance(dst, TaggedManifestPusher):
+            self._while_blobs_missing(lambda: dst.push_manifest_tagged(desc, data, tag), kids)
+        else:
+            self._while_blobs_missing(lambda: dst.push_manifest(desc, data), kids)
 
     def _while_blobs_missing(self, put: Callable[[], None], kids: Sequence[Descriptor]) -> None:
         """Run a manifest PUT (by digest, or under a tag: the registry checks the blobs each

@@ -3,12 +3,13 @@
 No timing: the counting proxy (benchmarks/latency_proxy.py at 0 RTT) parses every HTTP
 request on the kept-alive streams. A push of many small files must send one ``POST`` and one
 ``PUT`` per new blob and no ``HEAD`` probe but the shared empty config's (docs/transport.md,
-"Round trips"), one ``HEAD`` of the manifest, the manifest ``PUT`` by digest and by tag, and reuse
+"Round trips"), one ``HEAD`` of the manifest, one manifest ``PUT`` straight under the tag, and reuse
 its connections (no more connections than transfers in flight). A re-push of the same bundle
 sends the manifest ``HEAD`` and the tag ``PUT``, and nothing for the blobs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections.abc import Iterator
@@ -44,13 +45,21 @@ def test_small_blobs_cost_one_post_one_put_and_reuse_connections(
         res = run_module("stella_oci", "push", bundle, ref, "-q")
         assert res.returncode == 0, res.stderr
         kinds = proxy.counts()
+        sequence = list(proxy.requests)
         connections = proxy.connections
-    # the blobs the manifest names, read from the registry directly
-    manifest = requests.get(
+    # the blobs the manifest names, read from the registry directly (by tag and by digest)
+    got = requests.get(
         f"http://{own_registry.host}/v2/count/small/manifests/v1",
         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
         timeout=10,
-    ).json()
+    )
+    manifest = got.json()
+    manifest_digest = "sha256:" + hashlib.sha256(got.content).hexdigest()
+    assert requests.head(
+        f"http://{own_registry.host}/v2/count/small/manifests/{manifest_digest}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=10,
+    ).status_code == 200
     blobs = {manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])}
     assert len(blobs) >= FILES + 1
     # the empty config is probed (every artifact shares it: it is there after the first push)
@@ -60,8 +69,10 @@ def test_small_blobs_cost_one_post_one_put_and_reuse_connections(
     assert kinds["HEAD blob"] == 1, kinds
     assert kinds["PATCH upload"] == 0, kinds
     assert kinds["HEAD manifest"] == 1, kinds
-    # the manifest by digest, then the tag (a round trip that could go: engine.py)
-    assert kinds["PUT manifest"] <= 2, kinds
+    # the manifest straight under its tag: one PUT, after every blob, not PUT by digest + PUT by tag
+    assert kinds["PUT manifest"] == 1, kinds
+    assert sequence[0] == ("HEAD", f"/v2/count/small/manifests/{manifest_digest}"), sequence[:3]
+    assert sequence[-1] == ("PUT", "/v2/count/small/manifests/v1"), sequence[-3:]
     per_blob = sum(v for k, v in kinds.items() if k.endswith(("upload", "blob"))) / len(blobs)
     assert per_blob <= 2 + 1 / len(blobs), kinds
     # connections are pooled: at most one per transfer in flight (16 for small blobs) plus
@@ -111,3 +122,34 @@ def test_trivy_push_sends_each_blob_once(own_registry: RunningRegistry) -> None:
         )
     assert puts and max(puts.values()) == 1, puts
     assert kinds["POST upload"] == kinds["PUT upload"] == len(puts), kinds
+
+
+def test_manifest_put_by_tag_checks_the_digest_the_registry_answers(
+    own_registry: RunningRegistry, tmp_path: Path
+) -> None:
+    """The manifest goes straight under its tag; the registry's Docker-Content-Digest must be
+    ours (a lie: exit 3), and a registry that sends none (here: one cut short) is asked with a
+    HEAD by digest whether it holds the manifest as ours."""
+    from tests.support.tamper_proxy import Rule, start_tamper_proxy
+
+    proxy = start_tamper_proxy(own_registry.host)
+    proxy.keep_host = True
+    try:
+        lie = "sha256:" + hashlib.sha256(b"lie").hexdigest()
+        proxy.rules.append(Rule(path_contains="/manifests/v1", method="PUT", set_header=("Docker-Content-Digest", lie)))
+        res = run_module("stella_oci", "push", make_bundle(tmp_path / "b1", {"a.bin": 100}), f"{proxy.host}/tagput/a:v1", "-q")
+        assert res.returncode == 3, res.stderr
+        assert lie in res.stderr and "stored the manifest as" in res.stderr, res.stderr
+        assert proxy.requests_to("/manifests/v1", "PUT") == 1
+
+        proxy.rules[:] = [
+            Rule(path_contains="/manifests/v2", method="PUT", set_header=("Docker-Content-Digest", "sha256:0123"))
+        ]
+        res = run_module("stella_oci", "push", make_bundle(tmp_path / "b2", {"a.bin": 200}), f"{proxy.host}/tagput/a:v2", "-q")
+        assert res.returncode == 0, res.stderr
+        digest = res.stdout.strip().rsplit("@", 1)[1]
+        assert proxy.requests_to("/manifests/v2", "PUT") == 1
+        assert proxy.requests_to(f"/manifests/{digest}", "HEAD") == 2  # absent before, present after
+        assert proxy.requests_to(f"/manifests/{digest}", "PUT") == 0
+    finally:
+        proxy.stop()

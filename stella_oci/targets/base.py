@@ -176,6 +176,18 @@ class ManifestMemory(Protocol):
 
 
 @runtime_checkable
+class TaggedManifestPusher(Protocol):
+    """A destination that stores a manifest and points a tag at it in one step (a registry:
+    ``PUT /v2/<repo>/manifests/<tag>``, which the OCI distribution spec allows), instead of
+    ``push_manifest`` by digest and then ``tag``: one round trip less per push."""
+
+    def push_manifest_tagged(self, desc: Descriptor, data: bytes, tag: str) -> None:
+        """Store exactly ``data`` and point ``tag`` at it; raise VerificationError (exit 3)
+        when the destination says it stored them under another digest than ``desc.digest``."""
+        ...
+
+
+@runtime_checkable
 class UncheckedSource(Protocol):
     """A source whose blobs nothing has hashed yet (a bundle being pushed: export.json states
     the digests, the files were not read before the copy). The copy engine verifies each blob
@@ -217,6 +229,7 @@ __all__ = [
     "ReferrerLister",
     "Resolver",
     "Storage",
+    "TaggedManifestPusher",
     "Tagger",
     "Target",
     "Transaction",

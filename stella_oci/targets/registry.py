@@ -112,20 +112,40 @@ class RegistryTarget:
         self._known_blobs.add(desc.digest)
         return how
 
-    def _put(self, reference: str, desc: Descriptor, data: bytes) -> bool:
-        """PUT ``data`` under ``reference``; True when the registry acknowledged a subject."""
+    def _put(self, reference: str, desc: Descriptor, data: bytes, *, first_store: bool = False) -> bool:
+        """PUT ``data`` under ``reference``; True when the registry acknowledged a subject.
+
+        The registry's ``Docker-Content-Digest`` must be ``desc.digest``. When a tag PUT is
+        the manifest's ``first_store``, a registry that sends none is asked with a HEAD by
+        digest whether it holds the manifest as ``desc.digest`` (by digest, the registry
+        itself checks the bytes against the URL)."""
         result = self.client.put_manifest(self.repo, reference, data, desc.media_type)
+        where = f"{self.name}:{reference}" if reference != desc.digest else f"{self.name}@{reference}"
         if result.digest_header and result.digest_header != desc.digest:
             raise VerificationError(
-                f"{self.name}:{reference}: the registry stored the manifest as {result.digest_header}, "
-                f"expected {desc.digest}"
+                f"{where}: the registry stored the manifest as {result.digest_header}, expected {desc.digest}"
+            )
+        if first_store and not result.digest_header and reference != desc.digest and not self.has_manifest(desc):
+            raise VerificationError(
+                f"{where}: the registry took the manifest under the tag but does not hold it as "
+                f"{desc.digest} (and sent no Docker-Content-Digest)",
+                hint="the registry changed the manifest bytes; report it to its operator",
             )
         return bool(result.subject_header)
 
     def push_manifest(self, desc: Descriptor, data: bytes) -> None:
         """PUT the manifest by digest. A manifest with a ``subject`` that the registry did not
         acknowledge with ``OCI-Subject`` is added to the referrers fallback tag."""
-        acknowledged = self._put(desc.digest, desc, data)
+        self._store(desc.digest, desc, data)
+
+    def push_manifest_tagged(self, desc: Descriptor, data: bytes, tag: str) -> None:
+        """PUT the manifest under ``tag``: stored and tagged in one request (the OCI
+        distribution spec's ``PUT /v2/<name>/manifests/<tag>``), one round trip less than a
+        PUT by digest and one by tag. The digest the registry answers must be ours."""
+        self._store(tag, desc, data)
+
+    def _store(self, reference: str, desc: Descriptor, data: bytes) -> None:
+        acknowledged = self._put(reference, desc, data, first_store=True)
         self._pushed[desc.digest] = data
         if desc.media_type == mt.OCI_MANIFEST and b'"subject"' in data:
             manifest = parse_manifest(data)

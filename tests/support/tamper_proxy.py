@@ -47,6 +47,9 @@ class TamperProxy:
     stall_gone: threading.Event = field(default_factory=threading.Event)
     stall_gone_at: float | None = None
     release: threading.Event = field(default_factory=threading.Event)
+    keep_host: bool = False
+    """Forward the client's ``Host`` (as a reverse proxy does), so that the registry's upload
+    ``Location`` names the proxy and pushes can go through it."""
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -98,8 +101,10 @@ class TamperProxy:
             rule = next((r for r in self.rules if r.method == method and r.path_contains in path), None)
             if rule is not None:
                 rule.hits += 1
-        out = [lines[0]] + [f"{n}: {v}" for n, v in headers if n.lower() not in ("connection", "host")]
-        out += [f"Host: {self.upstream[0]}:{self.upstream[1]}", "Connection: close"]
+        dropped = ("connection",) if self.keep_host else ("connection", "host")
+        out = [lines[0]] + [f"{n}: {v}" for n, v in headers if n.lower() not in dropped]
+        out += [] if self.keep_host else [f"Host: {self.upstream[0]}:{self.upstream[1]}"]
+        out += ["Connection: close"]
         try:
             with socket.create_connection(self.upstream, timeout=60) as up:
                 up.sendall(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
