@@ -95,8 +95,11 @@ def _all_options() -> set[str]:
     def walk(cmd: click.Command) -> None:
         for p in cmd.params:
             names.update(o for o in [*p.opts, *p.secondary_opts] if o.startswith("--"))
-        if isinstance(cmd, click.Group):
-            for sub in cmd.commands.values():
+        if isinstance(cmd, click.Group):  # the top level loads its commands lazily: ask it for each
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None, name
                 walk(sub)
 
     walk(cli_main)

@@ -1,43 +1,225 @@
-"""Start-up (issue 12): ``--version`` and ``--help`` import nothing heavy; the API stays whole."""
+"""Start-up (issues 12 and 15): ``--version`` and ``--help`` import nothing heavy and no command
+module; ``stella-oci CMD`` imports CMD's module only; the API stays whole."""
 
 from __future__ import annotations
 
 import json
 import os
+import pkgutil
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
+
+import stella_oci.cli
+from stella_oci.cli import LAZY_COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pydantic", "jsonschema", "requests", "rich", "urllib3", "cryptography", "sigstore", "stella_oci.api")
 
+#: what `--version` may import of ours: the package root, the CLI's top level, the version
+SMALLEST = {"stella_oci", "stella_oci.version", "stella_oci.cli"}
+#: and `--help`: the exit codes of its epilog (stella_oci.errors imports the standard library only)
+HELP_ALLOWED = SMALLEST | {"stella_oci.errors"}
 
-def imported_modules(*args: str) -> set[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "stella_oci", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    names = set()
-    for line in proc.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            names.add(line.rsplit("|", 1)[1].strip())
+#: writes sys.modules at exit: sees modules however they were imported (importlib.import_module
+#: does not show in `-X importtime`)
+SITECUSTOMIZE = """\
+import atexit, os, sys
+def _dump():
+    with open(os.environ["STELLA_OCI_TEST_MODULES"], "w", encoding="utf-8") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+atexit.register(_dump)
+"""
+
+#: the console script (`stella-oci` as pip writes it), without depending on where it is installed
+CONSOLE_SCRIPT = "import sys; sys.argv[0] = 'stella-oci'; from stella_oci.cli import run; run()"
+
+
+def run_imports(
+    tmp_path: Path, *args: str, script: str | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``python -X importtime -m stella_oci ARGS``: the process and every module it imported
+    (the names `-X importtime` printed, and sys.modules at exit)."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+    out = tmp_path / "modules.txt"
+    out.unlink(missing_ok=True)
+    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(site)]), STELLA_OCI_TEST_MODULES=str(out))
+    full_env.update(env or {})
+    cmd = [sys.executable, "-X", "importtime", *(["-c", script] if script else ["-m", "stella_oci"]), *args]
+    proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=120, check=False)
+    names = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
     assert "click" in names  # the parse works: click is always there
+    assert "sitecustomize" in names and out.exists(), proc.stderr[-2000:]  # and the dump ran
+    names |= set(out.read_text(encoding="utf-8").split())
+    return proc, names
+
+
+def imported_modules(tmp_path: Path, *args: str) -> set[str]:
+    proc, names = run_imports(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     return names
 
 
-@pytest.mark.parametrize("args", [["--version"], ["--help"], ["push", "--help"], ["airgap", "--help"]])
-def test_version_and_help_import_nothing_heavy(args: list[str]) -> None:
-    names = imported_modules(*args)
-    heavy = sorted(n for n in names if n.split(".")[0] in HEAVY or n in HEAVY)
-    assert heavy == [], f"stella-oci {' '.join(args)} imported {heavy}"
+def ours(names: set[str]) -> set[str]:
+    return {n for n in names if n == "stella_oci" or n.startswith("stella_oci.")}
+
+
+def heavy(names: set[str]) -> list[str]:
+    return sorted(n for n in names if n.split(".")[0] in HEAVY or n in HEAVY)
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["push", "--help"], ["airgap", "--help"], ["tags", "--help"]]
+)
+def test_version_and_help_import_nothing_heavy(tmp_path: Path, args: list[str]) -> None:
+    names = imported_modules(tmp_path, *args)
+    assert heavy(names) == [], f"stella-oci {' '.join(args)} imported {heavy(names)}"
+
+
+def test_version_imports_only_the_version_module(tmp_path: Path) -> None:
+    proc, names = run_imports(tmp_path, "--version")
+    assert proc.returncode == 0 and proc.stdout == "stella-oci, version 0.1.0\n"
+    assert ours(names) == SMALLEST
+    assert "importlib.metadata" not in names  # the version comes from stella_oci/version.py
+    # the console script's path (stella_oci.cli:run) too
+    proc, names = run_imports(tmp_path, "--version", script=CONSOLE_SCRIPT)
+    assert proc.returncode == 0 and proc.stdout == "stella-oci, version 0.1.0\n"
+    assert ours(names) == SMALLEST and heavy(names) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], []])
+def test_help_imports_no_command_module(tmp_path: Path, args: list[str]) -> None:
+    proc, names = run_imports(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Commands:" in proc.stdout and "Exit codes:" in proc.stdout
+    assert ours(names) <= HELP_ALLOWED, sorted(ours(names) - HELP_ALLOWED)
+    assert heavy(names) == []
+
+
+#: the modules holding commands, and cli.common (the options they share)
+COMMAND_MODULES = {m for m, _, _ in LAZY_COMMANDS.values()} | {"stella_oci.cli.common"}
+
+
+def _cli_modules(names: set[str]) -> set[str]:
+    """The command modules (and cli.common) among ``names``; cli.hints is an error's."""
+    return names & COMMAND_MODULES
+
+
+@pytest.mark.parametrize("module", sorted({m for m, _, _ in LAZY_COMMANDS.values()}))
+def test_command_help_imports_only_its_module(tmp_path: Path, module: str) -> None:
+    """``stella-oci CMD --help`` imports CMD's module (and the options they share), no other."""
+    name = min(n for n, (m, _, _) in LAZY_COMMANDS.items() if m == module)
+    proc, names = run_imports(tmp_path, name, "--help")
+    assert proc.returncode == 0 and "Usage: " in proc.stdout, proc.stderr[-2000:]
+    assert _cli_modules(names) == {module, "stella_oci.cli.common"}
+    assert heavy(names) == []
+
+
+def test_tags_help_does_not_import_transfer_or_airgap(tmp_path: Path) -> None:
+    names = imported_modules(tmp_path, "tags", "--help")
+    assert "stella_oci.cli.registry" in names
+    unwanted = sorted(
+        n
+        for n in names
+        if n in ("stella_oci.cli.transfer", "stella_oci.cli.airgap", "stella_oci.engine")
+        or n.startswith(("stella_oci.airgap", "stella_oci.verbs"))
+    )
+    assert unwanted == []
+
+
+def test_completion_of_command_names_imports_no_command_module(tmp_path: Path) -> None:
+    env = {"_STELLA_OCI_COMPLETE": "bash_complete", "COMP_WORDS": "stella-oci pu", "COMP_CWORD": "1"}
+    proc, names = run_imports(tmp_path, script=CONSOLE_SCRIPT, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["plain,pull", "plain,push"]
+    assert _cli_modules(names) == set()
+    # an option of one command: that command's module only
+    env.update(COMP_WORDS="stella-oci tags --so", COMP_CWORD="2")
+    proc, names = run_imports(tmp_path, script=CONSOLE_SCRIPT, env=env)
+    assert proc.returncode == 0 and proc.stdout.split() == ["plain,--sort"], proc.stdout + proc.stderr[-2000:]
+    assert _cli_modules(names) == {"stella_oci.cli.registry", "stella_oci.cli.common"}
+
+
+def test_unknown_command_suggests_from_every_command(tmp_path: Path) -> None:
+    if not hasattr(click.exceptions, "NoSuchCommand"):
+        pytest.skip("click < 8.4 suggests nothing")
+    proc, names = run_imports(tmp_path, "pussh")
+    assert proc.returncode == 2
+    assert "No such command 'pussh'. Did you mean 'push'?" in proc.stderr
+    assert _cli_modules(names) == set()
+    proc, _ = run_imports(tmp_path, "time-ancor", "--format", "json")
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["error"]["message"] == "No such command 'time-ancor'. Did you mean 'time-anchor'?"
+
+
+# ------------------------------------------------------------------ the static table cannot drift
+
+
+def _real_commands() -> dict[str, tuple[str, str, click.Command]]:
+    """Every command the cli modules register (their ``COMMANDS``): name -> (module, attribute, command)."""
+    found: dict[str, tuple[str, str, click.Command]] = {}
+    for info in pkgutil.iter_modules(stella_oci.cli.__path__, "stella_oci.cli."):
+        module = __import__(info.name, fromlist=["COMMANDS"])
+        for cmd in getattr(module, "COMMANDS", ()):
+            attrs = [a for a, v in vars(module).items() if v is cmd]
+            assert cmd.name and cmd.name not in found and len(attrs) == 1, (info.name, cmd.name, attrs)
+            found[cmd.name] = (info.name, attrs[0], cmd)
+    return found
+
+
+def test_lazy_table_names_every_command_and_its_short_help() -> None:
+    real = _real_commands()
+    assert sorted(LAZY_COMMANDS) == sorted(real)
+    for name, (module, attr, short) in LAZY_COMMANDS.items():
+        real_module, real_attr, cmd = real[name]
+        assert (module, attr) == (real_module, real_attr), name
+        assert not cmd.hidden and not cmd.deprecated, name  # the table has no place for these
+        # the text click derives from the docstring (its first sentence), or the command's short_help
+        assert short == cmd.get_short_help_str(limit=10**6), name
+        stub = click.Command(name, help=short)
+        for limit in range(10, 160):  # shortened alike at every terminal width
+            assert stub.get_short_help_str(limit) == cmd.get_short_help_str(limit), (name, limit)
+
+
+_HELP_BOTH_WAYS = """
+import json, sys, click
+from stella_oci.cli import main, exit_code_help
+settings = dict(info_name="stella-oci", **main.context_settings)
+lazy = main.get_help(click.Context(main, **settings))
+loaded = sorted(m for m in sys.modules if m.startswith("stella_oci.cli."))
+ctx = click.Context(main, **settings)
+eager = click.Group(
+    name=main.name, help=main.help, epilog=exit_code_help(), params=main.params, invoke_without_command=True,
+    commands={n: main.get_command(ctx, n) for n in main.list_commands(ctx)},
+)
+print(json.dumps([lazy, eager.get_help(click.Context(eager, **settings)), loaded]))
+"""
+
+
+@pytest.mark.parametrize("columns", ["50", "80", "200"])
+def test_top_level_help_is_what_an_eager_group_prints(columns: str) -> None:
+    """The lazy help (the table's short help) equals click's own rendering of the real commands."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS=columns)
+    proc = subprocess.run(
+        [sys.executable, "-c", _HELP_BOTH_WAYS], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    lazy, eager, loaded = json.loads(proc.stdout)
+    assert loaded == []  # the lazy help loaded no command
+    assert lazy == eager
+    assert re.search(r"^  airgap +Air-gap state", lazy, re.M) and "  version " in lazy
+
+
+# ------------------------------------------------------------------ the package's lazy names
 
 
 def test_lazy_package_names_resolve() -> None:

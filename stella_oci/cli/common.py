@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from stella_oci.errors import EXIT_CODES, LOCAL_ERRNOS, InternalError, InvalidInputError, StellaOciError
+from stella_oci.cli import exit_code_help
+from stella_oci.errors import LOCAL_ERRNOS, InternalError, InvalidInputError, StellaOciError
 from stella_oci.oci.mirrors import load_mirror_config, parse_mirror_args
 from stella_oci.output import LineProgress, RichProgress, emit_error, emit_result, progress_for
 from stella_oci.transport.options import RetryPolicy, TransportOptions
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # the verbs import pydantic models: imported when a command r
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>2}  {text}" for code, text in EXIT_CODES.items())
+EXIT_CODE_HELP = exit_code_help()
 
 
 def _check_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
