@@ -123,6 +123,36 @@ def test_a_wrong_ca_file_is_named(tls_registry, other_name_registry, run_cli) ->
     assert code == 6 and f"--ca-file {other_ca}" in err and "holds the CA" in err, err
 
 
+def test_unusable_tls_files_are_exit_2_naming_option_and_file(tls_registry, run_cli, tmp_path) -> None:
+    """Before: a missing --ca-file/--cert-file was 'internal error: OSError' (exit 1) and a file
+    that is not PEM a vague 'TLS handshake failed' (exit 6) blaming the registry."""
+    reg, ca = tls_registry
+    ref = f"{reg.host}/t/tlsfiles:v1"
+    missing = tmp_path / "missing.pem"
+    not_pem = tmp_path / "ca.der"
+    not_pem.write_bytes(b"\x30\x82\x01\x0a not a certificate")
+    cases = [
+        (["--ca-file", missing], f"--ca-file {missing}: no such file"),
+        (["--ca-file", not_pem], f"--ca-file {not_pem}: no PEM CA certificate could be read"),
+        (["--ca-file", ca, "--cert-file", missing], f"--cert-file {missing}: no such file"),
+        (["--ca-file", ca, "--cert-file", ca, "--key-file", missing], f"--key-file {missing}: no such file"),
+        (["--ca-file", ca, "--key-file", ca], f"--key-file {ca} without --cert-file"),
+        (["--ca-file", ca, "--cert-file", ca], f"--cert-file {ca}: not a PEM client certificate with its"),
+    ]
+    for verb in (["inspect", ref], ["pull", ref, "-o", str(tmp_path / "out")]):
+        for extra, message in cases:
+            code, out, err = run_cli(*verb, *extra)
+            assert code == 2, (verb, extra, code, err)
+            assert message in err and "internal error" not in err and "Traceback" not in err, (extra, err)
+            assert "hint: give" in err, err
+        code, out, _ = run_cli(*verb, "--ca-file", missing, "--format", "json")
+        assert code == 2 and json.loads(out)["error"]["kind"] == "invalid-input"
+    assert not (tmp_path / "out").exists()
+    # a good CA still works
+    code, _, err = run_cli("resolve", ref, "--ca-file", ca)
+    assert code == 4, err
+
+
 # ----------------------------------------------------------------------------- credentials options
 def test_username_password_options_say_what_to_do(registry, run_cli, tmp_path) -> None:
     ref = f"{registry.host}/t/creds:v1"

@@ -17,6 +17,7 @@ from stella_oci.transport import RegistryClient, RetryPolicy, TransportOptions
 from stella_oci.transport.client import is_loopback
 from tests.support.registry import RunningRegistry, free_port, start_registry
 from tests.support.registry_api import delete_manifest, list_tags, ping
+from tests.support.tls import make_ca
 
 MiB = 1024 * 1024
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -62,7 +63,7 @@ def read_blob(client: RegistryClient, repo: str, digest: str, offset: int = 0) -
     return bytes(out)
 
 
-def test_loopback_detection() -> None:
+def test_loopback_detection(tmp_path: Path) -> None:
     assert is_loopback("127.0.0.1:5000")
     assert is_loopback("127.3.4.5")
     assert is_loopback("localhost:80")
@@ -72,7 +73,8 @@ def test_loopback_detection() -> None:
     assert RegistryClient("127.0.0.1:5000", TransportOptions()).scheme == "http"
     assert RegistryClient("ghcr.io", TransportOptions()).scheme == "https"
     assert RegistryClient("ghcr.io", TransportOptions(plain_http=True)).scheme == "http"
-    assert RegistryClient("localhost:5000", TransportOptions(ca_file="/x.pem")).scheme == "https"
+    ca, _, _ = make_ca(tmp_path / "ca")  # the CA file must exist and load (transport/tlsfiles.py)
+    assert RegistryClient("localhost:5000", TransportOptions(ca_file=str(ca.cert))).scheme == "https"
 
 
 def test_small_blob_upload_roundtrip_and_exists(registry: RunningRegistry, tmp_path: Path) -> None:

@@ -73,3 +73,10 @@ class TransportOptions:
     (``--rate-limit N/s``, as regclient's ``reqPerSec``; None: no limit). Independently of it,
     a ``429`` from a host makes every request to that host wait out its ``Retry-After``
     (:mod:`~stella_oci.transport.ratelimit`)."""
+
+    def __post_init__(self) -> None:
+        """The TLS files must exist and load (exit 2 naming the option and the file), checked
+        here once rather than as an ``OSError`` from the first request."""
+        from stella_oci.transport.tlsfiles import check_tls_files
+
+        check_tls_files(self.ca_file, self.client_cert, self.client_key)
