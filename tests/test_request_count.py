@@ -153,3 +153,32 @@ def test_manifest_put_by_tag_checks_the_digest_the_registry_answers(
         assert proxy.requests_to(f"/manifests/{digest}", "PUT") == 0
     finally:
         proxy.stop()
+
+
+def test_one_token_serves_a_whole_push(tmp_path: Path) -> None:
+    """Against a token-auth registry (the ghcr.io / Harbor flow), a push of many small files
+    asks the token service once: the manifest HEAD asks ``pull,push`` (the push needs it
+    anyway), every later request of the push (uploads, the config probe, the manifest PUT)
+    reuses that token, and the 16 transfers that start together do not each fetch one."""
+    from tests.support.token_server import TokenServer, start_token_registry
+
+    user, password = "robot$count", "count-pass-never-printed"
+    server = TokenServer(users={user: password}).start()
+    reg = start_token_registry(tmp_path / "treg", server)
+    try:
+        bundle = make_bundle(tmp_path / "b", {f"files/f{i:03d}.bin": 2000 + i for i in range(FILES)})
+        env = {
+            "STELLA_OCI_USERNAME": user,
+            "STELLA_OCI_PASSWORD": password,
+            "DOCKER_CONFIG": str(tmp_path / "no-docker-config"),
+        }
+        res = run_module("stella_oci", "push", bundle, f"{reg.host}/tok/count:v1", "-q", env=env)
+        assert res.returncode == 0, res.stderr
+        assert [i["scopes"] for i in server.issued] == [["repository:tok/count:pull,push"]], server.issued
+        # a re-push under another tag: one HEAD (a 401 first: a new process), one PUT, one token
+        res = run_module("stella_oci", "push", bundle, f"{reg.host}/tok/count:v2", "-q", env=env)
+        assert res.returncode == 0, res.stderr
+        assert len(server.issued) == 2, server.issued
+    finally:
+        reg.stop()
+        server.stop()

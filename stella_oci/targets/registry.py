@@ -92,9 +92,11 @@ class RegistryTarget:
         return present
 
     def has_manifest(self, desc: Descriptor) -> bool:
-        """HEAD by digest. A registry accepts a manifest only once its blobs are there."""
+        """HEAD by digest. A registry accepts a manifest only once its blobs are there.
+        (Only destinations are asked: the token is asked for ``pull,push``, so that one
+        token serves the whole push.)"""
         try:
-            self.client.head_manifest(self.repo, desc.digest, ACCEPT)
+            self.client.head_manifest(self.repo, desc.digest, ACCEPT, push=True)
         except NotFoundError:
             return False
         return True

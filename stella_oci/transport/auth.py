@@ -95,6 +95,30 @@ def merge_scopes(scopes: list[str]) -> list[str]:
     return out
 
 
+def _actions(scope: str) -> tuple[str, frozenset[str]]:
+    """``repository:x:pull,push`` -> (``repository:x``, {pull, push}); a scope without
+    actions is its own resource with none."""
+    resource, sep, acts = scope.rpartition(":")
+    if not sep or ":" not in resource:
+        return scope, frozenset()
+    return resource, frozenset(a for a in acts.split(",") if a)
+
+
+def scopes_cover(have: tuple[str, ...], want: tuple[str, ...]) -> bool:
+    """Whether a token granted for the scopes ``have`` was asked for everything ``want``
+    asks: each wanted resource is there with at least the wanted actions (a
+    ``repository:x:pull,push`` token serves a ``repository:x:pull`` request)."""
+    granted: dict[str, frozenset[str]] = {}
+    for scope in have:
+        resource, acts = _actions(scope)
+        granted[resource] = granted.get(resource, frozenset()) | acts
+    for scope in want:
+        resource, acts = _actions(scope)
+        if resource not in granted or not acts <= granted[resource]:
+            return False
+    return True
+
+
 @dataclass
 class CachedToken:
     token: str = field(repr=False)
@@ -118,6 +142,26 @@ class TokenCache:
                 del self._tokens[key]
                 return None
             return tok.token
+
+    def find(self, key: tuple[str, str, tuple[str, ...]]) -> tuple[tuple[str, str, tuple[str, ...]], str] | None:
+        """A live token for ``key``, or else one of the same realm and service asked for a
+        superset of its scopes (a push's ``pull,push`` token serves its ``pull`` requests):
+        (the key it is cached under, the token). None: a token has to be fetched."""
+        token = self.get(key)
+        if token is not None:
+            return key, token
+        realm, service, scopes = key
+        now = time.monotonic()
+        with self._lock:
+            for other, tok in self._tokens.items():
+                if (
+                    other[0] == realm
+                    and other[1] == service
+                    and now < tok.expires_at
+                    and scopes_cover(other[2], scopes)
+                ):
+                    return other, tok.token
+        return None
 
     def put(self, key: tuple[str, str, tuple[str, ...]], token: str, expires_in: float) -> None:
         # Refresh a little early: a token that is about to expire could die in flight.

@@ -248,14 +248,19 @@ class RegistryClient:
         """``manifest HOST/REPO:TAG`` or ``manifest HOST/REPO@DIGEST``, for messages."""
         return f"manifest {self.host}/{repo}{'@' if ':' in reference else ':'}{reference}"
 
-    def head_manifest(self, repo: str, reference: str, accept: Sequence[str]) -> ManifestHead:
+    def head_manifest(
+        self, repo: str, reference: str, accept: Sequence[str], *, push: bool = False
+    ) -> ManifestHead:
+        """HEAD a manifest. ``push``: the caller is about to push to ``repo`` (its existence
+        check), so the token is asked for ``pull,push`` at once and serves the uploads too."""
         what = self._manifest_what(repo, reference)
+        actions = "pull,push" if push else "pull"
 
         def attempt() -> ManifestHead:
             resp = self._http.send(
                 "HEAD",
                 f"/v2/{repo}/manifests/{reference}",
-                scopes=[repository_scope(repo, "pull")],
+                scopes=[repository_scope(repo, actions)],
                 headers={"Accept": ", ".join(accept)},
                 retry=False,
                 what=what,

@@ -171,6 +171,7 @@ class RegistrySession:
         install_log_filter()
         self._lock = threading.Lock()
         self._tokens = TokenCache()
+        self._fetch_locks: dict[tuple[str, str, tuple[str, ...]], threading.Lock] = {}
         self._challenge: Challenge | None = None
         self._creds: Credentials | None = None
         self._creds_loaded = False
@@ -493,25 +494,37 @@ class RegistrySession:
                 return {"Authorization": _basic(creds.username, creds.password)}, None
             return {}, None
         key = (challenge.realm or "", challenge.service or "", tuple(merge_scopes(scopes)))
-        token = self._tokens.get(key)
-        if token is None:
+        found = self._tokens.find(key)
+        if found is None:
             return {}, key
-        return {"Authorization": f"Bearer {token}"}, key
+        used, token = found  # (maybe a token asked for more: its key is the one to drop)
+        return {"Authorization": f"Bearer {token}"}, used
 
     def _auth_for(
         self, url: str, wanted: list[str], what: str
     ) -> tuple[dict[str, str], tuple[str, str, tuple[str, ...]] | None, bool]:
         """The Authorization header for ``url`` (none for another host than the registry), its
         token key, and whether a token was fetched for it now (the realm is known: fetching
-        before sending saves a 401 round trip)."""
+        before sending saves a 401 round trip). Threads that need the same token at once
+        (a push's first transfers) wait for one fetch instead of each asking the token
+        service."""
         if not self._is_registry_url(url):
             return {}, None, False
         auth, key = self._auth_header(wanted)
         if key is None or auth or self._challenge is None:
             return auth, key, False
-        self._fetch_token(self._challenge, wanted, what)
+        with self._fetch_lock(key):
+            auth, key = self._auth_header(wanted)  # (another thread may have fetched it meanwhile)
+            if key is None or auth or self._challenge is None:
+                return auth, key, False
+            self._fetch_token(self._challenge, wanted, what)
         auth, key = self._auth_header(wanted)
         return auth, key, True
+
+    def _fetch_lock(self, key: tuple[str, str, tuple[str, ...]]) -> threading.Lock:
+        """One lock per token key: one fetch at a time for it."""
+        with self._lock:
+            return self._fetch_locks.setdefault(key, threading.Lock())
 
     def _foreign_401(self, answered: str, detail: str, what: str) -> AuthError:
         """A redirect target (storage backend, CDN) or a Location on another host asks for
@@ -612,7 +625,12 @@ class RegistrySession:
         if chosen.scheme == "bearer":
             if chosen.scope:
                 wanted = merge_scopes([*wanted, chosen.scope])
-            self._fetch_token(chosen, wanted, what)
+            new_key = (chosen.realm or "", chosen.service or "", tuple(merge_scopes(wanted)))
+            with self._fetch_lock(new_key):
+                # threads that met the first challenge together fetch one token: one that
+                # sent none takes the token another fetched meanwhile
+                if key is not None or self._tokens.find(new_key) is None:
+                    self._fetch_token(chosen, wanted, what)
             return wanted
         creds = self._credentials()
         if creds is None or creds.username is None or creds.password is None:
