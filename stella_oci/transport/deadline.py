@@ -229,19 +229,25 @@ class _CountingSocket:
         return getattr(self._stella_sock, "makefile")(mode, *args, **kwargs)  # noqa: B009
 
     def sendall(self, data: Any, *args: Any) -> None:
+        """``socket.sendall`` as a loop of ``send``: each call hands the kernel what fits in
+        the socket buffer and returns, so the guard counts bytes as the peer takes them
+        (a slow link shows its progress, whatever the size of the piece), and a large piece
+        costs one Python step per buffer-full, not per fixed slice."""
         view = memoryview(data).cast("B")
-        step = 256 * 1024
-        for start in range(0, len(view), step):
-            piece = view[start : start + step]
-            guard = self._stella_conn.stella_guard
+        sock = self._stella_sock
+        conn = self._stella_conn
+        pos, end = 0, len(view)
+        while pos < end:
+            guard = conn.stella_guard
             try:
-                self._stella_sock.sendall(piece, *args)
+                n: int = sock.send(view[pos:], *args)
             except OSError:
                 if guard is not None:
                     guard.raise_if_fired()
                 raise
+            pos += n
             if guard is not None:
-                guard.moved += len(piece)
+                guard.moved += n
 
     def send(self, data: Any, *args: Any) -> int:
         n: int = self._stella_sock.send(data, *args)
