@@ -6,6 +6,7 @@ import errno
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -154,6 +155,15 @@ def common_options(func: F) -> F:
             "Harbor limits [default: none]. Whatever it is, a 429 from a host makes every "
             "transfer to that host wait out its Retry-After (also STELLA_OCI_RATE_LIMIT).",
         ),
+        click.option(
+            "--chunk-size",
+            envvar="STELLA_OCI_CHUNK_SIZE",
+            metavar="SIZE",
+            help="Upload blobs larger than SIZE in parts of SIZE (PATCH requests; e.g. 16MiB, "
+            "at least 64KiB), for a registry or proxy that limits the size of one request "
+            "[default: each blob in one streamed PUT; parts only when the registry asks for them "
+            "or refuses the whole blob with 413] (also STELLA_OCI_CHUNK_SIZE).",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress, only the result."),
         click.option(
             "--verbose", "-v", is_flag=True, help="Log HTTP exchanges (secrets redacted) to stderr."
@@ -188,6 +198,24 @@ def _rate_limit(text: str | None) -> float | None:
     from stella_oci.transport.ratelimit import parse_rate
 
     return parse_rate(text)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3, "gib": 1024**3}
+MIN_CHUNK_SIZE = 64 * 1024
+
+
+def chunk_size(text: str | None) -> int | None:
+    """``--chunk-size SIZE`` in bytes (``16MiB``, ``16M``, ``1048576``; None: not given)."""
+    if text is None or not text.strip():
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    unit = _SIZE_UNITS.get(m.group(2).lower()) if m else None
+    if m is None or unit is None or int(m.group(1)) * unit < MIN_CHUNK_SIZE:
+        raise InvalidInputError(
+            f"--chunk-size {text!r}: expected a size of at least 64KiB, e.g. 16MiB, 64M or 1048576",
+            hint="or set STELLA_OCI_CHUNK_SIZE; leave it out to upload each blob in one request",
+        )
+    return int(m.group(1)) * unit
 
 
 def _speed_window() -> float:
@@ -276,6 +304,7 @@ class Context:
             min_speed=kw.pop("min_speed"),
             speed_window=_speed_window(),
             rate_limit=_rate_limit(kw.pop("rate_limit")),
+            chunk_size=chunk_size(kw.pop("chunk_size")),
         )
         self.concurrency: int | None = kw.pop("concurrency")
         self.mirrors: dict[str, list[str]] = {}

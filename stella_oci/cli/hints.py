@@ -47,6 +47,7 @@ OPTIONS_NAMED = (
     "--retry-max-time",
     "--username",
     "--password-stdin",
+    "--chunk-size",
 )
 
 
@@ -66,6 +67,11 @@ def hint_for(error: StellaOciError) -> str | None:
             return "log in with --username USER --password-stdin, docker login, or a credential helper"
         if isinstance(error, TransientError):
             return "the registry kept failing: try again later, or raise --retries / --retry-max-time"
+        if isinstance(error, RegistryError) and answer.status == 413:
+            return (
+                "the registry (or a proxy in front of it) takes no request this large: upload in "
+                "smaller parts with --chunk-size SIZE below its limit, e.g. --chunk-size 16MiB"
+            )
         if isinstance(error, RegistryError) and answer.status == 405:
             return "the registry does not allow this method here (read-only registry, or deletes disabled)"
         if isinstance(error, RegistryError):

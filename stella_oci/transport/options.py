@@ -61,12 +61,14 @@ class TransportOptions:
     pool_size: int = 32
     """Connections kept per host: at least the largest ``--concurrency`` (32), so that parallel
     transfers reuse kept-alive connections instead of opening and discarding new ones."""
-    chunk_size: int = 64 * 1024 * 1024
-    """Part size for chunked (PATCH) uploads; blobs up to this size go in one streamed PUT.
-    64 MiB: every part costs the registry a round of work (the distribution registry spends
-    ~15 ms per PATCH), so a 1 GiB blob in 16 MiB parts uploaded ~15 % slower than in 64 MiB
-    parts (benchmarks/README.md); a registry that wants larger parts says so with
-    ``OCI-Chunk-Min-Length``."""
+    chunk_size: int | None = None
+    """Part size for chunked (PATCH) uploads (``--chunk-size``, ``STELLA_OCI_CHUNK_SIZE``):
+    blobs larger than this go in parts of this size, smaller ones in one streamed PUT. None
+    (the default): every blob in one streamed PUT, as oras-go and containerd send them (each
+    part costs the distribution registry a round of work, and ghcr.io refuses PATCH bodies over
+    4 MiB); parts of 64 MiB only when the registry announces ``OCI-Chunk-Min-Length`` (parts of
+    at least that), answers ``413`` to the whole blob, or resumes an upload at an offset
+    (docs/transport.md, "Uploads")."""
     user_agent: str = "stella-oci"
     rate_limit: float | None = None
     """Requests per second to each registry host, shared by every thread of the process

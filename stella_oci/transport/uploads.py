@@ -2,7 +2,9 @@
 
 Holds the upload strategy of :meth:`RegistryClient.upload_blob
 <stella_oci.transport.client.RegistryClient.upload_blob>`: the HEAD existence probe,
-cross-repository mounts, a streamed monolithic PUT or chunked PATCH uploads, resuming an
+cross-repository mounts, one streamed monolithic PUT (the default for every size) or chunked
+PATCH uploads (when asked for: ``TransportOptions.chunk_size``, the registry's
+``OCI-Chunk-Min-Length``, a ``413`` to the whole body, or a resume at an offset), resuming an
 interrupted upload from the offset the registry reports, and a new session when the
 registry forgot the old one. Every step of an upload shares one retry budget. Requests go
 through :class:`~stella_oci.transport.http.RegistrySession`.
@@ -39,6 +41,12 @@ log = logging.getLogger("stella_oci.transport")
 
 BlobOpener = Callable[[int], AbstractContextManager[Iterator[bytes]]]
 """Open a blob's bytes starting at the given offset, as an iterator of chunks."""
+
+DEFAULT_PART = 64 * 1024 * 1024
+"""Part size of a chunked upload when chunks are needed but ``TransportOptions.chunk_size``
+names none (the registry's ``OCI-Chunk-Min-Length``, a ``413`` to the whole body, a resume):
+every part costs the distribution registry a round of work (~15 ms), and 64 MiB stays under
+the request limits of common fronting proxies (Cloudflare: 100 MB)."""
 
 
 class _BodyStream:
@@ -113,8 +121,10 @@ class BlobUploader:
     ) -> str:
         """Upload a blob unless present: ``HEAD`` it in ``repo`` ("exists"; skipped when not
         ``probe``: the blob is then uploaded even if the registry has it), then try a
-        cross-repository mount from each of ``mount_from`` ("mounted"), then a streamed
-        monolithic PUT (size <= chunk_size) or chunked PATCH uploads ("uploaded"); resumes an
+        cross-repository mount from each of ``mount_from`` ("mounted"), then one streamed
+        monolithic PUT, or chunked PATCH uploads when chunks are asked for (an explicit
+        ``chunk_size`` smaller than the blob, the registry's ``OCI-Chunk-Min-Length``, a ``413``
+        to the whole body) ("uploaded"); resumes an
         interrupted upload from the registry's reported offset, and starts a new session when
         the registry forgot the old one. ``on_bytes(n)`` is called as bytes are sent (for
         progress). Returns how the blob got there: "exists", "mounted" or "uploaded".
@@ -274,14 +284,22 @@ class _UploadRun:
         self.on_bytes = on_bytes
         self.what = what
         self.scopes = [repository_scope(repo, "pull,push")]
+        self.too_large = False
+        """The registry (or a proxy in front of it) answered ``413`` to the whole blob in one
+        request: from then on it goes in parts."""
         self._set_chunk(min_chunk)
         self.offset = 0
         self.high_water = 0
         self.budget = RetryBudget(self.http.options.retry)
 
     def _set_chunk(self, min_chunk: int) -> None:
-        self.chunk = max(self.http.options.chunk_size, min_chunk, 1)
-        self.monolithic = self.size <= self.chunk
+        """The strategy for a new session: one monolithic PUT, unless chunks are asked for
+        (``chunk_size`` given, the registry's ``OCI-Chunk-Min-Length``, an earlier ``413``)
+        and the blob is larger than one part (docs/transport.md, "Uploads")."""
+        explicit = self.http.options.chunk_size
+        self.chunk = max(explicit or DEFAULT_PART, min_chunk, 1)
+        self.chunked = explicit is not None or min_chunk > 0 or self.too_large
+        self.monolithic = not self.chunked or self.size <= self.chunk
 
     def run(self) -> str:
         while True:
@@ -341,6 +359,17 @@ class _UploadRun:
         if resp.status_code in (201, 204):
             resp.close()
             return "uploaded"
+        if resp.status_code == 413 and length > 0 and not self.chunked and self.size > self.chunk:
+            # A request body limit (a fronting proxy's, a registry's): go on in parts of
+            # DEFAULT_PART, in this session if the registry still has it (it refused before
+            # storing anything), else in a new one; --chunk-size sets a smaller part.
+            resp.close()
+            self.too_large = self.chunked = True
+            self.monolithic = False
+            raise Interrupted(
+                f"HTTP 413 to the whole blob ({self.size} bytes) in one request: "
+                f"uploading it in parts of {self.chunk} bytes"
+            )
         _session_lost(resp)
         raise self.http.raise_status(resp, self.what)
 
@@ -400,7 +429,8 @@ class _UploadRun:
             self.offset = 0
         else:
             self.offset, self.location = status
-            self.monolithic = self.offset == 0 and self.size <= self.chunk
+            # from an offset, in parts: a registry that kept part of a body takes chunks
+            self.monolithic = self.offset == 0 and (not self.chunked or self.size <= self.chunk)
             log.info("%s: resuming upload at byte %d", self.what, self.offset)
         return False
 

@@ -90,12 +90,13 @@ class TamperProxy:
         method, path = [*lines[0].split(" "), "", ""][:2]
         headers = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:] if ":" in line]
         length = int(next((v for n, v in headers if n.lower() == "content-length"), "0") or 0)
-        body = rest
-        while len(body) < length:
-            data = client.recv(65536)
+        buf = bytearray(rest)  # (not bytes +=: quadratic for a 64 MiB upload body)
+        while len(buf) < length:
+            data = client.recv(1 << 20)
             if not data:
                 break
-            body += data
+            buf += data
+        body = bytes(buf)
         with self._lock:
             self.requests.append((method, path))
             rule = next((r for r in self.rules if r.method == method and r.path_contains in path), None)
