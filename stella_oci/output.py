@@ -188,7 +188,7 @@ class RichProgress:
         if how != "uploaded":  # PushOutcome is a str enum (not imported at runtime: fast --help)
             self._progress.advance(overall, desc.size)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         self._progress.stop()
 
 
@@ -265,13 +265,16 @@ class LineProgress:
                 note = {"exists": ", already there", "mounted": ", mounted"}.get(str(how), "")
                 self._line(f"{self._state()} ({name}, {human_size(desc.size)}{note})")
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """The summary line: ``done: ...``, or ``stopped: ...`` when the command failed (a
+        CI log must not say "done" above the error that ended the run)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             if self._blobs_total:
-                self._line(f"done: {self._state()} in {time.monotonic() - self._started:.1f} s")
+                word = "stopped" if failed else "done"
+                self._line(f"{word}: {self._state()} in {time.monotonic() - self._started:.1f} s")
 
 
 def progress_for(fmt: str, quiet: bool, description: str) -> RichProgress | LineProgress | None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT
-from tests.support.bundles import make_bundle
+from tests.support.bundles import make_bundle, read_export_json, write_export_json
 
 BIG = 12 * 1024 * 1024
 SMALL = 20
@@ -56,6 +56,26 @@ def test_non_tty_progress_lines(registry, fresh_repo, run_cli, tmp_path) -> None
     for quiet in (["--quiet"], ["--format", "json"], ["--digest-only"]):
         code, _, err = run_cli("push", src, ref, *quiet)
         assert code == 0 and err == "", (quiet, err)
+
+
+def test_a_failed_transfer_says_stopped_not_done(registry, fresh_repo, run_cli, tmp_path) -> None:
+    """A CI log read bottom-up: before, a push that failed on a file's digest while streaming
+    ended its progress with 'push: done: ...' right above the error. Now 'stopped'."""
+    src = bundle(tmp_path)
+    doc = read_export_json(src)
+    entry = next(e for e in doc["contents"] if e["path"] == "data/big.bin")
+    entry["digest"] = "sha256:" + "0" * 64  # size right, digest wrong: found while it streams
+    write_export_json(src, doc)
+    code, out, err = run_cli("push", src, f"{registry.host}/{fresh_repo}:v1")
+    assert code == 3, err
+    lines = err.splitlines()
+    assert not any(": done:" in line for line in lines), lines
+    summary = [line for line in lines if line.startswith("stella-oci: push: stopped: ")]
+    assert len(summary) == 1 and re.search(r"\d+/\d+ blobs, .* in [\d.]+ s$", summary[0]), lines
+    assert lines.index(summary[0]) < next(i for i, line in enumerate(lines) if "error:" in line), lines
+
+    code, _, err = run_cli("pull", f"{registry.host}/{fresh_repo}:v1", "-o", tmp_path / "got")
+    assert code == 4 and "done:" not in err, err
 
 
 def test_tty_progress_shows_checking_and_a_file_counter(registry, fresh_repo, tmp_path) -> None:

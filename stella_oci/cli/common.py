@@ -330,9 +330,9 @@ class Context:
             mirrors=self.mirrors,
         )
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         if self.progress:
-            self.progress.close()
+            self.progress.close(failed)
 
 
 def airgap_options(func: F) -> F:
@@ -469,12 +469,12 @@ def command(func: Callable[..., tuple[Any, str | None]]) -> Callable[..., None]:
             emit_result(result, fmt, text)
         except StellaOciError as exc:
             if ctx:
-                ctx.close()
+                ctx.close(failed=True)
             emit_error(exc, fmt)
             sys.exit(exc.exit_code)
         except OSError as exc:
             if ctx:
-                ctx.close()
+                ctx.close(failed=True)
             if exc.errno not in LOCAL_ERRNOS:
                 _internal_error(exc, fmt)
             # The local file system said no (disk full, read-only, permissions): name it.
@@ -482,12 +482,12 @@ def command(func: Callable[..., tuple[Any, str | None]]) -> Callable[..., None]:
             sys.exit(2)
         except KeyboardInterrupt:
             if ctx:
-                ctx.close()
+                ctx.close(failed=True)
             sys.stderr.write("stella-oci: interrupted\n")
             sys.exit(130)
         except Exception as exc:  # noqa: BLE001 - reported as an internal error (exit 1), logged with --verbose
             if ctx:
-                ctx.close()
+                ctx.close(failed=True)
             _internal_error(exc, fmt)
 
     return wrapper
