@@ -153,6 +153,24 @@ def test_unusable_tls_files_are_exit_2_naming_option_and_file(tls_registry, run_
     assert code == 4, err
 
 
+def test_verify_of_a_missing_directory_or_a_file_says_so(registry, run_cli, tmp_path) -> None:
+    """Before: 'verify ./nope' was "invalid reference './nope': '.' is not a registry
+    host[:port]" and 'verify bundle/export.json' a complaint about an empty repository component."""
+    bundle = copy_example("mirror-full", tmp_path / "bundle")
+    for target, message, hint in [
+        ("./nope", "./nope: no such bundle directory", "give the directory a pull wrote"),
+        (str(tmp_path / "nope"), f"{tmp_path / 'nope'}: no such bundle directory", "a reference such as"),
+        (str(bundle / "export.json"), "a file; verify takes a bundle directory", "the directory holding it"),
+    ]:
+        code, out, err = run_cli("verify", target)
+        assert code == 2, (target, err)
+        assert message in err and hint in err and "invalid reference" not in err, (target, err)
+    code, out, err = run_cli("verify", bundle)  # the directory itself verifies
+    assert code == 0, err
+    code, _, err = run_cli("verify", f"{registry.host}/t/none:v1")  # a reference is still one
+    assert code == 4, err
+
+
 # ----------------------------------------------------------------------------- credentials options
 def test_username_password_options_say_what_to_do(registry, run_cli, tmp_path) -> None:
     ref = f"{registry.host}/t/creds:v1"

@@ -364,6 +364,8 @@ def verify(
         and Path(reference).is_dir()
     ):
         return verify_directory(Path(reference), expect_digest=expect_digest, checks=all_checks)
+    if isinstance(reference, str):
+        _refuse_local_non_bundle(reference)
     ref = as_reference(reference)
     src = open_source(ref, run)
     try:
@@ -380,6 +382,25 @@ def verify(
     finally:
         src.close()
     return _result(hooks.done(), None, transfer_stats(stats), hooks.extra)
+
+
+def _refuse_local_non_bundle(target: str) -> None:
+    """A TARGET that names a local file, or a path that does not exist, is not a reference:
+    say so (before: './nope' was "invalid reference './nope': '.' is not a registry host")."""
+    if target.startswith(("oci:", "oci-archive:")):
+        return
+    path = Path(target).expanduser()
+    if path.is_file():
+        inside = "the directory holding it" if path.name == "export.json" else "a bundle directory"
+        raise InvalidInputError(
+            f"{target}: a file; verify takes a bundle directory (export.json and its files) or a reference",
+            hint=f"give {inside} (a .tar bundle: extract it first), or oci-archive:FILE for an OCI archive",
+        )
+    if target.startswith((".", "/", "~")) and not path.exists():  # no registry host starts so
+        raise InvalidInputError(
+            f"{target}: no such bundle directory",
+            hint="give the directory a pull wrote, or a reference such as registry.example/repo:tag",
+        )
 
 
 def verify_directory(
