@@ -27,8 +27,8 @@ import functools
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +52,9 @@ MAX_INDEX_DEPTH = 8
 MANIFEST_BLOB_RETRIES = 4
 """Manifest PUTs again after ``MANIFEST_BLOB_UNKNOWN`` (re-checked, short jittered waits)."""
 """Image indexes (and manifests) nested deeper than this below the copied root are refused."""
+SUBMIT_WINDOW_FACTOR = 2
+"""Blob transfers submitted to the pool at once, per worker: enough to keep every worker busy,
+few enough that memory does not grow with the number of blobs."""
 
 
 class Progress(Protocol):
@@ -158,12 +161,20 @@ class CopyEngine:
         tags: Sequence[str] = (),
         referrers: bool = False,
         root_data: bytes | None = None,
+        root_children: Sequence[Descriptor] | None = None,
         hooks: CopyHooks | None = None,
         cancel: Cancellation | None = None,
     ) -> CopyStats:
-        """Copy the manifest (or index) ``root`` and everything below it, then tag the root."""
+        """Copy the manifest (or index) ``root`` and everything below it, then tag the root.
+
+        ``root_children``: the descriptors ``root_data`` points at (config and layers, in order),
+        when the caller has parsed it already; else the engine parses it. A hook may set
+        ``root_children`` in ``before_blobs`` (it parsed the same bytes). One parsed copy of a
+        10,000-layer manifest instead of two."""
         run = self._run(src, dst, cancel)
-        run.copy_graph(root, tags=tags, referrers=referrers, root_data=root_data, hooks=hooks)
+        run.copy_graph(
+            root, tags=tags, referrers=referrers, root_data=root_data, root_children=root_children, hooks=hooks
+        )
         return run.stats
 
 
@@ -224,17 +235,45 @@ class _CopyRun:
                 self.copy_blob(d)
             return
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="stella-oci-copy") as pool:
-            futures: list[Future[PushOutcome]] = [pool.submit(self.copy_blob, d) for d in unique.values()]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in futures if f in done and f.exception() is not None]
+            failed, in_flight = self._submit_windowed(pool, iter(unique.values()))
             if failed:
                 self.cancel.set()  # running transfers stop now (blocked reads are interrupted)
-                for f in pending:
+                for f in in_flight:
                     f.cancel()
-                wait(pending)
+                wait(in_flight)
                 # the first real failure, not a sibling's CancelledTransfer
                 real = [f for f in failed if not isinstance(f.exception(), CancelledTransfer)]
                 (real or failed)[0].result()
+
+    def _submit_windowed(
+        self, pool: ThreadPoolExecutor, queue: Iterator[Descriptor]
+    ) -> tuple[list[Future[PushOutcome]], set[Future[PushOutcome]]]:
+        """Copy the blobs of ``queue`` in ``pool``, a bounded window of them submitted at a time
+        (a future, with its condition and waiter, per blob of a 10,000-file manifest is megabytes
+        held for nothing: issue 15). Stops at the first failure; returns the failed transfers
+        (in submission order) and those still in flight."""
+        window = self.concurrency * SUBMIT_WINDOW_FACTOR
+        order: dict[Future[PushOutcome], int] = {}
+        in_flight: set[Future[PushOutcome]] = set()
+        try:
+            while True:
+                while len(in_flight) < window and (d := next(queue, None)) is not None:
+                    f = pool.submit(self.copy_blob, d)  # (cancelled: it raises CancelledTransfer at once)
+                    order[f] = len(order)
+                    in_flight.add(f)
+                if not in_flight:
+                    return [], in_flight
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                failed = sorted((f for f in done if f.exception() is not None), key=order.__getitem__)
+                if failed:
+                    return failed, in_flight
+                for f in done:
+                    del order[f]  # (only the window's futures are kept)
+        except BaseException:  # e.g. KeyboardInterrupt in wait(): stop the siblings too
+            self.cancel.set()
+            for f in in_flight:
+                f.cancel()
+            raise
 
     # ------------------------------------------------------------------ graphs
     def copy_graph(
@@ -245,15 +284,19 @@ class _CopyRun:
         referrers: bool,
         root_data: bytes | None,
         hooks: CopyHooks | None,
+        root_children: Sequence[Descriptor] | None = None,
     ) -> None:
         data = read_manifest(self.src, root) if root_data is None else root_data
         if hooks is not None:
             hooks.before_blobs(root, data)
+            if root_children is None:
+                root_children = getattr(hooks, "root_children", None)
+        kids = list(root_children) if root_children is not None else None
         with on_side("destination"):
             present = self.dst.has_manifest(root)
         if present:
             # The whole graph is already there (a re-push, a repeated copy): only the tags move.
-            blobs = children(data, media_type_of(data, root.media_type))
+            blobs = kids if kids is not None else children(data, media_type_of(data, root.media_type))
             self.progress.add_total(sum(child.size for child in blobs), len(blobs))
             if isinstance(self.dst, ManifestMemory):
                 self.dst.remember_manifest(root, data)  # (the tags need no GET of it)
@@ -267,11 +310,12 @@ class _CopyRun:
             # the root manifest goes straight under the first tag where the destination can
             # (a registry: PUT /manifests/<tag>, one round trip instead of digest + tag)
             first = tags[0] if tags and isinstance(self.dst, TaggedManifestPusher) else None
-            self.copy_node(root, data, seen=set(), hooks=hooks, tag=first)
+            self.copy_node(root, data, seen=set(), hooks=hooks, tag=first, kids=kids)
             tags = tags[1:] if first is not None else tags
-        kids = children(data, media_type_of(data, root.media_type)) if tags else []
+        if tags and kids is None:
+            kids = children(data, media_type_of(data, root.media_type))
         for tag in tags:  # (the registry checks the blobs again for each tag)
-            self._while_blobs_missing(functools.partial(self.dst.tag, root, tag), kids)
+            self._while_blobs_missing(functools.partial(self.dst.tag, root, tag), kids or [])
         if referrers:
             self.copy_referrers(root)
 
@@ -284,6 +328,7 @@ class _CopyRun:
         depth: int = 0,
         referrer: bool = False,
         tag: str | None = None,
+        kids: list[Descriptor] | None = None,
     ) -> None:
         """Copy the manifest ``desc`` (its ``data``) after everything below it; with ``tag``,
         the destination (a :class:`TaggedManifestPusher`) stores it under that tag directly."""
@@ -298,7 +343,8 @@ class _CopyRun:
                 side="source",
             )
         seen.add(desc.digest)
-        kids = children(data, media_type_of(data, desc.media_type))
+        if kids is None:
+            kids = children(data, media_type_of(data, desc.media_type))
         blobs = [k for k in kids if k.media_type not in mt.MANIFEST_MEDIA_TYPES]
         for child in kids:
             if child.media_type in mt.MANIFEST_MEDIA_TYPES:

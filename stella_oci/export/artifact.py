@@ -48,6 +48,12 @@ class BuiltArtifact:
     descriptor: Descriptor
     annotations: dict[str, str]
 
+    @property
+    def children(self) -> list[Descriptor]:
+        """What ``data`` points at (config, then the layers), for the copy engine to reuse
+        instead of parsing ``data`` again."""
+        return [self.manifest.config, *self.manifest.layers]
+
 
 def layer_descriptor(path: str, media_type: str, digest: str, size: int) -> Descriptor:
     return Descriptor(

@@ -226,6 +226,8 @@ class ExportChecks:
         self.extra_checks = extra_checks
         self.fetched: FetchedExport | None = None
         self.extra: dict[str, Any] = {}
+        self.root_children: list[Descriptor] | None = None
+        """What the root manifest points at, parsed once by the checks; the engine reuses it."""
 
     def before_blobs(self, root: Descriptor, data: bytes) -> None:
         if self.subject is not None:  # the graph is the export referrer of the Trivy manifest
@@ -240,6 +242,7 @@ class ExportChecks:
             self.sink.expect(fetched.manifest.layers)
             self.sink.adopt(fetched.manifest.layers[0])
         self.fetched = fetched
+        self.root_children = [fetched.manifest.config, *fetched.manifest.layers]  # (parsed from ``data``)
 
     def after_blobs(self, root: Descriptor, data: bytes) -> None:
         if self.fetched is not None:

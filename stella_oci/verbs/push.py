@@ -122,12 +122,23 @@ def push(
         engine = engine_for(run, push_concurrency(artifact.data))
         try:
             stats = engine.copy_graph(
-                BundleSource(b, artifact), dst, artifact.descriptor, tags=all_tags, root_data=artifact.data
+                BundleSource(b, artifact),
+                dst,
+                artifact.descriptor,
+                tags=all_tags,
+                root_data=artifact.data,
+                root_children=artifact.children,
             )
             attached: list[Descriptor] = []
             if layout.referrer is not None:  # Trivy layout: export.json and every file as a referrer
                 ref_art = layout.referrer
-                engine.copy_graph(BundleSource(b, ref_art), dst, ref_art.descriptor, root_data=ref_art.data)
+                engine.copy_graph(
+                    BundleSource(b, ref_art),
+                    dst,
+                    ref_art.descriptor,
+                    root_data=ref_art.data,
+                    root_children=ref_art.children,
+                )
                 attached.append(ref_art.descriptor)
             with on_side("destination"):
                 attached += attach_bundle_signatures(dst, artifact.descriptor, b) if attach_signatures else []
