@@ -259,3 +259,24 @@ def test_benchmark_prints_both_medians_and_the_ratio() -> None:
         "stella-oci --version", "stella-oci --help", 'python -c "import click"'
     }
     assert doc["ratioToImportClick"]['python -c "import click"'] == 1.0 and doc["passed"] is True
+
+
+@pytest.mark.parametrize("args", [["--version"], ["tags", "--offline", "127.0.0.1:1/x"]])
+def test_cli_freezes_its_objects_before_exit(args: list[str]) -> None:
+    """Interpreter shutdown runs full garbage collections over every object the run left (the
+    imported modules): measured 0.2-0.5 s between a push's last output and its exit, 0.01 s
+    with the objects frozen first (benchmarks/README.md). The CLI freezes them on every way
+    out: a normal end, ``--version`` (click's Exit) and an error exit."""
+    code = (
+        "import atexit, gc, sys; atexit.register(lambda: sys.stderr.write(f'FROZEN {gc.get_freeze_count()}\\n')); "
+        + CONSOLE_SCRIPT
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    frozen = [int(line.split()[1]) for line in res.stderr.splitlines() if line.startswith("FROZEN")]
+    assert frozen and frozen[0] > 1000, res.stderr

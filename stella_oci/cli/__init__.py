@@ -15,6 +15,7 @@ real commands (names, modules, short help) and the imports of each case.
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -259,6 +260,17 @@ def version(fmt: str) -> None:
 
 def run() -> None:
     """Entry point with usage errors mapped to exit 2 (and JSON when --format json was asked)."""
+    try:
+        _run()
+    finally:
+        # The process ends next. Interpreter shutdown runs full garbage collections over every
+        # object left (the imported modules: pydantic, jsonschema, requests ...), 0.1-0.3 s of
+        # a small push's wall time; frozen objects are not scanned (0.01 s). Nothing is lost:
+        # finalizers, atexit handlers and flushing run as before.
+        gc.freeze()
+
+
+def _run() -> None:
     global _signals_fmt
     fmt = _signals_fmt = "json" if _wants_json(sys.argv[1:]) else "text"
     try:
