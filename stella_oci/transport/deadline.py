@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import io
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +37,10 @@ import urllib3.connectionpool
 
 TICK = 0.1
 """How often the watchdog looks at the guards (seconds)."""
+TLS_PIECE = 256 * 1024
+"""Most bytes handed to one ``send`` of a TLS socket, which returns only once all are written
+(and times out as a whole): small enough that a link at a few KiB/s shows progress to the
+minimum-speed window and finishes each call within the read timeout."""
 
 
 class DeadlineExceeded(OSError):
@@ -229,18 +234,21 @@ class _CountingSocket:
         return getattr(self._stella_sock, "makefile")(mode, *args, **kwargs)  # noqa: B009
 
     def sendall(self, data: Any, *args: Any) -> None:
-        """``socket.sendall`` as a loop of ``send``: each call hands the kernel what fits in
-        the socket buffer and returns, so the guard counts bytes as the peer takes them
-        (a slow link shows its progress, whatever the size of the piece), and a large piece
-        costs one Python step per buffer-full, not per fixed slice."""
+        """``socket.sendall`` as a loop of ``send``: on a plain socket each call hands the
+        kernel what fits in the socket buffer and returns, so the guard counts bytes as the
+        peer takes them (a slow link shows its progress, whatever the size of the piece), and a
+        large piece costs one Python step per buffer-full, not per fixed slice. A TLS socket's
+        ``send`` writes all it is given (and its timeout bounds the whole call), so it gets
+        :data:`TLS_PIECE` at a time."""
         view = memoryview(data).cast("B")
         sock = self._stella_sock
         conn = self._stella_conn
+        piece = TLS_PIECE if isinstance(sock, ssl.SSLSocket) else len(view)
         pos, end = 0, len(view)
         while pos < end:
             guard = conn.stella_guard
             try:
-                n: int = sock.send(view[pos:], *args)
+                n: int = sock.send(view[pos : pos + piece], *args)
             except OSError:
                 if guard is not None:
                     guard.raise_if_fired()
