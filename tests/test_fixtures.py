@@ -191,3 +191,34 @@ def test_run_cli_runs_the_package(run_cli: RunCli) -> None:
     result = run_cli("--help", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "push" in result.stdout
+
+
+def test_request_head_parser_is_bounded_and_keeps_the_body_start() -> None:
+    """tests/support/http_head.py, the one request-head parser of the socket proxies: a head
+    that arrives in pieces, one that never ends (over the bound), one cut before its end."""
+    import socket
+
+    from tests.support.http_head import read_request_head
+
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"PUT /v2/r/blobs/uploads/x?digest=sha256:0 HTTP/1.1\r\nHost: h\r\n")
+        a.sendall(b"content-length: 5\r\nX-Odd:a:b\r\nno colon\r\n\r\nhel")
+        head = read_request_head(b)
+        assert head is not None
+        assert (head.method, head.path, head.rest) == ("PUT", "/v2/r/blobs/uploads/x?digest=sha256:0", b"hel")
+        assert head.headers == [("Host", "h"), ("content-length", "5"), ("X-Odd", "a:b")]
+        assert head.content_length == 5 and head.header("CONTENT-LENGTH") == "5"
+        assert head.forward(drop=("host",), add=("Host: up", "Connection: close")) == (
+            b"PUT /v2/r/blobs/uploads/x?digest=sha256:0 HTTP/1.1\r\ncontent-length: 5\r\nX-Odd: a:b\r\n"
+            b"Host: up\r\nConnection: close\r\n\r\n"
+        )
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"GET / HTTP/1.1\r\nX: " + b"y" * 5000 + b"\r\n\r\n")
+        assert read_request_head(b, limit=4096) is None, "a head over the bound is refused, even whole"
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n")
+        a.shutdown(socket.SHUT_WR)
+        assert read_request_head(b) is None, "closed before the head ended"

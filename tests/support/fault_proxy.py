@@ -52,6 +52,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tests.support.http_head import read_request_head
+
 KINDS = (
     "reset-request",
     "reset-body",
@@ -204,24 +206,11 @@ class FaultProxy:
     # ------------------------------------------------------------------
     def _handle(self, client: socket.socket) -> None:
         client.settimeout(30)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            data = client.recv(65536)
-            if not data:
-                return
-            buf += data
-            if len(buf) > 1 << 20:
-                return
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        method, path, _ = ([*lines[0].split(" ", 2), "", ""])[:3]
-        headers: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers.append((name.strip(), value.strip()))
-        lower = {n.lower(): v for n, v in headers}
-        length = int(lower.get("content-length", "0") or 0)
-        seen = SeenRequest(method, path, lower.get("range"), lower.get("content-range"), length)
+        request = read_request_head(client)
+        if request is None:
+            return
+        method, path, rest, length = request.method, request.path, request.rest, request.content_length
+        seen = SeenRequest(method, path, request.header("range"), request.header("content-range"), length)
         with self._lock:
             self.requests.append(seen)
             fault, draw = self._choose(method, path)
@@ -273,9 +262,7 @@ class FaultProxy:
         except OSError:
             _abort(client)
             return
-        out_head = [lines[0]] + [f"{n}: {v}" for n, v in headers if n.lower() != "connection"]
-        out_head.append("Connection: close")
-        upstream.sendall(("\r\n".join(out_head) + "\r\n\r\n").encode("latin-1"))
+        upstream.sendall(request.forward())
         if fault is not None and fault.kind == "reset-request":
             seen.outcome = "reset during request"
             half = rest[: length // 2]

@@ -19,6 +19,8 @@ import socket
 import socketserver
 import threading
 
+from tests.support.http_head import read_request_head
+
 
 class StallProxy:
     def __init__(
@@ -78,20 +80,10 @@ class StallProxy:
 
     def _handle(self, client: socket.socket) -> None:
         client.settimeout(120)
-        buf = b""
-        try:
-            while b"\r\n\r\n" not in buf:
-                data = client.recv(65536)
-                if not data or len(buf) > 1 << 20:
-                    return
-                buf += data
-        except OSError:
+        request = read_request_head(client)
+        if request is None:
             return
-        head, rest = buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        method, path = ([*lines[0].split(" ", 2), "", ""])[:2]
-        headers = [(n.strip(), v.strip()) for n, _, v in (line.partition(":") for line in lines[1:])]
-        length = int({n.lower(): v for n, v in headers}.get("content-length", "0") or 0)
+        method, path, rest, length = request.method, request.path, request.rest, request.content_length
         is_blob_get = method == "GET" and "/blobs/" in path and "/uploads/" not in path
         if self.stall_uploads and method in ("PATCH", "PUT") and "/blobs/uploads/" in path and length:
             got = len(rest)
@@ -113,9 +105,8 @@ class StallProxy:
         except OSError:
             _close(client)
             return
-        out = [lines[0], *(f"{n}: {v}" for n, v in headers if n.lower() != "connection"), "Connection: close"]
         try:
-            upstream.sendall(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + rest)
+            upstream.sendall(request.forward() + rest)
             sent = len(rest)
             while sent < length and (data := client.recv(65536)):
                 upstream.sendall(data)

@@ -21,6 +21,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from tests.support.http_head import read_request_head
+
 
 @dataclass
 class Rule:
@@ -83,14 +85,11 @@ class TamperProxy:
     # ------------------------------------------------------------------
     def _handle(self, client: socket.socket) -> None:
         client.settimeout(60)
-        head, rest = _read_head(client)
-        if head is None:
+        request = read_request_head(client)
+        if request is None:
             return
-        lines = head.decode("latin-1").split("\r\n")
-        method, path = [*lines[0].split(" "), "", ""][:2]
-        headers = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:] if ":" in line]
-        length = int(next((v for n, v in headers if n.lower() == "content-length"), "0") or 0)
-        buf = bytearray(rest)  # (not bytes +=: quadratic for a 64 MiB upload body)
+        method, path, length = request.method, request.path, request.content_length
+        buf = bytearray(request.rest)  # (not bytes +=: quadratic for a 64 MiB upload body)
         while len(buf) < length:
             data = client.recv(1 << 20)
             if not data:
@@ -103,12 +102,11 @@ class TamperProxy:
             if rule is not None:
                 rule.hits += 1
         dropped = ("connection",) if self.keep_host else ("connection", "host")
-        out = [lines[0]] + [f"{n}: {v}" for n, v in headers if n.lower() not in dropped]
-        out += [] if self.keep_host else [f"Host: {self.upstream[0]}:{self.upstream[1]}"]
-        out += ["Connection: close"]
+        host = [] if self.keep_host else [f"Host: {self.upstream[0]}:{self.upstream[1]}"]
+        out = request.forward(drop=dropped, add=(*host, "Connection: close"))
         try:
             with socket.create_connection(self.upstream, timeout=60) as up:
-                up.sendall(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + body)
+                up.sendall(out + body)
                 answer = _read_all(up)
         except OSError:
             client.close()
@@ -159,20 +157,6 @@ class TamperProxy:
             return
         self.stall_gone_at = time.monotonic()
         self.stall_gone.set()
-
-
-def _read_head(sock: socket.socket) -> tuple[bytes | None, bytes]:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        try:
-            data = sock.recv(65536)
-        except OSError:
-            return None, b""
-        if not data:
-            return None, b""
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    return head, rest
 
 
 def _read_all(sock: socket.socket) -> bytes:
