@@ -270,3 +270,62 @@ def test_a_version_1_ledger_is_migrated_and_keeps_its_rows(tmp_path):
     assert {"archive", "forced_reason"} <= columns
     with Ledger(path) as ledger:  # opening again changes nothing
         assert len(ledger) == 1
+
+
+def test_dry_run_refuses_what_load_would_refuse_and_writes_nothing(registry, inside, fresh_repo, run_cli, tmp_path):
+    """load --dry-run checks the rollback rule as the real load does (against the ledger, and
+    against what the exports before it in the same load would have recorded), reports the export
+    as would-quarantine with the real load's reason, exits 3 as the real load does, and writes
+    neither the ledger nor the registry."""
+    repo = f"{fresh_repo}/dry"
+    push_week(registry, run_cli, tmp_path, repo, 47, "2026-11-27T08:00:00Z")
+    push_week(registry, run_cli, tmp_path, repo, 46, "2026-11-20T08:00:00Z")
+    cli_json(run_cli, "save", f"{registry.host}/{repo}:w47", "--output", tmp_path / "w47.tar")
+    cli_json(run_cli, "save", f"{registry.host}/{repo}:w46", "--output", tmp_path / "w46.tar", "--since",
+             tmp_path / "w47.tar")
+
+    # 1. both archives in one load, into an empty mirror with no ledger yet: w47 would be recorded
+    # first, so w46 would roll it back
+    fresh_ledger = tmp_path / "fresh" / "ledger.sqlite3"
+    fresh_ledger.parent.mkdir()
+    dest = f"{inside.host}/fresh"
+    dry = cli_json(run_cli, "load", tmp_path / "w47.tar", tmp_path / "w46.tar", dest, "--dry-run",
+                   "--ledger", fresh_ledger, expect=3)
+    err = dry["error"]
+    assert err["message"].startswith("load --dry-run: 1 export(s) would be quarantined"), err["message"]
+    assert "ERR_AIRGAP_EXPORT_ROLLBACK" in err["message"] and "exp-week-000047" in err["message"]
+    assert err["message"].endswith("nothing was written (dry run)")
+    assert [(e["destination"].rsplit(":", 1)[1], e["status"]) for e in err["details"]["exports"]] == [
+        ("w47", "would-load"), ("w46", "would-quarantine")
+    ]
+    assert list(fresh_ledger.parent.iterdir()) == [], "a dry run creates no ledger"
+    assert digest_at(inside, f"fresh/{repo}", "w47") is None and digest_at(inside, f"fresh/{repo}", "w46") is None
+    real = cli_json(run_cli, "load", tmp_path / "w47.tar", tmp_path / "w46.tar", dest, "--ledger", fresh_ledger,
+                    expect=3)
+    assert [(e["destination"].rsplit(":", 1)[1], e["status"]) for e in real["error"]["details"]["exports"]] == [
+        ("w47", "loaded"), ("w46", "quarantined")
+    ]
+
+    # 2. week 47 loaded (recorded) first, week 46 alone afterwards
+    ledger = tmp_path / "ledger.sqlite3"
+    cli_json(run_cli, "load", tmp_path / "w47.tar", inside.host, "--ledger", ledger)
+    ledger_bytes = ledger.read_bytes()
+    dry = cli_json(run_cli, "load", tmp_path / "w46.tar", inside.host, "--dry-run", "--ledger", ledger, expect=3)
+    msg = dry["error"]["message"]
+    assert "ERR_AIRGAP_EXPORT_ROLLBACK" in msg and "exp-week-000046" in msg and "exp-week-000047" in msg, msg
+    assert f"(ledger {ledger})" in msg, "the message names the real ledger, not the dry run's copy"
+    assert [e["status"] for e in dry["error"]["details"]["exports"]] == ["would-quarantine"]
+    assert ledger.read_bytes() == ledger_bytes, "a dry run writes nothing to the ledger"
+    assert rows(ledger, "SELECT export_id FROM imports") == [("exp-week-000047",)]
+    assert rows(ledger, "SELECT generation FROM generations") == [(1,)]
+    assert digest_at(inside, repo, "w46") is None, "a dry run writes nothing to the registry"
+    # forced, the dry run would load it (exit 0), still writing nothing
+    forced = cli_json(run_cli, "load", tmp_path / "w46.tar", inside.host, "--dry-run", "--ledger", ledger,
+                      "--force-activate", "--force-reason", "drill")
+    assert [e["status"] for e in forced["exports"]] == ["would-load"]
+    assert ledger.read_bytes() == ledger_bytes and digest_at(inside, repo, "w46") is None
+    # the real load: the same refusal, the same exit code
+    real = cli_json(run_cli, "load", tmp_path / "w46.tar", inside.host, "--ledger", ledger, expect=3)
+    assert "ERR_AIRGAP_EXPORT_ROLLBACK" in real["error"]["message"]
+    assert [e["status"] for e in real["error"]["details"]["exports"]] == ["quarantined"]
+    assert digest_at(inside, repo, "w46") is None

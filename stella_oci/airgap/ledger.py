@@ -278,22 +278,7 @@ class Ledger:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             self._enable_wal(busy_timeout)
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            with self._write() as cur:
-                version = cur.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise InvalidInputError(
-                        f"import ledger {self.path} has schema version {version}, newer than this "
-                        f"stella-oci understands ({SCHEMA_VERSION})",
-                        hint="upgrade stella-oci, or point it at another ledger file",
-                    )
-                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-                    cur.execute(statement)
-                have = {r[1] for r in cur.execute("PRAGMA table_info(imports)").fetchall()}
-                for column, kind in _IMPORT_COLUMNS_V2:
-                    if column not in have:  # a version-1 ledger: migrated in place
-                        cur.execute(f"ALTER TABLE imports ADD COLUMN {column} {kind}")
-                if version < SCHEMA_VERSION:
-                    cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._create_or_migrate()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise self._db_error(exc) from exc
@@ -301,7 +286,53 @@ class Ledger:
             self._conn.close()
             raise
 
+    @classmethod
+    def in_memory(cls, path: str | os.PathLike[str] | None = None, *, copy: bool = True) -> Ledger:
+        """A ledger in memory standing for the file at ``path`` (default: as :class:`Ledger`):
+        with ``copy``, it starts with the file's rows (read once, never written; none when there
+        is no file); writes to it stay in memory and are gone when it is closed. Its ``path``
+        is the file's (messages name it). ``load --dry-run`` records into one what the real
+        load would record, so that each export is checked as the real load would check it."""
+        self = cls.__new__(cls)
+        self.path = Path(path) if path is not None else default_ledger_path()
+        self._conn = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            if copy and self.path.is_file():
+                source = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+                try:
+                    source.backup(self._conn)
+                finally:
+                    source.close()
+            self._create_or_migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise self._db_error(exc) from exc
+        except BaseException:
+            self._conn.close()
+            raise
+        return self
+
     # -- plumbing -------------------------------------------------------------------------
+
+    def _create_or_migrate(self) -> None:
+        """The tables (created when missing) at :data:`SCHEMA_VERSION` (an older ledger is
+        migrated in place; a newer one is refused, exit 2)."""
+        with self._write() as cur:
+            version = cur.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise InvalidInputError(
+                    f"import ledger {self.path} has schema version {version}, newer than this "
+                    f"stella-oci understands ({SCHEMA_VERSION})",
+                    hint="upgrade stella-oci, or point it at another ledger file",
+                )
+            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                cur.execute(statement)
+            have = {r[1] for r in cur.execute("PRAGMA table_info(imports)").fetchall()}
+            for column, kind in _IMPORT_COLUMNS_V2:
+                if column not in have:  # a version-1 ledger: migrated in place
+                    cur.execute(f"ALTER TABLE imports ADD COLUMN {column} {kind}")
+            if version < SCHEMA_VERSION:
+                cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _enable_wal(self, busy_timeout: float) -> None:
         """Switch to WAL mode. SQLite answers SQLITE_BUSY at once (no busy handler) when another

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,8 +80,13 @@ class AirgapOptions:
 
 
 class AirgapCheck:
-    def __init__(self, opts: AirgapOptions, *, is_import: bool, now: datetime | None = None) -> None:
+    def __init__(
+        self, opts: AirgapOptions, *, is_import: bool, now: datetime | None = None, ledger: Ledger | None = None
+    ) -> None:
+        """``ledger``: an open ledger to read and record in (left open) instead of the file of
+        ``opts.ledger`` (``load --dry-run``: :meth:`Ledger.in_memory`)."""
         self.opts = opts
+        self.open_ledger = ledger
         self.is_import = is_import
         given = [
             f"--{name} {value}" if not isinstance(value, bool) else f"--{name}"
@@ -122,7 +127,10 @@ class AirgapCheck:
         self.forced: str | None = None
         """The force reason, once ``--force-activate`` let a rollback through."""
 
-    def _ledger(self) -> Ledger:
+    def _ledger(self) -> AbstractContextManager[Ledger]:
+        """The ledger, opened (closed when the ``with`` ends), or the open one given."""
+        if self.open_ledger is not None:
+            return nullcontext(self.open_ledger)
         return Ledger(self.opts.ledger)
 
     def __call__(self, fetched: FetchedExport) -> dict[str, Any]:
@@ -173,13 +181,13 @@ class AirgapCheck:
 
     def _check_rollback(self, export: ExportManifest) -> None:
         try:
-            ledger = self._ledger()
+            opened = self._ledger()
         except StellaOciError as exc:
             if self.opts.ledger is not None:
                 raise
             log.warning("rollback not checked, the default ledger cannot be opened: %s", exc.message)
             return
-        with ledger:
+        with opened as ledger:
             newer = check_rollback(
                 export, ledger, archive=self.opts.archive, force_reason=self.opts.force_reason
             )

@@ -8,7 +8,11 @@ same StellaOps checks as ``verify`` (CONTRACT section 5), staleness and the impo
 engine's verified reads, referrers along. An export already at its destination is skipped, so
 a load cut in the middle finishes when run again. An export that fails verification is
 quarantined: reported with its reason, never tagged, while the others load; the command then
-exits 3. ``dry_run`` writes nothing and says which exports and blobs would move.
+exits 3. ``dry_run`` writes nothing and says which exports and blobs would move, and which
+exports the real load would quarantine: each export not yet at its destination gets the checks
+its copy would run (CONTRACT section 5, ``checks``, staleness, delta base, rollback), against
+an in-memory copy of the ledger into which the dry run records what the real load would, and
+exits 3 as the real load would.
 
 Generations (:mod:`stella_oci.airgap.generations`): archives are applied in ``mirrorGeneration``
 order; each one's generation must be above the last one activated for its origin at DEST, else
@@ -21,7 +25,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -36,18 +40,18 @@ from stella_oci.airgap.volumes import PARTS_SUFFIX, join, parts_listing
 from stella_oci.cancel import Cancellation
 from stella_oci.errors import InvalidInputError, NotFoundError, StellaOciError, VerificationError
 from stella_oci.oci.digest import check_digest
-from stella_oci.oci.manifest import Descriptor, children, media_type_of
-from stella_oci.oci.mediatypes import MANIFEST_MEDIA_TYPES
+from stella_oci.oci.manifest import Descriptor, children, media_type_of, parse_manifest
+from stella_oci.oci.mediatypes import MANIFEST_MEDIA_TYPES, OCI_MANIFEST
 from stella_oci.oci.reference import Reference, parse_reference
 from stella_oci.results import ClockInfo, ResultModel
 from stella_oci.signing.trust import TrustRoot
 from stella_oci.targets.archive import OciArchiveTarget
-from stella_oci.targets.base import ReadOnlyTarget
+from stella_oci.targets.base import Storage
 from stella_oci.targets.verified import read_manifest
 from stella_oci.verbs.airgap import AirgapCheck, AirgapOptions
 from stella_oci.verbs.common import RunOptions, open_destination
-from stella_oci.verbs.copy import copy
-from stella_oci.verbs.pull import ExtraCheck
+from stella_oci.verbs.copy import copy, is_export_manifest
+from stella_oci.verbs.pull import ExtraCheck, fetch_export, run_checks
 
 QUARANTINE_EXIT_CODES = (3, 4, 7)
 """Failures that quarantine one export (verification, a missing piece, staleness); any other
@@ -59,7 +63,8 @@ class LoadedExport(ResultModel):
     source: str
     destination: str
     digest: str
-    status: Literal["loaded", "present", "quarantined", "would-load"]
+    status: Literal["loaded", "present", "quarantined", "would-load", "would-quarantine"]
+    """``would-quarantine``: a dry run found what the real load would quarantine it for (``reason``)."""
     reason: str | None = None
     new_blobs: int | None = None
     new_bytes: int | None = None
@@ -205,11 +210,13 @@ def _check_increment(
 
 
 class _Backed:
-    """An increment's archive; a blob it leaves out is read from the destination (verified as
-    every read is)."""
+    """An increment's archive; a blob it leaves out is read from the first of ``fallbacks``
+    that has it, the last one without asking (the destination: its error names what is missing),
+    verified as every read is. A dry run puts the load's other archives before the destination:
+    what the real load would have written there by then."""
 
-    def __init__(self, archive: OciArchiveTarget, dest: ReadOnlyTarget) -> None:
-        self.archive, self.dest, self.name = archive, dest, archive.name
+    def __init__(self, archive: OciArchiveTarget, fallbacks: Sequence[Storage]) -> None:
+        self.archive, self.fallbacks, self.name = archive, list(fallbacks), archive.name
 
     def resolve(self, selector: str) -> Descriptor:
         return self.archive.resolve(selector)
@@ -220,16 +227,20 @@ class _Backed:
     def open_blob(
         self, desc: Descriptor, offset: int = 0, cancel: Cancellation | None = None
     ) -> AbstractContextManager[Iterator[bytes]]:
-        if self.archive.has_blob(desc):
+        if self.archive.has_blob(desc) or not self.fallbacks:
             return self.archive.open_blob(desc, offset, cancel)
-        return self.dest.open_blob(desc, offset, cancel)
+        for other in self.fallbacks[:-1]:
+            if other.has_blob(desc):
+                return other.open_blob(desc, offset, cancel)
+        return self.fallbacks[-1].open_blob(desc, offset, cancel)
 
     def referrers(self, subject: Descriptor, artifact_type: str | None = None) -> list[Descriptor]:
         return self.archive.referrers(subject, artifact_type)
 
     def close(self) -> None:
         self.archive.close()
-        self.dest.close()
+        for other in self.fallbacks:
+            other.close()
 
 
 def _carried_blobs(inventories: list[tuple[Path, Inventory]]) -> set[str]:
@@ -442,42 +453,24 @@ def _load(
     gap = airgap or AirgapOptions()
     activations = _activate(inventories, destination, dry_run=dry_run, airgap=gap, names=names)
     results: list[LoadedExport] = []
-    for path, inv in inventories:
-        for export in inv.exports:
-            check_digest(export.digest, f"{path}: inventory export {export.source}")
-            ref = _destination(destination, export)
-            entry = LoadedExport(
-                archive=names.get(path, str(path)),
-                source=export.source,
-                destination=str(ref),
-                digest=export.digest,
-                status="loaded",
-            )
-            if _present(ref, export, run):
-                entry.status = "present"
-            elif dry_run:
-                entry.status = "would-load"
-                entry.new_blobs, entry.new_bytes = _new_blobs(path, ref, export, run)
-            else:
-                source = None
-                if inv.omitted:  # an increment: what it leaves out is read back from the destination
-                    source = _Backed(OciArchiveTarget(path, create=False), open_destination(ref, run))
-                try:
-                    copied = copy(
-                        f"oci-archive:{path}@{export.digest}",
-                        ref,
+    with _dry_run_ledger(gap) if dry_run else nullcontext() as scratch:
+        for path, inv in inventories:
+            for export in inv.exports:
+                results.append(
+                    _load_export(
+                        path,
+                        inv,
+                        export,
+                        destination,
+                        [p for p, _ in inventories if p != path],
+                        names.get(path, str(path)),
+                        scratch,
                         signatures=signatures,
                         run=run,
-                        airgap=replace(gap, archive=inv.digest),
+                        gap=gap,
                         checks=checks,
-                        source_target=source,
                     )
-                    entry.cosign_tags = [c.tag for c in copied.cosign_tags]
-                except StellaOciError as exc:
-                    if exc.exit_code not in QUARANTINE_EXIT_CODES:
-                        raise
-                    entry.status, entry.reason = "quarantined", str(exc)
-            results.append(entry)
+                )
     result = LoadResult(
         destination=destination,
         dry_run=dry_run,
@@ -485,16 +478,133 @@ def _load(
         inventory_signed_by=signed_by,
         activations=activations,
     )
-    bad = [e for e in results if e.status == "quarantined"]
+    bad = [e for e in results if e.status in ("quarantined", "would-quarantine")]
     if bad:
-        loaded = sum(1 for e in results if e.status in ("loaded", "present"))
+        if dry_run:
+            would = sum(1 for e in results if e.status in ("would-load", "present"))
+            summary = f"load --dry-run: {len(bad)} export(s) would be quarantined (not tagged), {would} would load"
+        else:
+            loaded = sum(1 for e in results if e.status in ("loaded", "present"))
+            summary = f"load: {len(bad)} export(s) quarantined (not tagged), {loaded} loaded"
         raise VerificationError(
-            f"load: {len(bad)} export(s) quarantined (not tagged), {loaded} loaded: "
-            + "; ".join(f"{e.source}@{e.digest}: {e.reason}" for e in bad),
+            f"{summary}: "
+            + "; ".join(f"{e.source}@{e.digest}: {e.reason}" for e in bad)
+            + ("; nothing was written (dry run)" if dry_run else ""),
             hint="the quarantined exports failed verification; carry them again",
             details={"exports": [e.model_dump(by_alias=True) for e in results]},
         )
     return result
+
+
+def _load_export(
+    path: Path,
+    inv: Inventory,
+    export: InventoryExport,
+    destination: str,
+    others: list[Path],
+    archive_name: str,
+    scratch: Ledger | None,
+    *,
+    signatures: bool,
+    run: RunOptions,
+    gap: AirgapOptions,
+    checks: tuple[ExtraCheck, ...],
+) -> LoadedExport:
+    """One export of the archive at ``path``: present, loaded (through :func:`copy`) or
+    quarantined; with ``scratch`` (a dry run's in-memory ledger), would-load or would-quarantine
+    (:func:`_dry_run_checks`). ``others``: the load's other archives."""
+    check_digest(export.digest, f"{path}: inventory export {export.source}")
+    ref = _destination(destination, export)
+    entry = LoadedExport(
+        archive=archive_name,
+        source=export.source,
+        destination=str(ref),
+        digest=export.digest,
+        status="loaded",
+    )
+    if _present(ref, export, run):
+        entry.status = "present"
+    elif scratch is not None:  # a dry run
+        entry.reason = _dry_run_checks(path, inv, export, ref, others, scratch, run, gap, checks)
+        if entry.reason is not None:
+            entry.status = "would-quarantine"
+        else:
+            entry.status = "would-load"
+            entry.new_blobs, entry.new_bytes = _new_blobs(path, ref, export, run)
+    else:
+        source = None
+        if inv.omitted:  # an increment: what it leaves out is read back from the destination
+            source = _Backed(OciArchiveTarget(path, create=False), [open_destination(ref, run)])
+        try:
+            copied = copy(
+                f"oci-archive:{path}@{export.digest}",
+                ref,
+                signatures=signatures,
+                run=run,
+                airgap=replace(gap, archive=inv.digest),
+                checks=checks,
+                source_target=source,
+            )
+            entry.cosign_tags = [c.tag for c in copied.cosign_tags]
+        except StellaOciError as exc:
+            if exc.exit_code not in QUARANTINE_EXIT_CODES:
+                raise
+            entry.status, entry.reason = "quarantined", str(exc)
+    return entry
+
+
+def _dry_run_ledger(gap: AirgapOptions) -> Ledger:
+    """What a dry run checks against and records into: the ledger copied into memory (the file
+    is only read). A default ledger that cannot be read counts as empty: the real load goes on
+    without it too (with a warning)."""
+    try:
+        return Ledger.in_memory(gap.ledger)
+    except StellaOciError as exc:
+        if gap.ledger is not None:
+            raise
+        log.warning("exports not checked against the default ledger, it cannot be read: %s", exc.message)
+        return Ledger.in_memory(copy=False)
+
+
+def _dry_run_checks(
+    path: Path,
+    inv: Inventory,
+    export: InventoryExport,
+    ref: Reference,
+    others: list[Path],
+    ledger: Ledger,
+    run: RunOptions,
+    gap: AirgapOptions,
+    checks: tuple[ExtraCheck, ...],
+) -> str | None:
+    """The checks :func:`copy` would run on ``export`` before moving a blob (CONTRACT section 5,
+    ``checks``, staleness, delta base, rollback), read from the archive (an increment's left-out
+    blobs from the load's ``others`` archives, then the destination), against the in-memory
+    ``ledger``, where the import is then recorded as the real load would. None when it passes;
+    what it would be quarantined for otherwise. Nothing is written."""
+    fallbacks: list[Storage] = [OciArchiveTarget(p, create=False) for p in others] if inv.omitted else []
+    if inv.omitted and (ref.transport != "oci" or (Path(ref.path) / "index.json").is_file()):
+        fallbacks.append(open_destination(ref, run))
+    src = _Backed(OciArchiveTarget(path, create=False), fallbacks)
+    workdir = Path(tempfile.mkdtemp(prefix="stella-oci-dry-run-"))
+    try:
+        pinned = parse_reference(f"oci-archive:{path}@{export.digest}")
+        desc = src.resolve(export.digest)
+        data = read_manifest(src, desc)
+        if desc.media_type != OCI_MANIFEST or not is_export_manifest(parse_manifest(data)):
+            return None  # not a StellaOps export: copy checks nothing and records nothing either
+        fetched, _ = fetch_export(pinned, src, expect_digest=None, workdir=workdir)
+        gap_check = AirgapCheck(replace(gap, archive=inv.digest), is_import=True, ledger=ledger)
+        extra = run_checks([gap_check, *checks], fetched)
+        gap_check.record(fetched, extra.get("provenance"), reference=f"{ref.base()}@{desc.digest}")
+    except StellaOciError as exc:
+        if exc.exit_code not in QUARANTINE_EXIT_CODES:
+            raise
+        return str(exc)
+    finally:
+        src.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return None
 
 
 __all__ = ["Activation", "LoadResult", "LoadedExport", "load"]
