@@ -4,21 +4,28 @@ migration from schema version 1."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 
 import jsonschema
 import requests
 
 from stella_oci.airgap import Ledger
 from stella_oci.output_schemas import shipped
+from tests.conftest import CLI_TIMEOUT, REPO_ROOT, _cli_env
 from tests.support.bundles import make_bundle
 from tests.support.fault_proxy import Fault, FaultProxy
+from tests.support.ledger_barrier import release_when_racing
 from tests.support.registry import start_registry
 from tests.test_airgap_archive import cli_json, digest_at
 
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
 FORCE = "--force-activate --force-reason"
+EXAMPLES = REPO_ROOT / "examples"
 #: The members of ``airgap history --format json`` (docs/output.md), nulls included.
 HISTORY_GENERATION_KEYS = {
     "id", "origin", "destination", "mirrorGeneration", "previousGeneration", "archive", "archiveName",
@@ -329,3 +336,86 @@ def test_dry_run_refuses_what_load_would_refuse_and_writes_nothing(registry, ins
     assert "ERR_AIRGAP_EXPORT_ROLLBACK" in real["error"]["message"]
     assert [e["status"] for e in real["error"]["details"]["exports"]] == ["quarantined"]
     assert digest_at(inside, repo, "w46") is None
+
+
+def test_two_loads_at_once_activate_a_generation_once(registry, inside, fresh_repo, run_cli, tmp_path):
+    """Two ``stella-oci load`` processes, two archives of one origin with the same
+    mirrorGeneration, one DEST and one ledger, inside the generation check at the same time
+    (tests/support/ledger_barrier.py holds each one after it read the generations until the test
+    releases them): the check and the record are one BEGIN IMMEDIATE transaction, so the second
+    waits at the lock, then sees the first's activation: exactly one activates, the other is
+    refused as a replay (exit 3) before writing anything, and the ledger has one row for it."""
+    repo = f"{fresh_repo}/race"
+    pushed = {n: push_week(registry, run_cli, tmp_path, repo, n) for n in (1, 2)}
+    for n in (1, 2):
+        cli_json(run_cli, "save", f"{registry.host}/{repo}:w{n}", "--output", tmp_path / f"race-{n}.tar",
+                 "--generation", "9")
+    ledger = tmp_path / "ledger.sqlite3"
+    Ledger(ledger).close()  # created (WAL) before: the race is about the generation, not the file
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = _cli_env({"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))})
+    names = ("one", "two")
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "tests.support.ledger_barrier", str(barrier), name, "load",
+             str(tmp_path / f"race-{n}.tar"), inside.host, "--ledger", str(ledger), "--format", "json"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cwd=tmp_path,
+        )
+        for name, n in zip(names, (1, 2))
+    }
+
+    def ended() -> str | None:
+        for name, p in procs.items():
+            if p.poll() is not None:
+                out, err = p.communicate()
+                return f"{name}: exit {p.returncode}: {out}{err}"
+        return None
+
+    try:
+        how = release_when_racing(barrier, names, ledger, ended)
+        outs = {name: p.communicate(timeout=CLI_TIMEOUT) for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert how == "one-waits", "both processes read the generations at once: the check is not under the lock"
+    codes = {name: p.returncode for name, p in procs.items()}
+    assert sorted(codes.values()) == [0, 3], (codes, outs)
+    winner = next(n for n in names if codes[n] == 0)
+    loser = next(n for n in names if codes[n] == 3)
+    won, lost = json.loads(outs[winner][0]), json.loads(outs[loser][0])
+    assert [(a["mirrorGeneration"], a["status"]) for a in won["activations"]] == [(9, "activated")]
+    msg = lost["error"]["message"]
+    assert "ERR_AIRGAP_GENERATION_REPLAY" in msg and "the same generation as mirrorGeneration 9" in msg, msg
+    w, lw = names.index(winner) + 1, names.index(loser) + 1
+    assert rows(ledger, "SELECT generation, archive_name FROM generations") == [(9, f"race-{w}.tar")]
+    assert rows(ledger, "SELECT export_id FROM imports") == [(f"exp-week-0000{w}",)]
+    assert digest_at(inside, repo, f"w{w}") == pushed[w]
+    assert digest_at(inside, repo, f"w{lw}") is None, "the refused load wrote nothing"
+
+
+def test_a_generation_counts_in_a_ledger_without_imports(registry, inside, fresh_repo, run_cli, tmp_path):
+    """A load whose every export was quarantined has activated its generation, and its ledger
+    holds that activation but no import: another archive of the same generation is still a
+    replay (before, a Ledger's truth value, its number of imports, hid the generations)."""
+    repo = f"{fresh_repo}/noimports"
+    for n in (1, 2):
+        push_week(registry, run_cli, tmp_path, repo, n)  # generatedAt 2026-11-20
+        cli_json(run_cli, "save", f"{registry.host}/{repo}:w{n}", "--output", tmp_path / f"g5-{n}.tar",
+                 "--generation", "5")
+    anchor = tmp_path / "anchor.json"  # 30 days later: stale under the STRICT 7-day policy
+    anchor.write_text('{"anchorType": "NTP", "source": "t", "timestamp": "2026-12-20T08:00:00Z", "uncertainty": 0}')
+    ledger = tmp_path / "ledger.sqlite3"
+    stale = cli_json(run_cli, "load", tmp_path / "g5-1.tar", inside.host, "--ledger", ledger,
+                     "--staleness-config", EXAMPLES / "airgap" / "staleness-strict.json", "--time-anchor", anchor,
+                     expect=3)
+    assert [e["status"] for e in stale["error"]["details"]["exports"]] == ["quarantined"]
+    assert rows(ledger, "SELECT generation FROM generations") == [(5,)]
+    assert rows(ledger, "SELECT COUNT(*) FROM imports") == [(0,)]
+    refused = cli_json(run_cli, "load", tmp_path / "g5-2.tar", inside.host, "--ledger", ledger, expect=3)
+    assert "ERR_AIRGAP_GENERATION_REPLAY" in refused["error"]["message"], refused
+    assert rows(ledger, "SELECT generation FROM generations") == [(5,)]
+    assert digest_at(inside, repo, "w2") is None

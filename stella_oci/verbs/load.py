@@ -350,14 +350,19 @@ def _activate(
     dest = destination_key(destination)
     batch = {inv.digest for _, inv in inventories}
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    with ledger or nullcontext(), ledger.exclusive() if ledger and not dry_run else nullcontext():
+    # ``is not None``, never the ledger's truth value: a Ledger has a length (its imports), and a
+    # ledger without imports is false but may hold generations
+    with (
+        ledger if ledger is not None else nullcontext(),
+        ledger.exclusive() if ledger is not None and not dry_run else nullcontext(),
+    ):
         # checked and recorded in one transaction: two loads at once cannot both activate N
         pending: list[GenerationRecord] = []
         decided = []
         for path, inv in inventories:
             given = names.get(path, str(path))  # volumes: the name the user gave, not the joined file
             origin = inv.source_id
-            known = ledger.generations(origin=origin, destination=dest) if ledger else []
+            known = ledger.generations(origin=origin, destination=dest) if ledger is not None else []
             records = [*known, *(r for r in pending if r.origin == origin)]
             decision = decide_generation(
                 records,
@@ -368,7 +373,7 @@ def _activate(
                 archive_name=Path(given).name,
                 batch=batch,
                 force_reason=airgap.force_reason,
-                ledger_path=str(ledger.path if ledger else airgap.ledger or default_ledger_path()),
+                ledger_path=str(ledger.path if ledger is not None else airgap.ledger or default_ledger_path()),
             )
             if decision.status != "resume":
                 pending.append(
