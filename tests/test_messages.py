@@ -171,6 +171,19 @@ def test_verify_of_a_missing_directory_or_a_file_says_so(registry, run_cli, tmp_
     assert code == 4, err
 
 
+def test_airgap_status_of_a_mistyped_ledger_is_exit_2_and_creates_nothing(run_cli, tmp_path) -> None:
+    """Before: 'airgap status --ledger typo.sqlite3' created an empty ledger there and said 'no
+    imports recorded', exit 0 (a monitoring job read an empty, healthy site)."""
+    typo = tmp_path / "ledgr.sqlite3"
+    for args in (["status"], ["status", "--format", "prometheus"], ["history"]):
+        code, out, err = run_cli("airgap", *args, "--ledger", typo)
+        assert code == 2, (args, code, out, err)
+        assert f"import ledger {typo} (--ledger): no such file" in err and "hint: give the ledger" in err, err
+        assert out == "" and not typo.exists()
+    code, out, err = run_cli("airgap", "status", env={"STELLA_OCI_LEDGER": str(typo)})
+    assert code == 2 and "(STELLA_OCI_LEDGER): no such file" in err and not typo.exists(), err
+
+
 # ----------------------------------------------------------------------------- credentials options
 def test_username_password_options_say_what_to_do(registry, run_cli, tmp_path) -> None:
     ref = f"{registry.host}/t/creds:v1"

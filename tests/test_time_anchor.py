@@ -369,8 +369,12 @@ def test_time_anchor_sign_cli_writes_what_verify_accepts(root, run_cli, tmp_path
 
 
 def test_airgap_status_verifies_its_anchor_and_says_which_clock(root, run_cli, tmp_path) -> None:
+    from stella_oci.airgap import Ledger
+
     key, cert = root
     ledger = tmp_path / "ledger.sqlite3"
+    with Ledger(ledger):  # an empty ledger: status refuses a --ledger that does not exist (exit 2)
+        pass
     signed = signed_anchor(tmp_path, key, FRESH)
     got = cli_json(
         run_cli, "airgap", "status", "--ledger", ledger, "--time-anchor", signed, "--time-anchor-trust-root", cert,

@@ -10,11 +10,31 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stella_oci.cli.common import EXIT_CODE_HELP
-from stella_oci.errors import StalenessError, StellaOciError
+from stella_oci.errors import InvalidInputError, StalenessError, StellaOciError
 from stella_oci.output import emit_error, emit_json
 
 if TYPE_CHECKING:
     from stella_oci.airgap.timeanchor import Clock
+
+
+def _existing_ledger(ledger: Path | None) -> Path | None:
+    """The ledger a read-only command (status, history) reads. One named by --ledger or
+    $STELLA_OCI_LEDGER must exist: before, a mistyped path was created as an empty ledger and
+    reported 'no imports recorded', exit 0 (a monitoring job saw a healthy, empty site). The
+    default ledger of a machine that never imported may be absent (it is empty)."""
+    import os
+
+    from stella_oci.airgap.ledger import LEDGER_ENV
+
+    env = os.environ.get(LEDGER_ENV)
+    path, where = (ledger, "--ledger") if ledger else (Path(env).expanduser(), LEDGER_ENV) if env else (None, "")
+    if path is not None and not path.exists():
+        raise InvalidInputError(
+            f"import ledger {path} ({where}): no such file",
+            hint="give the ledger that pull, copy or load wrote (their --ledger, or STELLA_OCI_LEDGER); "
+            "leave both out for this user's default ledger",
+        )
+    return ledger
 
 
 @click.group()
@@ -80,7 +100,7 @@ def status(
         )
         anchor = clock.anchor if time_anchor else None
         now = clock.anchor.timestamp
-        with Ledger(ledger) as db:
+        with Ledger(_existing_ledger(ledger)) as db:
             if domain:
                 outcome = db.check_domain(domain, config, now, anchor=anchor, tenant=tenant)
                 _print_domain(outcome.result, outcome.text_report() + _clock_line(clock), fmt, clock.to_json())
@@ -126,7 +146,7 @@ def history(ledger: Path | None, tenant: str | None, forced: bool, fmt: str) -> 
     from stella_oci.airgap import HistoryResult, Ledger
 
     try:
-        with Ledger(ledger) as db:
+        with Ledger(_existing_ledger(ledger)) as db:
             generations = [g for g in db.generations() if g.forced_reason or not forced]
             imports = [i for i in db.imports(tenant=tenant) if i.forced_reason or not forced]
     except StellaOciError as exc:
