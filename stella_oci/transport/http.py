@@ -15,6 +15,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import re
 import threading
 import time
 import urllib.parse
@@ -63,6 +64,8 @@ log = logging.getLogger("stella_oci.transport")
 _HTTPS_ONLY_MARKER = b"HTTP request to an HTTPS server"
 MAX_REDIRECTS = 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_UNSENDABLE = re.compile(r"[\s\x00-\x1f]")
+"""Characters no URL we send may hold: whitespace (Unicode's, as ``str.isspace``) and controls."""
 MAX_TOKEN_LIFETIME = 366 * 24 * 3600.0
 """A token ``expires_in`` beyond this (a year) is not a lifetime but a broken token service."""
 
@@ -212,8 +215,12 @@ class RegistrySession:
     def _proxies_for(self, url: str) -> dict[str, str]:
         """The proxies the environment (``HTTPS_PROXY``, ``NO_PROXY``, ...) names for ``url``'s
         host, read once per scheme and host."""
-        parts = urllib.parse.urlsplit(url)
-        key = f"{parts.scheme}://{parts.netloc}"
+        base = self.base_url
+        if url.startswith(base) and url[len(base) : len(base) + 1] in ("/", ""):
+            key = base  # (the registry's own URLs, nearly every request: no parsing)
+        else:
+            parts = urllib.parse.urlsplit(url)
+            key = f"{parts.scheme}://{parts.netloc}"
         found = self._proxy_cache.get(key)
         if found is None:
             found = dict(requests.utils.get_environ_proxies(key + "/"))
@@ -639,6 +646,9 @@ class RegistrySession:
 
     def _is_registry_url(self, url: str) -> bool:
         """Whether ``url`` points at this registry's host (credentials go nowhere else)."""
+        base = self.base_url
+        if url.startswith(base) and url[len(base) : len(base) + 1] in ("/", "?", ""):
+            return True  # (scheme://host/... exactly: the common case, without parsing)
         parts = urllib.parse.urlsplit(url)
         return parts.scheme in ("http", "https") and parts.netloc.lower() == self.host.lower()
 
@@ -818,7 +828,7 @@ def _usable_url(base: str, location: str) -> str | None:
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
-    if any(c.isspace() or ord(c) < 32 for c in target):
+    if _UNSENDABLE.search(target):
         return None
     try:
         requests.models.PreparedRequest().prepare_url(target, None)
