@@ -18,8 +18,10 @@ from stella_oci.oci.manifest import Descriptor
 from stella_oci.signing.models import EnvelopeResult, ProvenanceResult, SignatureReport, SigstoreBundleResult
 
 #: Serialize every field under its camelCase name; Python code uses the snake_case names.
+#: ``defer_build``: a model's validator and serializer are built when it is first used, not at
+#: import, so a push builds its own result, not every verb's (start-up, issue 15).
 CAMEL = ConfigDict(
-    alias_generator=AliasGenerator(serialization_alias=to_camel), use_attribute_docstrings=True
+    alias_generator=AliasGenerator(serialization_alias=to_camel), use_attribute_docstrings=True, defer_build=True
 )
 
 
@@ -87,84 +89,11 @@ class PushResult(ResultModel):
     """The referrer manifests attached with ``--attach-signatures``."""
 
 
-class VerifyResult(ResultModel):
-    """What ``pull`` or ``verify`` checked (every check that ran) and what it found."""
-
-    reference: str
-    digest: str
-    """The OCI manifest digest (for a bundle directory: the digest pushing it would give)."""
-    export_manifest_digest: str = Field(serialization_alias="exportManifestDigest")
-    """The ``io.stellaops.export.manifest-digest`` annotation (JCS digest of export.json)."""
-    export_id: str = Field(serialization_alias="exportId")
-    profile: str
-    tenant: str
-    generated_at: str = Field(serialization_alias="generatedAt")
-    annotations: dict[str, str]
-    layers: list[LayerInfo]
-    checks: list[str]
-    """The checks that ran, in order (CONTRACT section 5); only those that ran."""
-    output: str | None = None
-    """Where the bundle was written (pull), or None (verify)."""
-    staleness: StalenessResult | None = None
-    """With ``--staleness-config``: the StalenessValidationResult."""
-    clock: ClockInfo | None = None
-    """The "now" staleness and the import record used, whenever one was used."""
-    provenance: ProvenanceRecord | None = None
-    """An import (pull): the BundleProvenance record written to the ledger."""
-    signatures: SignaturesResult | None = None
-    """The signature checks (``--trust-root`` / ``--require-signature``), when asked for."""
-    transfer: TransferStats = Field(default_factory=TransferStats)
-    served_by: str | None = Field(default=None, serialization_alias="servedBy")
-    """``host/repository`` of the ``--registry-mirror`` that served the reads; None without a mirror."""
-
-
-class InspectResult(ResultModel):
-    """A manifest (or index) as stored, with its layers and annotations; nothing is verified beyond its digest."""
-
-    reference: str
-    digest: str
-    media_type: str = Field(serialization_alias="mediaType")
-    artifact_type: str | None = Field(default=None, serialization_alias="artifactType")
-    size: int
-    annotations: dict[str, str]
-    layers: list[LayerInfo]
-    manifest: dict[str, JsonValue]
-    """The manifest (or index) as stored, parsed."""
-
-
-class CosignTagInfo(ResultModel):
-    """One cosign tag-scheme manifest copied along (``sha256-<hex>.sig`` / ``.att`` / ``.sbom``)."""
-
-    tag: str
-    digest: str
-    media_type: str = Field(serialization_alias="mediaType")
-
-
-class CopyResult(ResultModel):
-    """What ``copy`` moved: the destination, the referrers and cosign tags copied along, the transfer."""
-
-    source: str
-    destination: str
-    digest: str
-    tags: list[str]
-    referrers: list[ReferrerInfo] = Field(default_factory=list)
-    """The referrer manifests copied along (signatures, provenance, SBOMs)."""
-    cosign_tags: list[CosignTagInfo] = Field(default_factory=list, serialization_alias="cosignTags")
-    """cosign's tag-scheme signatures, attestations and SBOMs copied along (``--no-signatures``: none)."""
-    transfer: TransferStats = Field(default_factory=TransferStats)
-    staleness: StalenessResult | None = None
-    clock: ClockInfo | None = None
-    """The "now" staleness and the import record used, whenever one was used."""
-    provenance: ProvenanceRecord | None = None
-    served_by: str | None = Field(default=None, serialization_alias="servedBy")
-    """``host/repository`` of the ``--registry-mirror`` that served the source; None without a mirror."""
-
-
 # ----------------------------------------------------------------------------- air gap (CONTRACT 7)
 # The ledger schema's own documents ($defs of stella_oci/data/ledger-airgap-staleness.schema.json):
 # field names are the schema's (already camelCase), so the JSON is exactly the schema's shape.
 class _SchemaDoc(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, defer_build=True)
 
 
 class StalenessErrorDoc(_SchemaDoc):
@@ -302,9 +231,77 @@ class SignaturesResult(ResultModel):
         return cls(**{**fields, **more})
 
 
-# The members above refer to models defined after them: resolve those references now.
-for _model in (PushResult, VerifyResult, CopyResult):
-    _model.model_rebuild()
+class VerifyResult(ResultModel):
+    """What ``pull`` or ``verify`` checked (every check that ran) and what it found."""
+
+    reference: str
+    digest: str
+    """The OCI manifest digest (for a bundle directory: the digest pushing it would give)."""
+    export_manifest_digest: str = Field(serialization_alias="exportManifestDigest")
+    """The ``io.stellaops.export.manifest-digest`` annotation (JCS digest of export.json)."""
+    export_id: str = Field(serialization_alias="exportId")
+    profile: str
+    tenant: str
+    generated_at: str = Field(serialization_alias="generatedAt")
+    annotations: dict[str, str]
+    layers: list[LayerInfo]
+    checks: list[str]
+    """The checks that ran, in order (CONTRACT section 5); only those that ran."""
+    output: str | None = None
+    """Where the bundle was written (pull), or None (verify)."""
+    staleness: StalenessResult | None = None
+    """With ``--staleness-config``: the StalenessValidationResult."""
+    clock: ClockInfo | None = None
+    """The "now" staleness and the import record used, whenever one was used."""
+    provenance: ProvenanceRecord | None = None
+    """An import (pull): the BundleProvenance record written to the ledger."""
+    signatures: SignaturesResult | None = None
+    """The signature checks (``--trust-root`` / ``--require-signature``), when asked for."""
+    transfer: TransferStats = Field(default_factory=TransferStats)
+    served_by: str | None = Field(default=None, serialization_alias="servedBy")
+    """``host/repository`` of the ``--registry-mirror`` that served the reads; None without a mirror."""
+
+
+class InspectResult(ResultModel):
+    """A manifest (or index) as stored, with its layers and annotations; nothing is verified beyond its digest."""
+
+    reference: str
+    digest: str
+    media_type: str = Field(serialization_alias="mediaType")
+    artifact_type: str | None = Field(default=None, serialization_alias="artifactType")
+    size: int
+    annotations: dict[str, str]
+    layers: list[LayerInfo]
+    manifest: dict[str, JsonValue]
+    """The manifest (or index) as stored, parsed."""
+
+
+class CosignTagInfo(ResultModel):
+    """One cosign tag-scheme manifest copied along (``sha256-<hex>.sig`` / ``.att`` / ``.sbom``)."""
+
+    tag: str
+    digest: str
+    media_type: str = Field(serialization_alias="mediaType")
+
+
+class CopyResult(ResultModel):
+    """What ``copy`` moved: the destination, the referrers and cosign tags copied along, the transfer."""
+
+    source: str
+    destination: str
+    digest: str
+    tags: list[str]
+    referrers: list[ReferrerInfo] = Field(default_factory=list)
+    """The referrer manifests copied along (signatures, provenance, SBOMs)."""
+    cosign_tags: list[CosignTagInfo] = Field(default_factory=list, serialization_alias="cosignTags")
+    """cosign's tag-scheme signatures, attestations and SBOMs copied along (``--no-signatures``: none)."""
+    transfer: TransferStats = Field(default_factory=TransferStats)
+    staleness: StalenessResult | None = None
+    clock: ClockInfo | None = None
+    """The "now" staleness and the import record used, whenever one was used."""
+    provenance: ProvenanceRecord | None = None
+    served_by: str | None = Field(default=None, serialization_alias="servedBy")
+    """``host/repository`` of the ``--registry-mirror`` that served the source; None without a mirror."""
 
 
 def to_json_dict(model: BaseModel) -> dict[str, Any]:

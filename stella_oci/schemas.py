@@ -21,14 +21,13 @@ import itertools
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from typing import TYPE_CHECKING, Any
 
 from stella_oci.errors import InvalidInputError
+
+if TYPE_CHECKING:  # jsonschema is imported when a document is validated, not at import
+    import jsonschema
+    from jsonschema import Draft202012Validator
 
 SCHEMA_NAMES = ("export-manifest", "ledger-airgap-staleness")
 VALUE_LIMIT = 80
@@ -36,7 +35,6 @@ MAX_REPORTED_VIOLATIONS = 20
 """Violations listed in a report; the rest are counted."""
 MAX_COUNTED_VIOLATIONS = 1000
 """Validation stops after this many violations (the report then says "at least")."""
-_FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
 
 
 @cache
@@ -57,22 +55,31 @@ def load_schema(name: str) -> dict[str, Any]:
 
 @cache
 def _validator(name: str, definition: str | None) -> Draft202012Validator:
+    """The validator of a shipped schema (or one of its ``$defs``). The schemas are package data:
+    that each is a valid Draft 2020-12 schema is asserted by tests/test_export_schema.py
+    (``check_schema`` against the metaschema), not again by every process that validates a
+    document (it cost more than the validation itself: issue 15, start-up)."""
+    from jsonschema import Draft202012Validator
+
     schema = load_schema(name)
-    Draft202012Validator.check_schema(schema)
+    checker = Draft202012Validator.FORMAT_CHECKER
     if definition is None:
-        return Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+        return Draft202012Validator(schema, format_checker=checker)
     defs = schema.get("$defs", {})
     if definition not in defs:
         raise InvalidInputError(
             f"schema {name!r} has no definition {definition!r}; it has: {', '.join(sorted(defs))}",
         )
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     base = schema.get("$id") or f"urn:stella-oci:schema:{name}"
     registry: Registry[Any] = Registry().with_resource(
         base, Resource.from_contents(schema, default_specification=DRAFT202012)
     )
     dialect = schema.get("$schema", "https://json-schema.org/draft/2020-12/schema")
     root = {"$schema": dialect, "$ref": f"{base}#/$defs/{definition}"}
-    return Draft202012Validator(root, registry=registry, format_checker=_FORMAT_CHECKER)
+    return Draft202012Validator(root, registry=registry, format_checker=checker)
 
 
 def json_pointer(parts: Any) -> str:
@@ -168,7 +175,9 @@ def validate_against(
         return
     capped = len(found) > MAX_COUNTED_VIOLATIONS
     found = found[:MAX_COUNTED_VIOLATIONS]
-    best = jsonschema.exceptions.best_match(found)
+    from jsonschema.exceptions import best_match
+
+    best = best_match(found)
 
     def key(e: jsonschema.ValidationError) -> tuple[str, str, str]:
         return (json_pointer(e.absolute_path), str(e.validator), _readable(e))

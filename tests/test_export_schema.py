@@ -435,3 +435,22 @@ def test_mirror_full_provenance_names_export_json_and_every_file() -> None:
     assert subjects["export.json"] == hashlib.sha256((root / "export.json").read_bytes()).hexdigest()
     for entry in example("mirror-full")["contents"]:
         assert "sha256:" + subjects[entry["path"]] == entry["digest"]
+
+
+def test_shipped_schemas_are_valid_draft_2020_12() -> None:
+    """The metaschema check of the shipped schemas lives here, not in every process that
+    validates a document (stella_oci.schemas._validator no longer runs check_schema: issue 15,
+    start-up). A schema that is not valid Draft 2020-12 fails this test, naming the file."""
+    import jsonschema
+
+    from stella_oci.schemas import SCHEMA_NAMES
+
+    data = ROOT / "stella_oci" / "data"
+    shipped = sorted(data.glob("*.schema.json"))
+    assert {f"{n}.schema.json" for n in SCHEMA_NAMES} <= {p.name for p in shipped}
+    for path in shipped:
+        schema = json.loads(path.read_text("utf-8"))
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            pytest.fail(f"{path.name}: not a valid Draft 2020-12 schema: {exc.message} at {exc.json_path}")

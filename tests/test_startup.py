@@ -280,3 +280,57 @@ def test_cli_freezes_its_objects_before_exit(args: list[str]) -> None:
     )
     frozen = [int(line.split()[1]) for line in res.stderr.splitlines() if line.startswith("FROZEN")]
     assert frozen and frozen[0] > 1000, res.stderr
+
+
+# Modules a push of a plain bundle must not load (issue 15, start-up): signing and its
+# cryptography, Sigstore, the air gap, the whole API and every other verb. Of stella_oci.signing
+# only the package (lazy names) and its pydantic models (which results.py's VerifyResult uses;
+# no cryptography) may be imported.
+PUSH_MUST_NOT_IMPORT = (
+    "cryptography",
+    "sigstore",
+    "rfc3161_client",
+    "stella_oci.api",
+    "stella_oci.airgap",
+    "stella_oci.signing",
+)
+PUSH_MAY_IMPORT = {
+    "stella_oci.verbs",
+    "stella_oci.verbs.push",
+    "stella_oci.verbs.common",
+    "stella_oci.signing",
+    "stella_oci.signing.models",
+}
+
+
+def test_push_imports_no_signing_no_airgap_no_other_verb(registry, fresh_repo, tmp_path: Path) -> None:
+    """A real push (3 files, to the test registry) under ``-X importtime``: the child's
+    imports are listed and none of the modules above is among them."""
+    from tests.support.bundles import make_bundle
+
+    bundle = make_bundle(tmp_path / "b", {f"files/f{i}.bin": os.urandom(1024) for i in range(3)})
+    names = imported_modules(tmp_path, "push", str(bundle), f"{registry.host}/{fresh_repo}:v1", "-q")
+    assert "stella_oci.verbs.push" in names and "stella_oci.export.models" in names  # it really pushed
+    wrong = sorted(
+        n
+        for n in names - PUSH_MAY_IMPORT
+        if any(n == bad or n.startswith(bad + ".") for bad in PUSH_MUST_NOT_IMPORT) or n.startswith("stella_oci.verbs.")
+    )
+    assert wrong == [], f"stella-oci push imported {wrong}"
+
+
+def test_signing_names_still_resolve_lazily() -> None:
+    """``stella_oci.signing`` binds its names on first use (so that its models do not load
+    cryptography); every name it exports still resolves, to the submodule's object."""
+    code = (
+        "import sys, stella_oci.signing as s, stella_oci.signing.models\n"
+        "assert 'cryptography' not in sys.modules and 'stella_oci.signing.trust' not in sys.modules\n"
+        "from stella_oci.signing import TrustRoot, verify_envelope, pae, EnvelopeResult\n"
+        "from stella_oci.signing.trust import TrustRoot as T\n"
+        "assert TrustRoot is T and 'cryptography' in sys.modules\n"
+        "assert all(getattr(s, n) is not None for n in s.__all__) and 'pae' in dir(s)\n"
+        "try:\n    s.nothing\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit('no AttributeError')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -78,9 +78,9 @@ def push(
     Prints the reference with its digest. Nothing is sent unless export.json validates, every
     listed file has the stated digest and size, every path is safe and no file is unlisted.
     """
-    from stella_oci import api
+    from stella_oci.verbs.push import push as push_verb  # the verb alone, not all of stella_oci.api
 
-    result = api.push(
+    result = push_verb(
         bundle,
         reference,
         tags=tags,
@@ -184,12 +184,12 @@ def pull(
     """
     from dataclasses import replace
 
-    from stella_oci import api
     from stella_oci.verbs.airgap import AirgapOptions
+    from stella_oci.verbs.pull import pull as pull_verb
 
     # the command line records every pull in the import ledger (the default one without --ledger)
     airgap = replace(airgap_from(kw) or AirgapOptions(), record_in_default_ledger=True)
-    result = api.pull(
+    result = pull_verb(
         reference,
         output,
         expect_digest=expect_digest,
@@ -213,9 +213,9 @@ def pull(
 @command
 def verify(ctx: Context, target: str, expect_digest: str | None, **kw: Any) -> tuple[VerifyResult, str]:
     """Run every check of pull on TARGET (a reference or bundle dir), writing nothing."""
-    from stella_oci import api
+    from stella_oci.verbs.pull import verify as verify_verb
 
-    result = api.verify(
+    result = verify_verb(
         target,
         expect_digest=expect_digest,
         run=ctx.run("verify"),
@@ -235,9 +235,9 @@ def verify(ctx: Context, target: str, expect_digest: str | None, **kw: Any) -> t
 @command
 def inspect(ctx: Context, reference: str, **_: Any) -> tuple[InspectResult, str]:
     """Show the manifest, annotations and layers of REFERENCE without downloading layers."""
-    from stella_oci import api
+    from stella_oci.verbs.inspect import inspect as inspect_verb
 
-    r = api.inspect(reference, run=ctx.run("inspect"))
+    r = inspect_verb(reference, run=ctx.run("inspect"))
     lines = [
         r.reference,
         f"  mediaType:    {r.media_type}",
@@ -278,9 +278,9 @@ def copy(
     A StellaOps export is verified as by `verify` first; a copy into a registry or oci:DIR is an
     import (staleness checked with --staleness-config, recorded in the ledger).
     """
-    from stella_oci import api
+    from stella_oci.verbs.copy import copy as copy_verb
 
-    r = api.copy(
+    r = copy_verb(
         source,
         destination,
         referrers=not no_referrers,

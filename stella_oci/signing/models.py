@@ -12,14 +12,16 @@ PROVENANCE_JSON = "provenance.json"
 
 #: Serialize under camelCase names (the JSON output convention, docs/output.md).
 _CAMEL = ConfigDict(
-    alias_generator=AliasGenerator(serialization_alias=to_camel), use_attribute_docstrings=True
+    alias_generator=AliasGenerator(serialization_alias=to_camel), use_attribute_docstrings=True, defer_build=True
 )
 
 
 class VerifiedEnvelope(BaseModel):
     """An envelope whose signature verified with a trusted key."""
 
-    model_config = ConfigDict(frozen=True, alias_generator=AliasGenerator(serialization_alias=to_camel))
+    model_config = ConfigDict(
+        frozen=True, alias_generator=AliasGenerator(serialization_alias=to_camel), defer_build=True
+    )
 
     source: str
     payload_type: str

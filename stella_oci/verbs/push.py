@@ -22,7 +22,6 @@ from stella_oci.oci.reference import Reference, check_tag, parse_reference
 from stella_oci.results import PushResult, ReferrerInfo
 from stella_oci.targets.bundle import BundleSource
 from stella_oci.verbs.common import RunOptions, engine_for, layer_infos, open_destination, transfer_stats
-from stella_oci.verbs.referrers import attach_bundle_signatures
 
 DEFAULT_PUSH_CONCURRENCY = 5
 SMALL_BLOBS_CONCURRENCY = 16
@@ -141,7 +140,10 @@ def push(
                 )
                 attached.append(ref_art.descriptor)
             with on_side("destination"):
-                attached += attach_bundle_signatures(dst, artifact.descriptor, b) if attach_signatures else []
+                if attach_signatures:  # the attach verb's code, imported only when asked (start-up)
+                    from stella_oci.verbs.referrers import attach_bundle_signatures
+
+                    attached += attach_bundle_signatures(dst, artifact.descriptor, b)
                 dst.commit()
         except BaseException:
             dst.abort()
