@@ -188,7 +188,7 @@ def resolve_credentials(host: str, options: TransportOptions) -> Credentials | N
     """The credentials for ``host`` (see the module docstring for the order), or None."""
     if options.username is not None or options.password is not None:
         register_secret(options.password)
-        return Credentials(options.username, options.password, source="--username/--password")
+        return Credentials(options.username, options.password, source="--username/--password-stdin")
     env_user = os.environ.get("STELLA_OCI_USERNAME")
     env_pass = os.environ.get("STELLA_OCI_PASSWORD")
     if env_user is not None or env_pass is not None:
