@@ -296,3 +296,51 @@ def test_split_volumes_are_checked_before_writing(registry, inside, fresh_repo, 
     middle.write_bytes(original)
     cli_json(run_cli, "load", parts[0], inside.host, "--ledger", ledger)
     assert digest_at(inside, repo, "s-1") == pushed["digest"]
+
+
+def test_an_import_cut_before_its_record_is_recorded_when_run_again(registry, inside, fresh_repo, run_cli, tmp_path):
+    """copy (and load, through it) writes the export, then records the import: a cut between
+    the two leaves the export at DEST without its ledger row (played here by deleting the row, what
+    a crash right after the write leaves). Running again records it: copy always does; load no
+    longer counts an export that is there but unrecorded as present, it copies it again (every
+    blob is found there) and records it. Once recorded, a run again is 'present' and adds no row."""
+    import sqlite3
+
+    def rows(ledger, sql: str) -> list[tuple]:
+        with sqlite3.connect(ledger) as db:
+            return db.execute(sql).fetchall()
+
+    def forget(ledger) -> None:
+        with sqlite3.connect(ledger) as db:
+            db.execute("DELETE FROM imports")
+
+    bundle = make_bundle(tmp_path / "b", {"data/cut.json": b'{"cut": 1}\n'}, export_id="exp-cut-000001")
+    repo = f"{fresh_repo}/cut"
+    digest = cli_json(run_cli, "push", bundle, f"{registry.host}/{repo}:c1")["digest"]
+
+    ledger = tmp_path / "copy.sqlite3"
+    target = f"{inside.host}/{repo}-copy"
+    cli_json(run_cli, "copy", f"{registry.host}/{repo}:c1", f"{target}:c1", "--ledger", ledger)
+    assert rows(ledger, "SELECT export_id, reference FROM imports") == [("exp-cut-000001", f"{target}@{digest}")]
+    forget(ledger)
+    cli_json(run_cli, "copy", f"{registry.host}/{repo}:c1", f"{target}:c1", "--ledger", ledger)
+    assert rows(ledger, "SELECT export_id, reference FROM imports") == [("exp-cut-000001", f"{target}@{digest}")]
+
+    archive = tmp_path / "cut.tar"
+    cli_json(run_cli, "save", f"{registry.host}/{repo}:c1", "--output", archive)
+    ledger = tmp_path / "load.sqlite3"
+    dest = f"{inside.host}/site"
+    where = f"{dest}/{repo}@{digest}"
+    first = cli_json(run_cli, "load", archive, dest, "--ledger", ledger)
+    assert [e["status"] for e in first["exports"]] == ["loaded"]
+    forget(ledger)
+    assert digest_at(inside, f"site/{repo}", "c1") == digest, "the export is there, its record is not"
+    dry = cli_json(run_cli, "load", archive, dest, "--dry-run", "--ledger", ledger)
+    assert [e["status"] for e in dry["exports"]] == ["would-load"] and rows(ledger, "SELECT * FROM imports") == []
+    again = cli_json(run_cli, "load", archive, dest, "--ledger", ledger)
+    assert [e["status"] for e in again["exports"]] == ["loaded"]
+    assert [a["status"] for a in again["activations"]] == ["resumed"]
+    assert rows(ledger, "SELECT export_id, reference FROM imports") == [("exp-cut-000001", where)]
+    third = cli_json(run_cli, "load", archive, dest, "--ledger", ledger)
+    assert [e["status"] for e in third["exports"]] == ["present"]
+    assert rows(ledger, "SELECT COUNT(*) FROM imports") == [(1,)], "a recorded export is not recorded twice"

@@ -587,6 +587,11 @@ class Ledger:
         )
         return bool(rows)
 
+    def has_import_into(self, reference: str) -> bool:
+        """Whether an import into ``reference`` was recorded (``copy`` and ``load`` record where
+        they wrote the export: ``host/repository@sha256:...`` or ``oci:DIR@sha256:...``)."""
+        return bool(self._query("SELECT 1 FROM imports WHERE reference = ? LIMIT 1", (reference,)))
+
     def imports(
         self, *, export_id: str | None = None, domain: str | None = None, tenant: str | None = None
     ) -> list[ImportRecord]:

@@ -5,8 +5,10 @@ Before anything is written, every archive is checked whole against its checksums
 ``DEST/<its source repository path>`` (Hauler, ``skopeo sync --scoped``), so
 ``--registry-mirror SOURCE=DEST`` finds it, through :func:`stella_oci.verbs.copy.copy`: the
 same StellaOps checks as ``verify`` (CONTRACT section 5), staleness and the import ledger, the
-engine's verified reads, referrers along. An export already at its destination is skipped, so
-a load cut in the middle finishes when run again. An export that fails verification is
+engine's verified reads, referrers along. An export already at its destination, its import
+recorded in the ledger, is skipped, so a load cut in the middle finishes when run again; one
+that is there but unrecorded (cut between copy's write and its record) is copied again (every
+blob is found there) and recorded. An export that fails verification is
 quarantined: reported with its reason, never tagged, while the others load; the command then
 exits 3. ``dry_run`` writes nothing and says which exports and blobs would move, and which
 exports the real load would quarantine: each export not yet at its destination gets the checks
@@ -458,7 +460,7 @@ def _load(
     gap = airgap or AirgapOptions()
     activations = _activate(inventories, destination, dry_run=dry_run, airgap=gap, names=names)
     results: list[LoadedExport] = []
-    with _dry_run_ledger(gap) if dry_run else nullcontext() as scratch:
+    with _dry_run_ledger(gap) if dry_run else _records_ledger(gap) as ledger:
         for path, inv in inventories:
             for export in inv.exports:
                 results.append(
@@ -469,7 +471,8 @@ def _load(
                         destination,
                         [p for p, _ in inventories if p != path],
                         names.get(path, str(path)),
-                        scratch,
+                        ledger,
+                        dry_run=dry_run,
                         signatures=signatures,
                         run=run,
                         gap=gap,
@@ -508,16 +511,18 @@ def _load_export(
     destination: str,
     others: list[Path],
     archive_name: str,
-    scratch: Ledger | None,
+    ledger: Ledger | None,
     *,
+    dry_run: bool,
     signatures: bool,
     run: RunOptions,
     gap: AirgapOptions,
     checks: tuple[ExtraCheck, ...],
 ) -> LoadedExport:
-    """One export of the archive at ``path``: present, loaded (through :func:`copy`) or
-    quarantined; with ``scratch`` (a dry run's in-memory ledger), would-load or would-quarantine
-    (:func:`_dry_run_checks`). ``others``: the load's other archives."""
+    """One export of the archive at ``path``: present (at DEST and its import recorded in
+    ``ledger``), loaded (through :func:`copy`, which records it) or quarantined; in a dry run
+    (``ledger`` in memory), would-load or would-quarantine (:func:`_dry_run_checks`).
+    ``others``: the load's other archives."""
     check_digest(export.digest, f"{path}: inventory export {export.source}")
     ref = _destination(destination, export)
     entry = LoadedExport(
@@ -527,10 +532,11 @@ def _load_export(
         digest=export.digest,
         status="loaded",
     )
-    if _present(ref, export, run):
+    if _present(ref, export, run) and _recorded(path, export, ref, ledger):
         entry.status = "present"
-    elif scratch is not None:  # a dry run
-        entry.reason = _dry_run_checks(path, inv, export, ref, others, scratch, run, gap, checks)
+    elif dry_run:
+        assert ledger is not None
+        entry.reason = _dry_run_checks(path, inv, export, ref, others, ledger, run, gap, checks)
         if entry.reason is not None:
             entry.status = "would-quarantine"
         else:
@@ -556,6 +562,33 @@ def _load_export(
                 raise
             entry.status, entry.reason = "quarantined", str(exc)
     return entry
+
+
+def _records_ledger(gap: AirgapOptions) -> AbstractContextManager[Ledger | None]:
+    """The ledger a load looks in for the imports of exports already at DEST (None: a default
+    ledger that cannot be opened; the load goes on without it, as copy does, with a warning)."""
+    try:
+        return Ledger(gap.ledger)
+    except StellaOciError as exc:
+        if gap.ledger is not None:
+            raise
+        log.warning("exports at the destination not looked up in the default ledger: %s", exc.message)
+        return nullcontext()
+
+
+def _recorded(path: Path, export: InventoryExport, ref: Reference, ledger: Ledger | None) -> bool:
+    """Whether an export already at ``ref`` needs nothing more: its import into ``ref`` is in the
+    ledger (``copy`` writes the export, then records it: a load cut between the two left it
+    unrecorded, and running the load again copies it again, which finds every blob there and
+    records it), or it is not a StellaOps export (``copy`` records none), or there is no ledger."""
+    if ledger is None or ledger.has_import_into(f"{ref.base()}@{export.digest}"):
+        return True
+    src = OciArchiveTarget(path, create=False)
+    try:
+        desc = src.resolve(export.digest)
+        return desc.media_type != OCI_MANIFEST or not is_export_manifest(parse_manifest(read_manifest(src, desc)))
+    finally:
+        src.close()
 
 
 def _dry_run_ledger(gap: AirgapOptions) -> Ledger:
