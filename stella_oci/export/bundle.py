@@ -139,8 +139,13 @@ def load_export_json(path: Path, source: str = EXPORT_JSON) -> tuple[dict[str, A
     if size > MAX_EXPORT_JSON_BYTES:
         raise InvalidInputError(f"{source}: {size} bytes, more than the {MAX_EXPORT_JSON_BYTES} allowed")
     with open(path, "rb") as fh:
-        # parsed whole: bounded in size (above, and again while reading) and in nesting depth
-        return parse_export_json(fh.read(MAX_EXPORT_JSON_BYTES + 1), source)
+        # parsed whole: bounded in size (above, and again while reading) and in nesting depth;
+        # read at its size (a read of the limit would allocate 16 MiB for any export.json), and
+        # on to the limit should it have grown since
+        data = fh.read(size + 1)
+        if len(data) > size:
+            data += fh.read(MAX_EXPORT_JSON_BYTES + 1 - len(data))
+    return parse_export_json(data, source)
 
 
 def check_contents_paths(doc: dict[str, Any], source: str) -> set[str]:

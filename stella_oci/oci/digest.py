@@ -62,7 +62,9 @@ def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as fh:
-        while chunk := fh.read(FILE_CHUNK):
+        # (a read allocates its size: a small file is read at its size, plus one byte for EOF)
+        chunk_size = min(FILE_CHUNK, os.fstat(fh.fileno()).st_size + 1)
+        while chunk := fh.read(chunk_size):
             h.update(chunk)
             size += len(chunk)
     return "sha256:" + h.hexdigest(), size

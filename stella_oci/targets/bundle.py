@@ -36,7 +36,7 @@ from stella_oci.export.artifact import BuiltArtifact
 from stella_oci.export.bundle import BUNDLE_FILE_HINT, Bundle, BundleFile
 from stella_oci.export.paths import check_relative_path
 from stella_oci.oci import mediatypes as mt
-from stella_oci.oci.digest import file_digest, is_digest, iter_file
+from stella_oci.oci.digest import FILE_CHUNK, file_digest, is_digest, iter_file
 from stella_oci.oci.manifest import Descriptor
 from stella_oci.targets.base import BlobOpener, ProgressFn, PushOutcome
 
@@ -69,7 +69,9 @@ class LocalSource:
         path = self._files.get(desc.digest)
         if path is None:
             raise NotFoundError(f"{self.name}: no file with digest {desc.digest}")
-        yield iter_file(path, offset)
+        # a read of 4 MiB allocates 4 MiB, also for a file of 30 bytes: read small files at
+        # their size (one byte more to see a file grown since; the reader refuses it)
+        yield iter_file(path, offset, chunk_size=min(FILE_CHUNK, max(desc.size - offset, 0) + 1))
 
     def open_blob(
         self, desc: Descriptor, offset: int = 0, cancel: Cancellation | None = None

@@ -31,10 +31,13 @@ still wins. Measured at 40 ms RTT with 300 x 32 KiB files: benchmarks/latency.py
 SMALL_BLOB = 4 * 1024 * 1024
 
 
-def push_concurrency(manifest: bytes) -> int:
-    """The default concurrency for a manifest's blobs: more in flight when all are small."""
+def push_concurrency(manifest: bytes | Sequence[Descriptor]) -> int:
+    """The default concurrency for a manifest's blobs (its bytes, or its config and layers):
+    more in flight when all are small."""
     import json
 
+    if not isinstance(manifest, bytes):  # (parsed already: no second parse of a 2 MB manifest)
+        return SMALL_BLOBS_CONCURRENCY if all(d.size <= SMALL_BLOB for d in manifest) else DEFAULT_PUSH_CONCURRENCY
     try:
         doc = json.loads(manifest)
         sizes = [int(d.get("size", 0)) for d in [doc.get("config") or {}, *(doc.get("layers") or [])]]
@@ -118,7 +121,7 @@ def push(
             # the engine HEADs the manifest first (present: nothing is uploaded); absent, a
             # bundle's small files are new as a rule: POST + PUT each, no HEAD (docs/transport.md)
             dst.probe_below = SMALL_BLOB_NO_PROBE
-        engine = engine_for(run, push_concurrency(artifact.data))
+        engine = engine_for(run, push_concurrency(artifact.children))
         try:
             stats = engine.copy_graph(
                 BundleSource(b, artifact),
