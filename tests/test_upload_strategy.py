@@ -142,3 +142,49 @@ def test_413_to_parts_too_is_exit_3_naming_chunk_size(reg: RunningRegistry, tmp_
         proxy.stop()
     assert res.returncode == 3, res.stdout + res.stderr
     assert "413" in res.stdout and "--chunk-size" in res.stdout, res.stdout
+
+
+def test_tls_sockets_get_pieces_plain_sockets_whole_bodies() -> None:
+    """A TLS socket's ``send`` writes all it is given (its timeout bounds the whole call): the
+    counting socket hands it at most TLS_PIECE at a time, so a slow link shows progress to the
+    minimum-speed window; a plain socket gets the whole rest (``send`` returns what fit)."""
+    import socket
+    import ssl
+    import threading
+    from types import SimpleNamespace
+
+    from stella_oci.transport import deadline
+
+    body = bytes(range(256)) * (4 * MiB // 256 + 3)
+    guard = SimpleNamespace(moved=0, raise_if_fired=lambda: None)
+
+    a, b = socket.socketpair()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls = ctx.wrap_socket(socket.socket(), server_hostname="registry.test", do_handshake_on_connect=False)
+    sizes: list[int] = []
+
+    def fake_send(data: memoryview, *args: object) -> int:  # stands in for the TLS write
+        sizes.append(len(data))
+        return len(data)
+
+    tls.send = fake_send  # type: ignore[method-assign,assignment]
+    conn = SimpleNamespace(stella_guard=guard)
+    deadline._CountingSocket(tls, conn).sendall(body)  # type: ignore[arg-type]
+    assert max(sizes) == deadline.TLS_PIECE and sum(sizes) == len(body) == guard.moved
+    tls.close()
+
+    got = bytearray()
+
+    def read_all() -> None:
+        while data := b.recv(1 << 20):
+            got.extend(data)
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    a.settimeout(10)
+    guard.moved = 0
+    deadline._CountingSocket(a, conn).sendall(body)  # type: ignore[arg-type]
+    a.close()
+    reader.join(10)
+    b.close()
+    assert bytes(got) == body and guard.moved == len(body)
