@@ -274,17 +274,11 @@ class Ledger:
                 f"cannot open the import ledger {self.path}: {exc}",
                 hint=f"give a writable ledger path (--ledger PATH or {LEDGER_ENV})",
             ) from exc
-        try:
+        with self._closed_on_error():
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             self._enable_wal(busy_timeout)
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._create_or_migrate()
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise self._db_error(exc) from exc
-        except BaseException:
-            self._conn.close()
-            raise
 
     @classmethod
     def in_memory(cls, path: str | os.PathLike[str] | None = None, *, copy: bool = True) -> Ledger:
@@ -296,7 +290,7 @@ class Ledger:
         self = cls.__new__(cls)
         self.path = Path(path) if path is not None else default_ledger_path()
         self._conn = sqlite3.connect(":memory:", isolation_level=None)
-        try:
+        with self._closed_on_error():
             if copy and self.path.is_file():
                 source = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
                 try:
@@ -304,15 +298,22 @@ class Ledger:
                 finally:
                     source.close()
             self._create_or_migrate()
+        return self
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _closed_on_error(self) -> Iterator[None]:
+        """Setting up a new connection: on any failure it is closed, and an SQLite error
+        becomes :meth:`_db_error`'s (exit 2 naming the file, or 10 when it stayed locked)."""
+        try:
+            yield
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise self._db_error(exc) from exc
         except BaseException:
             self._conn.close()
             raise
-        return self
-
-    # -- plumbing -------------------------------------------------------------------------
 
     def _create_or_migrate(self) -> None:
         """The tables (created when missing) at :data:`SCHEMA_VERSION` (an older ledger is
