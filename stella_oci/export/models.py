@@ -220,13 +220,16 @@ class ExportManifest(_Model):
     quotas: Quotas | None = None
 
     _source_obj: dict[str, Any] | None = PrivateAttr(default=None)
+    _manifest_digest: str | None = PrivateAttr(default=None)
 
     @classmethod
     def from_json_obj(cls, obj: Any, source: str = "export.json") -> ExportManifest:
         """Validate ``obj`` against the JSON Schema, then build the model (exit 2 on either).
 
-        The model keeps a copy of ``obj``: :attr:`manifest_digest` is computed over the
-        document as it was given, member for member, never over a re-serialization."""
+        :attr:`manifest_digest` is computed here, over the document as it was given, member for
+        member, never over a re-serialization (kept as the digest, not as a deep copy of a
+        10,000-entry document; a document it cannot be computed for keeps its copy, and the
+        property raises as it always did)."""
         validate_export_manifest(obj, source=source)
         try:
             model = cls.model_validate(obj)
@@ -243,13 +246,18 @@ class ExportManifest(_Model):
                 + "\n".join("  " + ln for ln in lines),
                 hint="a value may end in a line break or other character the schema's pattern does not allow",
             ) from None
-        model._source_obj = copy.deepcopy(obj)
+        try:
+            model._manifest_digest = manifest_digest(obj)
+        except InvalidInputError:
+            model._source_obj = copy.deepcopy(obj)
         return model
 
     @property
     def manifest_digest(self) -> str:
         """``io.stellaops.export.manifest-digest``: ``sha256:`` + SHA-256 of the RFC 8785 form of
         export.json without ``integrity`` (:func:`stella_oci.export.canonical.manifest_digest`)."""
+        if self._manifest_digest is not None:
+            return self._manifest_digest
         source = self._source_obj if self._source_obj is not None else self.to_json_obj()
         return manifest_digest(source)
 
