@@ -71,3 +71,21 @@ def test_peak_memory_per_file_of_push_pull_and_verify(registry, fresh_repo, tmp_
     print("peak traced bytes per file:", {op: round(v) for op, v in per_file.items()}, peaks)
     for op, value in per_file.items():
         assert value < PER_FILE_BUDGET, f"{op}: {value:.0f} bytes of peak memory per file (budget {PER_FILE_BUDGET})"
+
+
+def test_manifest_written_a_layer_at_a_time_is_encode_byte_for_byte():
+    from stella_oci.export.artifact import EMPTY_CONFIG, encode_manifest, layer_descriptor
+    from stella_oci.oci import mediatypes as mt
+    from stella_oci.oci.manifest import Manifest, encode
+
+    layers = [
+        layer_descriptor(p, "application/json", "sha256:" + f"{i:02x}" * 32, i * 7)
+        for i, p in enumerate(['export.json', 'a/"layers":[]', "ünï/cödé ✓.json", "b\\c\n.bin", "z" * 200])
+    ]
+    for manifest in (
+        Manifest(schema_version=2, media_type=mt.OCI_MANIFEST, artifact_type="application/x", config=EMPTY_CONFIG,
+                 layers=layers, annotations={"layers": '"layers":[]', "a": "ü"}),
+        Manifest(schema_version=2, media_type=mt.OCI_MANIFEST, config=EMPTY_CONFIG, layers=layers[:1]),
+        Manifest(schema_version=2, media_type=mt.OCI_MANIFEST, config=EMPTY_CONFIG, layers=[]),
+    ):
+        assert encode_manifest(manifest) == encode(manifest)
