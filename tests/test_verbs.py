@@ -136,6 +136,9 @@ def test_tags_paginated_filtered_sorted_by_created(registry, fresh_repo, run_cli
     doc = json.loads(out)
     assert doc["tags"] == ["2026-11-new", "2026-06-mid", "2026-01-old"]
     assert [d["digest"] for d in doc["details"]] == [new, mid, old]
+    # no tag matches: nothing on stdout (before: an empty line with --sort created)
+    assert cli_ok(run_cli, "tags", repo, "--filter", "^none-", "--sort", "created") == ""
+    assert cli_ok(run_cli, "tags", repo, "--filter", "^none-") == ""
     assert cli_ok(run_cli, "tags", repo, "--last", "2026-11-new").splitlines() == ["aa-also-old", "zz-also-old"]
 
     code, _, err = run_cli("tags", repo, "--filter", "(")

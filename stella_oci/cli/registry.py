@@ -70,7 +70,7 @@ def tags(
         last=last,
         run=ctx.run("tags"),
     )
-    if r.details is not None and not ctx.quiet:
+    if r.details and not ctx.quiet:  # no tag matched: no output at all, not an empty line
         return r, "\n".join(f"{d.tag}\t{d.created or '-'}\t{d.digest}" for d in r.details)
     return r, "\n".join(r.tags) if r.tags else None
 
