@@ -341,7 +341,7 @@ def test_cli_commands_directly(pushed, tmp_path):
 
 
 def test_cli_attach_and_discover_subprocess(pushed, tmp_path, run_cli):
-    """Needs the lead's wiring: "referrers" in stella_oci.cli.COMMAND_MODULES."""
+    """attach and discover through `python -m stella_oci` (their rows in stella_oci.cli.LAZY_COMMANDS)."""
     f = note(tmp_path, "a.txt", "hello")
     code, out, err = run_cli("attach", pushed, f, "--artifact-type", NOTE, "--format", "json")
     assert code == 0, err + out
