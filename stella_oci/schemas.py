@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -156,6 +157,28 @@ def _violation(error: jsonschema.ValidationError) -> dict[str, Any]:
     }
 
 
+def _is_datetime(value: str) -> bool:
+    """jsonschema's own ``date-time`` check (``jsonschema._format.is_datetime``)."""
+    from rfc3339_validator import validate_rfc3339
+
+    return bool(validate_rfc3339(value.upper()))
+
+
+def _fast_accepts(obj: Any) -> bool:
+    """True when the generated check of export.json (``stella_oci/_export_manifest_check.py``,
+    written by ``python -m stella_oci.schemas_codegen``) accepts ``obj``: jsonschema would too,
+    and its import (the larger part of a push's start-up) is skipped. False on any refusal or
+    failure: jsonschema then validates and reports, exactly as without this check."""
+    from stella_oci import _export_manifest_check
+
+    check: Callable[..., object] = _export_manifest_check.validate  # generated code: untyped
+    try:
+        check(obj, custom_formats={"date-time": _is_datetime})
+    except Exception:  # noqa: BLE001 - refusal or anything else: the full validation decides
+        return False
+    return True
+
+
 def validate_against(
     obj: Any, schema: str, *, definition: str | None = None, source: str = "document"
 ) -> None:
@@ -168,6 +191,8 @@ def validate_against(
     (the count then reads "at least"), so a document with a million violations costs no
     more time or memory than one with a thousand.
     """
+    if definition is None and schema == "export-manifest" and _fast_accepts(obj):
+        return
     validator = _validator(schema, definition)
     # iter_errors is lazy: stop pulling once the count is capped
     found = list(itertools.islice(validator.iter_errors(obj), MAX_COUNTED_VIOLATIONS + 1))

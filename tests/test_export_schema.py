@@ -454,3 +454,132 @@ def test_shipped_schemas_are_valid_draft_2020_12() -> None:
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
             pytest.fail(f"{path.name}: not a valid Draft 2020-12 schema: {exc.message} at {exc.json_path}")
+
+
+# ------------------------------------------------------------------ the generated fast check
+def test_generated_export_manifest_check_is_current() -> None:
+    """stella_oci/_export_manifest_check.py is what ``python -m stella_oci.schemas_codegen``
+    writes from the shipped schema (a schema change without regenerating fails here)."""
+    from stella_oci import schemas_codegen
+
+    assert schemas_codegen.TARGET.read_text("utf-8") == schemas_codegen.render(), (
+        "stale: run python -m stella_oci.schemas_codegen"
+    )
+    assert schemas_codegen.schema_problems(load_schema("export-manifest")) == []
+    # the problem finder finds what the generated code would not enforce
+    assert schemas_codegen.schema_problems(
+        {"properties": {"a": {"$ref": "#/$defs/x", "maxLength": 2}, "b": {"enum": [1]}, "c": {"format": "uri"}},
+         "unevaluatedProperties": False}
+    ) == [
+        "/properties/a: $ref with siblings ['maxLength']",
+        "/properties/a/maxLength: keyword 'maxLength'",
+        "/properties/b/enum: non-string values (True == 1 in Python)",
+        "/properties/c/format: format 'uri'",
+        "/unevaluatedProperties: keyword 'unevaluatedProperties'",
+    ]  # fmt: skip
+
+
+def _rich_manifest() -> dict[str, Any]:
+    """The mirror example with every optional member of the schema set."""
+    doc = example("mirror-full")
+    doc["runId"] = "run-000001"
+    doc["profile"]["revision"] = "r2"
+    doc["rerunHash"] = "sha256:" + "1" * 64
+    doc["selectors"] = {
+        "tenants": ["acme", "*.corp"],
+        "products": ["pkg:npm/left-pad"],
+        "timeWindow": "30d",
+        "severities": ["high", "critical"],
+        "ecosystems": ["npm", "pypi"],
+    }
+    doc["delta"] = {"baseExportId": "exp-000000", "baseManifestDigest": "sha256:" + "2" * 64,
+                    "tombstones": ["a/b"], "added": ["c"], "removed": ["d"]}  # fmt: skip
+    doc["distribution"]["object"] = {"enabled": False, "bucket": "b", "prefix": "p/"}
+    doc["encryption"] = {"mode": "age", "recipients": [{"keyId": "k", "fingerprint": "f", "wrappedKey": "w"}],
+                         "strict": True}  # fmt: skip
+    doc["approval"] = {"required": True, "reason": "r", "approvedBy": "me", "ticket": "T-1"}
+    doc["quotas"] = {"maxActiveRuns": 2, "maxQueuedRuns": 10, "backpressureMode": "defer", "cpuThrottlePercent": 50}
+    return doc
+
+
+_MUTANTS: list[Any] = [
+    None, True, False, 0, 1, -1, 1.0, 2.5, 4000, "", "x", "acme", "abc-123456", "r1", "30d",
+    "2026-11-20T08:00:00Z", "2026-13-45T25:61:00Z", "2026-11-20t08:00:00z", "2026-11-20T08:00:00+0100",
+    "2026-02-30T08:00:00Z", "2026-11-20T08:00:00Z\n", "sha256:" + "a" * 64, "sha256:" + "a" * 64 + "\n",
+    "https://stellaops.io/export-center/manifest/v1alpha2", "mirror", "full", "npm", [], ["x", "x"], ["npm", "npm"],
+    {}, {"x": 1},
+]  # fmt: skip
+
+
+def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def _mutations(doc: dict[str, Any]) -> list[Any]:
+    found: list[Any] = []
+    for path in _paths(doc):
+        if not path:
+            found += [m for m in _MUTANTS if not isinstance(m, dict)]
+            continue
+        for value in [*_MUTANTS, "DELETE", "EXTRA", "DUPLICATE"]:
+            mutant = copy.deepcopy(doc)
+            parent = mutant
+            for part in path[:-1]:
+                parent = parent[part]
+            last = path[-1]
+            if value == "DELETE":
+                del parent[last]
+            elif value == "EXTRA":
+                if not isinstance(parent[last], dict):
+                    continue
+                parent[last]["zzUnknown"] = 1
+            elif value == "DUPLICATE":
+                if not isinstance(parent[last], list) or not parent[last]:
+                    continue
+                parent[last].append(copy.deepcopy(parent[last][0]))
+            else:
+                parent[last] = copy.deepcopy(value)
+            found.append(mutant)
+    return found
+
+
+def test_generated_check_accepts_only_what_jsonschema_accepts() -> None:
+    """The fast check may refuse more than jsonschema (validate_against then asks jsonschema),
+    never less: on every mutation of three documents (every value replaced by each of
+    _MUTANTS, every member deleted, an unknown member added to every object, every array's
+    first item duplicated) it accepts only documents jsonschema finds no violation in."""
+    from stella_oci.schemas import _fast_accepts, _validator
+
+    full = _validator("export-manifest", None)
+    docs = [example("mirror-full"), example("trivy-db"), _rich_manifest()]
+    for doc in docs:
+        assert not list(full.iter_errors(doc)) and _fast_accepts(doc)
+    accepted = refused = 0
+    for doc in docs:
+        for mutant in _mutations(doc):
+            fast = _fast_accepts(mutant)
+            valid = next(iter(full.iter_errors(mutant)), None) is None
+            assert valid or not fast, f"the fast check accepts what jsonschema refuses: {json.dumps(mutant)[:3000]}"
+            accepted += fast
+            refused += not valid
+    assert accepted > 300 and refused > 2000, (accepted, refused)  # both sides really exercised
+
+
+def test_a_refused_document_is_reported_by_jsonschema_as_before() -> None:
+    """With the fast check in front, a refusal still lists jsonschema's violations (pointer,
+    rule, value), all of them, not the fast check's first one."""
+    doc = example("mirror-full")
+    doc["generatedAt"] = "2026-13-45T25:61:00Z"
+    doc["contents"][0]["digest"] = "sha256:XYZ"
+    with pytest.raises(InvalidInputError) as info:
+        validate_export_manifest(doc, source="b/export.json")
+    vs = info.value.details["violations"]
+    assert {(v["pointer"], v["keyword"]) for v in vs} == {("/generatedAt", "format"), ("/contents/0/digest", "pattern")}
+    assert "b/export.json: /generatedAt: is not a valid date-time" in str(info.value)

@@ -283,10 +283,13 @@ def test_cli_freezes_its_objects_before_exit(args: list[str]) -> None:
 
 
 # Modules a push of a plain bundle must not load (issue 15, start-up): signing and its
-# cryptography, Sigstore, the air gap, the whole API and every other verb. Of stella_oci.signing
+# cryptography, Sigstore, jsonschema, the air gap, the whole API and every other verb. Of stella_oci.signing
 # only the package (lazy names) and its pydantic models (which results.py's VerifyResult uses;
 # no cryptography) may be imported.
 PUSH_MUST_NOT_IMPORT = (
+    "jsonschema",  # a valid export.json passes the generated check (stella_oci/_export_manifest_check.py)
+    "referencing",
+    "fastjsonschema",  # only writes that check (python -m stella_oci.schemas_codegen)
     "cryptography",
     "sigstore",
     "rfc3161_client",
