@@ -8,8 +8,7 @@ VERSION = "2.22.2"
 from decimal import Decimal
 import re
 class JsonSchemaValueException(ValueError):
-    def __init__(self, message, value=None, name=None, definition=None, rule=None):
-        super().__init__(message)
+    pass  # the generated check refused the document (jsonschema then says why)
 
 
 JsonSchemaValuesException = JsonSchemaValueException
@@ -34,95 +33,95 @@ NoneType = type(None)
 
 def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_json(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'$schema': 'https://json-schema.org/draft/2020-12/schema', '$id': 'https://stellaops.io/schemas/export-center/export-manifest.schema.json', 'title': 'StellaOps Export Manifest', 'description': 'Schema for run manifests, attestations, integrity headers, and quota/backpressure metadata (EC2–EC9).', 'type': 'object', 'required': ['schema', 'version', 'exportId', 'profile', 'tenant', 'selectors', 'generatedAt', 'contents'], 'properties': {'schema': {'type': 'string', 'const': 'https://stellaops.io/export-center/manifest/v1alpha2'}, 'version': {'type': 'string', 'pattern': '^1\\.1\\.[0-9]+$'}, 'exportId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'runId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'profile': {'type': 'object', 'required': ['kind', 'variant', 'name'], 'properties': {'kind': {'type': 'string', 'enum': ['json', 'trivy', 'mirror', 'devportal', 'attestation']}, 'variant': {'type': 'string', 'enum': ['raw', 'policy', 'db', 'java-db', 'full', 'delta', 'offline', 'bundle']}, 'name': {'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, 'revision': {'type': 'string', 'pattern': '^r[0-9]+$'}}, 'additionalProperties': False}, 'tenant': {'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, 'selectors': {'type': 'object', 'properties': {'tenants': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, 'uniqueItems': True}, 'products': {'type': 'array', 'items': {'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}}, 'timeWindow': {'oneOf': [{'type': 'string', 'pattern': '^[0-9]+d$'}, {'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}]}, 'severities': {'type': 'array', 'items': {'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, 'uniqueItems': True}, 'ecosystems': {'type': 'array', 'items': {'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, 'uniqueItems': True}}, 'additionalProperties': False}, 'generatedAt': {'type': 'string', 'format': 'date-time'}, 'rerunHash': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'contents': {'type': 'array', 'items': {'type': 'object', 'required': ['path', 'digest', 'bytes'], 'properties': {'path': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, 'digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'bytes': {'type': 'integer', 'minimum': 0}, 'records': {'type': 'integer', 'minimum': 0}, 'contentType': {'type': 'string'}}, 'additionalProperties': False}}, 'delta': {'type': 'object', 'required': ['baseExportId', 'baseManifestDigest', 'tombstones'], 'properties': {'baseExportId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'baseManifestDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'tombstones': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'added': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'removed': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}}, 'additionalProperties': False}, 'integrity': {'type': 'object', 'required': ['httpHeaders', 'oci'], 'properties': {'httpHeaders': {'type': 'object', 'required': ['Digest', 'X-Stella-Signature'], 'properties': {'Digest': {'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, 'X-Stella-Signature': {'type': 'string'}, 'X-Stella-Immutability': {'type': 'string'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'required': ['annotations'], 'properties': {'annotations': {'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}}, 'additionalProperties': False}}, 'additionalProperties': False}, 'attestations': {'type': 'object', 'required': ['provenanceRef', 'dsseEnvelope', 'slsaLevel', 'log'], 'properties': {'provenanceRef': {'type': 'string'}, 'dsseEnvelope': {'type': 'string'}, 'slsaLevel': {'type': 'string'}, 'log': {'type': 'object', 'required': ['kind', 'logId', 'logIndex', 'entryDigest', 'timestamp'], 'properties': {'kind': {'type': 'string', 'enum': ['hashedrekord', 'rekor']}, 'logId': {'type': 'string'}, 'logIndex': {'type': 'integer', 'minimum': 0}, 'entryDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'timestamp': {'type': 'string', 'format': 'date-time'}}, 'additionalProperties': False}}, 'additionalProperties': False}, 'distribution': {'type': 'object', 'properties': {'http': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'retentionDays': {'type': 'integer', 'minimum': 1, 'maximum': 3650}, 'etag': {'type': 'string'}, 'rangeRequests': {'type': 'boolean'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'reference': {'type': 'string'}}, 'additionalProperties': False}, 'object': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'bucket': {'type': 'string'}, 'prefix': {'type': 'string'}}, 'additionalProperties': False}}, 'additionalProperties': False}, 'encryption': {'type': 'object', 'properties': {'mode': {'type': 'string', 'enum': ['age', 'aes-gcm']}, 'recipients': {'type': 'array', 'items': {'type': 'object', 'required': ['keyId', 'fingerprint'], 'properties': {'keyId': {'type': 'string'}, 'fingerprint': {'type': 'string'}, 'wrappedKey': {'type': 'string'}}, 'additionalProperties': False}}, 'strict': {'type': 'boolean'}}, 'additionalProperties': False}, 'approval': {'type': 'object', 'properties': {'required': {'type': 'boolean'}, 'reason': {'type': 'string'}, 'approvedBy': {'type': 'string'}, 'ticket': {'type': 'string'}}, 'additionalProperties': False}, 'quotas': {'type': 'object', 'properties': {'maxActiveRuns': {'type': 'integer', 'minimum': 1, 'maximum': 32}, 'maxQueuedRuns': {'type': 'integer', 'minimum': 1, 'maximum': 512}, 'backpressureMode': {'type': 'string', 'enum': ['reject', 'defer', 'throttle']}, 'cpuThrottlePercent': {'type': 'integer', 'minimum': 1, 'maximum': 100}}, 'additionalProperties': False}}, 'additionalProperties': False, '$defs': {'digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'selectors': {'type': 'object', 'properties': {'tenants': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, 'uniqueItems': True}, 'products': {'type': 'array', 'items': {'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}}, 'timeWindow': {'oneOf': [{'type': 'string', 'pattern': '^[0-9]+d$'}, {'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}]}, 'severities': {'type': 'array', 'items': {'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, 'uniqueItems': True}, 'ecosystems': {'type': 'array', 'items': {'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, 'uniqueItems': True}}, 'additionalProperties': False}}}, rule='type')
+        raise JsonSchemaValueException()
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data__missing_keys = set(['schema', 'version', 'exportId', 'profile', 'tenant', 'selectors', 'generatedAt', 'contents']) - data.keys()
         if data__missing_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must contain " + (str(sorted(data__missing_keys)) + " properties"), value=data, name="" + (name_prefix or "data") + "", definition={'$schema': 'https://json-schema.org/draft/2020-12/schema', '$id': 'https://stellaops.io/schemas/export-center/export-manifest.schema.json', 'title': 'StellaOps Export Manifest', 'description': 'Schema for run manifests, attestations, integrity headers, and quota/backpressure metadata (EC2–EC9).', 'type': 'object', 'required': ['schema', 'version', 'exportId', 'profile', 'tenant', 'selectors', 'generatedAt', 'contents'], 'properties': {'schema': {'type': 'string', 'const': 'https://stellaops.io/export-center/manifest/v1alpha2'}, 'version': {'type': 'string', 'pattern': '^1\\.1\\.[0-9]+$'}, 'exportId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'runId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'profile': {'type': 'object', 'required': ['kind', 'variant', 'name'], 'properties': {'kind': {'type': 'string', 'enum': ['json', 'trivy', 'mirror', 'devportal', 'attestation']}, 'variant': {'type': 'string', 'enum': ['raw', 'policy', 'db', 'java-db', 'full', 'delta', 'offline', 'bundle']}, 'name': {'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, 'revision': {'type': 'string', 'pattern': '^r[0-9]+$'}}, 'additionalProperties': False}, 'tenant': {'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, 'selectors': {'type': 'object', 'properties': {'tenants': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, 'uniqueItems': True}, 'products': {'type': 'array', 'items': {'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}}, 'timeWindow': {'oneOf': [{'type': 'string', 'pattern': '^[0-9]+d$'}, {'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}]}, 'severities': {'type': 'array', 'items': {'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, 'uniqueItems': True}, 'ecosystems': {'type': 'array', 'items': {'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, 'uniqueItems': True}}, 'additionalProperties': False}, 'generatedAt': {'type': 'string', 'format': 'date-time'}, 'rerunHash': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'contents': {'type': 'array', 'items': {'type': 'object', 'required': ['path', 'digest', 'bytes'], 'properties': {'path': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, 'digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'bytes': {'type': 'integer', 'minimum': 0}, 'records': {'type': 'integer', 'minimum': 0}, 'contentType': {'type': 'string'}}, 'additionalProperties': False}}, 'delta': {'type': 'object', 'required': ['baseExportId', 'baseManifestDigest', 'tombstones'], 'properties': {'baseExportId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'baseManifestDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'tombstones': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'added': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'removed': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}}, 'additionalProperties': False}, 'integrity': {'type': 'object', 'required': ['httpHeaders', 'oci'], 'properties': {'httpHeaders': {'type': 'object', 'required': ['Digest', 'X-Stella-Signature'], 'properties': {'Digest': {'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, 'X-Stella-Signature': {'type': 'string'}, 'X-Stella-Immutability': {'type': 'string'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'required': ['annotations'], 'properties': {'annotations': {'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}}, 'additionalProperties': False}}, 'additionalProperties': False}, 'attestations': {'type': 'object', 'required': ['provenanceRef', 'dsseEnvelope', 'slsaLevel', 'log'], 'properties': {'provenanceRef': {'type': 'string'}, 'dsseEnvelope': {'type': 'string'}, 'slsaLevel': {'type': 'string'}, 'log': {'type': 'object', 'required': ['kind', 'logId', 'logIndex', 'entryDigest', 'timestamp'], 'properties': {'kind': {'type': 'string', 'enum': ['hashedrekord', 'rekor']}, 'logId': {'type': 'string'}, 'logIndex': {'type': 'integer', 'minimum': 0}, 'entryDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'timestamp': {'type': 'string', 'format': 'date-time'}}, 'additionalProperties': False}}, 'additionalProperties': False}, 'distribution': {'type': 'object', 'properties': {'http': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'retentionDays': {'type': 'integer', 'minimum': 1, 'maximum': 3650}, 'etag': {'type': 'string'}, 'rangeRequests': {'type': 'boolean'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'reference': {'type': 'string'}}, 'additionalProperties': False}, 'object': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'bucket': {'type': 'string'}, 'prefix': {'type': 'string'}}, 'additionalProperties': False}}, 'additionalProperties': False}, 'encryption': {'type': 'object', 'properties': {'mode': {'type': 'string', 'enum': ['age', 'aes-gcm']}, 'recipients': {'type': 'array', 'items': {'type': 'object', 'required': ['keyId', 'fingerprint'], 'properties': {'keyId': {'type': 'string'}, 'fingerprint': {'type': 'string'}, 'wrappedKey': {'type': 'string'}}, 'additionalProperties': False}}, 'strict': {'type': 'boolean'}}, 'additionalProperties': False}, 'approval': {'type': 'object', 'properties': {'required': {'type': 'boolean'}, 'reason': {'type': 'string'}, 'approvedBy': {'type': 'string'}, 'ticket': {'type': 'string'}}, 'additionalProperties': False}, 'quotas': {'type': 'object', 'properties': {'maxActiveRuns': {'type': 'integer', 'minimum': 1, 'maximum': 32}, 'maxQueuedRuns': {'type': 'integer', 'minimum': 1, 'maximum': 512}, 'backpressureMode': {'type': 'string', 'enum': ['reject', 'defer', 'throttle']}, 'cpuThrottlePercent': {'type': 'integer', 'minimum': 1, 'maximum': 100}}, 'additionalProperties': False}}, 'additionalProperties': False, '$defs': {'digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'selectors': {'type': 'object', 'properties': {'tenants': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, 'uniqueItems': True}, 'products': {'type': 'array', 'items': {'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}}, 'timeWindow': {'oneOf': [{'type': 'string', 'pattern': '^[0-9]+d$'}, {'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}]}, 'severities': {'type': 'array', 'items': {'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, 'uniqueItems': True}, 'ecosystems': {'type': 'array', 'items': {'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, 'uniqueItems': True}}, 'additionalProperties': False}}}, rule='required')
+            raise JsonSchemaValueException()
         data_keys = set(data.keys())
         if "schema" in data_keys:
             data_keys.remove("schema")
             data__schema = data["schema"]
             if not isinstance(data__schema, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".schema must be string", value=data__schema, name="" + (name_prefix or "data") + ".schema", definition={'type': 'string', 'const': 'https://stellaops.io/export-center/manifest/v1alpha2'}, rule='type')
+                raise JsonSchemaValueException()
             if not (isinstance(data__schema, str) and data__schema == 'https://stellaops.io/export-center/manifest/v1alpha2'):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".schema must be same as const definition: https://stellaops.io/export-center/manifest/v1alpha2", value=data__schema, name="" + (name_prefix or "data") + ".schema", definition={'type': 'string', 'const': 'https://stellaops.io/export-center/manifest/v1alpha2'}, rule='const')
+                raise JsonSchemaValueException()
         if "version" in data_keys:
             data_keys.remove("version")
             data__version = data["version"]
             if not isinstance(data__version, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".version must be string", value=data__version, name="" + (name_prefix or "data") + ".version", definition={'type': 'string', 'pattern': '^1\\.1\\.[0-9]+$'}, rule='type')
+                raise JsonSchemaValueException()
             if isinstance(data__version, str):
                 if not REGEX_PATTERNS['^1\\.1\\.[0-9]+$'].search(data__version):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".version must match pattern ^1\\.1\\.[0-9]+$", value=data__version, name="" + (name_prefix or "data") + ".version", definition={'type': 'string', 'pattern': '^1\\.1\\.[0-9]+$'}, rule='pattern')
+                    raise JsonSchemaValueException()
         if "exportId" in data_keys:
             data_keys.remove("exportId")
             data__exportId = data["exportId"]
             if not isinstance(data__exportId, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".exportId must be string", value=data__exportId, name="" + (name_prefix or "data") + ".exportId", definition={'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, rule='type')
+                raise JsonSchemaValueException()
             if isinstance(data__exportId, str):
                 if not REGEX_PATTERNS['^[a-z0-9-]{6,64}$'].search(data__exportId):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".exportId must match pattern ^[a-z0-9-]{6,64}$", value=data__exportId, name="" + (name_prefix or "data") + ".exportId", definition={'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, rule='pattern')
+                    raise JsonSchemaValueException()
         if "runId" in data_keys:
             data_keys.remove("runId")
             data__runId = data["runId"]
             if not isinstance(data__runId, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".runId must be string", value=data__runId, name="" + (name_prefix or "data") + ".runId", definition={'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, rule='type')
+                raise JsonSchemaValueException()
             if isinstance(data__runId, str):
                 if not REGEX_PATTERNS['^[a-z0-9-]{6,64}$'].search(data__runId):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".runId must match pattern ^[a-z0-9-]{6,64}$", value=data__runId, name="" + (name_prefix or "data") + ".runId", definition={'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, rule='pattern')
+                    raise JsonSchemaValueException()
         if "profile" in data_keys:
             data_keys.remove("profile")
             data__profile = data["profile"]
             if not isinstance(data__profile, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile must be object", value=data__profile, name="" + (name_prefix or "data") + ".profile", definition={'type': 'object', 'required': ['kind', 'variant', 'name'], 'properties': {'kind': {'type': 'string', 'enum': ['json', 'trivy', 'mirror', 'devportal', 'attestation']}, 'variant': {'type': 'string', 'enum': ['raw', 'policy', 'db', 'java-db', 'full', 'delta', 'offline', 'bundle']}, 'name': {'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, 'revision': {'type': 'string', 'pattern': '^r[0-9]+$'}}, 'additionalProperties': False}, rule='type')
+                raise JsonSchemaValueException()
             data__profile_is_dict = isinstance(data__profile, dict)
             if data__profile_is_dict:
                 data__profile__missing_keys = set(['kind', 'variant', 'name']) - data__profile.keys()
                 if data__profile__missing_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile must contain " + (str(sorted(data__profile__missing_keys)) + " properties"), value=data__profile, name="" + (name_prefix or "data") + ".profile", definition={'type': 'object', 'required': ['kind', 'variant', 'name'], 'properties': {'kind': {'type': 'string', 'enum': ['json', 'trivy', 'mirror', 'devportal', 'attestation']}, 'variant': {'type': 'string', 'enum': ['raw', 'policy', 'db', 'java-db', 'full', 'delta', 'offline', 'bundle']}, 'name': {'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, 'revision': {'type': 'string', 'pattern': '^r[0-9]+$'}}, 'additionalProperties': False}, rule='required')
+                    raise JsonSchemaValueException()
                 data__profile_keys = set(data__profile.keys())
                 if "kind" in data__profile_keys:
                     data__profile_keys.remove("kind")
                     data__profile__kind = data__profile["kind"]
                     if not isinstance(data__profile__kind, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile.kind must be string", value=data__profile__kind, name="" + (name_prefix or "data") + ".profile.kind", definition={'type': 'string', 'enum': ['json', 'trivy', 'mirror', 'devportal', 'attestation']}, rule='type')
+                        raise JsonSchemaValueException()
                     if not (isinstance(data__profile__kind, str) and data__profile__kind == 'json' or isinstance(data__profile__kind, str) and data__profile__kind == 'trivy' or isinstance(data__profile__kind, str) and data__profile__kind == 'mirror' or isinstance(data__profile__kind, str) and data__profile__kind == 'devportal' or isinstance(data__profile__kind, str) and data__profile__kind == 'attestation'):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile.kind must be one of ['json', 'trivy', 'mirror', 'devportal', 'attestation']", value=data__profile__kind, name="" + (name_prefix or "data") + ".profile.kind", definition={'type': 'string', 'enum': ['json', 'trivy', 'mirror', 'devportal', 'attestation']}, rule='enum')
+                        raise JsonSchemaValueException()
                 if "variant" in data__profile_keys:
                     data__profile_keys.remove("variant")
                     data__profile__variant = data__profile["variant"]
                     if not isinstance(data__profile__variant, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile.variant must be string", value=data__profile__variant, name="" + (name_prefix or "data") + ".profile.variant", definition={'type': 'string', 'enum': ['raw', 'policy', 'db', 'java-db', 'full', 'delta', 'offline', 'bundle']}, rule='type')
+                        raise JsonSchemaValueException()
                     if not (isinstance(data__profile__variant, str) and data__profile__variant == 'raw' or isinstance(data__profile__variant, str) and data__profile__variant == 'policy' or isinstance(data__profile__variant, str) and data__profile__variant == 'db' or isinstance(data__profile__variant, str) and data__profile__variant == 'java-db' or isinstance(data__profile__variant, str) and data__profile__variant == 'full' or isinstance(data__profile__variant, str) and data__profile__variant == 'delta' or isinstance(data__profile__variant, str) and data__profile__variant == 'offline' or isinstance(data__profile__variant, str) and data__profile__variant == 'bundle'):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile.variant must be one of ['raw', 'policy', 'db', 'java-db', 'full', 'delta', 'offline', 'bundle']", value=data__profile__variant, name="" + (name_prefix or "data") + ".profile.variant", definition={'type': 'string', 'enum': ['raw', 'policy', 'db', 'java-db', 'full', 'delta', 'offline', 'bundle']}, rule='enum')
+                        raise JsonSchemaValueException()
                 if "name" in data__profile_keys:
                     data__profile_keys.remove("name")
                     data__profile__name = data__profile["name"]
                     if not isinstance(data__profile__name, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile.name must be string", value=data__profile__name, name="" + (name_prefix or "data") + ".profile.name", definition={'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, rule='type')
+                        raise JsonSchemaValueException()
                     if isinstance(data__profile__name, str):
                         if not REGEX_PATTERNS['^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'].search(data__profile__name):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile.name must match pattern ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", value=data__profile__name, name="" + (name_prefix or "data") + ".profile.name", definition={'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, rule='pattern')
+                            raise JsonSchemaValueException()
                 if "revision" in data__profile_keys:
                     data__profile_keys.remove("revision")
                     data__profile__revision = data__profile["revision"]
                     if not isinstance(data__profile__revision, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile.revision must be string", value=data__profile__revision, name="" + (name_prefix or "data") + ".profile.revision", definition={'type': 'string', 'pattern': '^r[0-9]+$'}, rule='type')
+                        raise JsonSchemaValueException()
                     if isinstance(data__profile__revision, str):
                         if not REGEX_PATTERNS['^r[0-9]+$'].search(data__profile__revision):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile.revision must match pattern ^r[0-9]+$", value=data__profile__revision, name="" + (name_prefix or "data") + ".profile.revision", definition={'type': 'string', 'pattern': '^r[0-9]+$'}, rule='pattern')
+                            raise JsonSchemaValueException()
                 if data__profile_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".profile must not contain "+str(data__profile_keys)+" properties", value=data__profile, name="" + (name_prefix or "data") + ".profile", definition={'type': 'object', 'required': ['kind', 'variant', 'name'], 'properties': {'kind': {'type': 'string', 'enum': ['json', 'trivy', 'mirror', 'devportal', 'attestation']}, 'variant': {'type': 'string', 'enum': ['raw', 'policy', 'db', 'java-db', 'full', 'delta', 'offline', 'bundle']}, 'name': {'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, 'revision': {'type': 'string', 'pattern': '^r[0-9]+$'}}, 'additionalProperties': False}, rule='additionalProperties')
+                    raise JsonSchemaValueException()
         if "tenant" in data_keys:
             data_keys.remove("tenant")
             data__tenant = data["tenant"]
             if not isinstance(data__tenant, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".tenant must be string", value=data__tenant, name="" + (name_prefix or "data") + ".tenant", definition={'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, rule='type')
+                raise JsonSchemaValueException()
             if isinstance(data__tenant, str):
                 if not REGEX_PATTERNS['^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'].search(data__tenant):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".tenant must match pattern ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", value=data__tenant, name="" + (name_prefix or "data") + ".tenant", definition={'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, rule='pattern')
+                    raise JsonSchemaValueException()
         if "selectors" in data_keys:
             data_keys.remove("selectors")
             data__selectors = data["selectors"]
@@ -131,43 +130,43 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
             data_keys.remove("generatedAt")
             data__generatedAt = data["generatedAt"]
             if not isinstance(data__generatedAt, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".generatedAt must be string", value=data__generatedAt, name="" + (name_prefix or "data") + ".generatedAt", definition={'type': 'string', 'format': 'date-time'}, rule='type')
+                raise JsonSchemaValueException()
             if isinstance(data__generatedAt, str):
                 if not custom_formats["date-time"](data__generatedAt):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".generatedAt must be date-time", value=data__generatedAt, name="" + (name_prefix or "data") + ".generatedAt", definition={'type': 'string', 'format': 'date-time'}, rule='format')
+                    raise JsonSchemaValueException()
         if "rerunHash" in data_keys:
             data_keys.remove("rerunHash")
             data__rerunHash = data["rerunHash"]
             if not isinstance(data__rerunHash, (str)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".rerunHash must be string", value=data__rerunHash, name="" + (name_prefix or "data") + ".rerunHash", definition={'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, rule='type')
+                raise JsonSchemaValueException()
             if isinstance(data__rerunHash, str):
                 if not REGEX_PATTERNS['^sha256:[a-f0-9]{64}$'].search(data__rerunHash):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".rerunHash must match pattern ^sha256:[a-f0-9]{64}$", value=data__rerunHash, name="" + (name_prefix or "data") + ".rerunHash", definition={'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, rule='pattern')
+                    raise JsonSchemaValueException()
         if "contents" in data_keys:
             data_keys.remove("contents")
             data__contents = data["contents"]
             if not isinstance(data__contents, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents must be array", value=data__contents, name="" + (name_prefix or "data") + ".contents", definition={'type': 'array', 'items': {'type': 'object', 'required': ['path', 'digest', 'bytes'], 'properties': {'path': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, 'digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'bytes': {'type': 'integer', 'minimum': 0}, 'records': {'type': 'integer', 'minimum': 0}, 'contentType': {'type': 'string'}}, 'additionalProperties': False}}, rule='type')
+                raise JsonSchemaValueException()
             data__contents_is_list = isinstance(data__contents, (list, tuple))
             if data__contents_is_list:
                 data__contents_len = len(data__contents)
                 for data__contents_x, data__contents_item in enumerate(data__contents):
                     if not isinstance(data__contents_item, (dict)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents[{data__contents_x}]".format(**locals()) + " must be object", value=data__contents_item, name="" + (name_prefix or "data") + ".contents[{data__contents_x}]".format(**locals()) + "", definition={'type': 'object', 'required': ['path', 'digest', 'bytes'], 'properties': {'path': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, 'digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'bytes': {'type': 'integer', 'minimum': 0}, 'records': {'type': 'integer', 'minimum': 0}, 'contentType': {'type': 'string'}}, 'additionalProperties': False}, rule='type')
+                        raise JsonSchemaValueException()
                     data__contents_item_is_dict = isinstance(data__contents_item, dict)
                     if data__contents_item_is_dict:
                         data__contents_item__missing_keys = set(['path', 'digest', 'bytes']) - data__contents_item.keys()
                         if data__contents_item__missing_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents[{data__contents_x}]".format(**locals()) + " must contain " + (str(sorted(data__contents_item__missing_keys)) + " properties"), value=data__contents_item, name="" + (name_prefix or "data") + ".contents[{data__contents_x}]".format(**locals()) + "", definition={'type': 'object', 'required': ['path', 'digest', 'bytes'], 'properties': {'path': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, 'digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'bytes': {'type': 'integer', 'minimum': 0}, 'records': {'type': 'integer', 'minimum': 0}, 'contentType': {'type': 'string'}}, 'additionalProperties': False}, rule='required')
+                            raise JsonSchemaValueException()
                         data__contents_item_keys = set(data__contents_item.keys())
                         if "path" in data__contents_item_keys:
                             data__contents_item_keys.remove("path")
                             data__contents_item__path = data__contents_item["path"]
                             if not isinstance(data__contents_item__path, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents[{data__contents_x}].path".format(**locals()) + " must be string", value=data__contents_item__path, name="" + (name_prefix or "data") + ".contents[{data__contents_x}].path".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, rule='type')
+                                raise JsonSchemaValueException()
                             if isinstance(data__contents_item__path, str):
                                 if not REGEX_PATTERNS['^[A-Za-z0-9._/-]+$'].search(data__contents_item__path):
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents[{data__contents_x}].path".format(**locals()) + " must match pattern ^[A-Za-z0-9._/-]+$", value=data__contents_item__path, name="" + (name_prefix or "data") + ".contents[{data__contents_x}].path".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, rule='pattern')
+                                    raise JsonSchemaValueException()
                         if "digest" in data__contents_item_keys:
                             data__contents_item_keys.remove("digest")
                             data__contents_item__digest = data__contents_item["digest"]
@@ -176,44 +175,44 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                             data__contents_item_keys.remove("bytes")
                             data__contents_item__bytes = data__contents_item["bytes"]
                             if not isinstance(data__contents_item__bytes, (int)) and not (isinstance(data__contents_item__bytes, float) and data__contents_item__bytes.is_integer()) or isinstance(data__contents_item__bytes, bool):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents[{data__contents_x}].bytes".format(**locals()) + " must be integer", value=data__contents_item__bytes, name="" + (name_prefix or "data") + ".contents[{data__contents_x}].bytes".format(**locals()) + "", definition={'type': 'integer', 'minimum': 0}, rule='type')
+                                raise JsonSchemaValueException()
                             if isinstance(data__contents_item__bytes, (int, float, Decimal)):
                                 if data__contents_item__bytes < 0:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents[{data__contents_x}].bytes".format(**locals()) + " must be bigger than or equal to 0", value=data__contents_item__bytes, name="" + (name_prefix or "data") + ".contents[{data__contents_x}].bytes".format(**locals()) + "", definition={'type': 'integer', 'minimum': 0}, rule='minimum')
+                                    raise JsonSchemaValueException()
                         if "records" in data__contents_item_keys:
                             data__contents_item_keys.remove("records")
                             data__contents_item__records = data__contents_item["records"]
                             if not isinstance(data__contents_item__records, (int)) and not (isinstance(data__contents_item__records, float) and data__contents_item__records.is_integer()) or isinstance(data__contents_item__records, bool):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents[{data__contents_x}].records".format(**locals()) + " must be integer", value=data__contents_item__records, name="" + (name_prefix or "data") + ".contents[{data__contents_x}].records".format(**locals()) + "", definition={'type': 'integer', 'minimum': 0}, rule='type')
+                                raise JsonSchemaValueException()
                             if isinstance(data__contents_item__records, (int, float, Decimal)):
                                 if data__contents_item__records < 0:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents[{data__contents_x}].records".format(**locals()) + " must be bigger than or equal to 0", value=data__contents_item__records, name="" + (name_prefix or "data") + ".contents[{data__contents_x}].records".format(**locals()) + "", definition={'type': 'integer', 'minimum': 0}, rule='minimum')
+                                    raise JsonSchemaValueException()
                         if "contentType" in data__contents_item_keys:
                             data__contents_item_keys.remove("contentType")
                             data__contents_item__contentType = data__contents_item["contentType"]
                             if not isinstance(data__contents_item__contentType, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents[{data__contents_x}].contentType".format(**locals()) + " must be string", value=data__contents_item__contentType, name="" + (name_prefix or "data") + ".contents[{data__contents_x}].contentType".format(**locals()) + "", definition={'type': 'string'}, rule='type')
+                                raise JsonSchemaValueException()
                         if data__contents_item_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".contents[{data__contents_x}]".format(**locals()) + " must not contain "+str(data__contents_item_keys)+" properties", value=data__contents_item, name="" + (name_prefix or "data") + ".contents[{data__contents_x}]".format(**locals()) + "", definition={'type': 'object', 'required': ['path', 'digest', 'bytes'], 'properties': {'path': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, 'digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'bytes': {'type': 'integer', 'minimum': 0}, 'records': {'type': 'integer', 'minimum': 0}, 'contentType': {'type': 'string'}}, 'additionalProperties': False}, rule='additionalProperties')
+                            raise JsonSchemaValueException()
         if "delta" in data_keys:
             data_keys.remove("delta")
             data__delta = data["delta"]
             if not isinstance(data__delta, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta must be object", value=data__delta, name="" + (name_prefix or "data") + ".delta", definition={'type': 'object', 'required': ['baseExportId', 'baseManifestDigest', 'tombstones'], 'properties': {'baseExportId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'baseManifestDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'tombstones': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'added': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'removed': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}}, 'additionalProperties': False}, rule='type')
+                raise JsonSchemaValueException()
             data__delta_is_dict = isinstance(data__delta, dict)
             if data__delta_is_dict:
                 data__delta__missing_keys = set(['baseExportId', 'baseManifestDigest', 'tombstones']) - data__delta.keys()
                 if data__delta__missing_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta must contain " + (str(sorted(data__delta__missing_keys)) + " properties"), value=data__delta, name="" + (name_prefix or "data") + ".delta", definition={'type': 'object', 'required': ['baseExportId', 'baseManifestDigest', 'tombstones'], 'properties': {'baseExportId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'baseManifestDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'tombstones': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'added': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'removed': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}}, 'additionalProperties': False}, rule='required')
+                    raise JsonSchemaValueException()
                 data__delta_keys = set(data__delta.keys())
                 if "baseExportId" in data__delta_keys:
                     data__delta_keys.remove("baseExportId")
                     data__delta__baseExportId = data__delta["baseExportId"]
                     if not isinstance(data__delta__baseExportId, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.baseExportId must be string", value=data__delta__baseExportId, name="" + (name_prefix or "data") + ".delta.baseExportId", definition={'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, rule='type')
+                        raise JsonSchemaValueException()
                     if isinstance(data__delta__baseExportId, str):
                         if not REGEX_PATTERNS['^[a-z0-9-]{6,64}$'].search(data__delta__baseExportId):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.baseExportId must match pattern ^[a-z0-9-]{6,64}$", value=data__delta__baseExportId, name="" + (name_prefix or "data") + ".delta.baseExportId", definition={'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, rule='pattern')
+                            raise JsonSchemaValueException()
                 if "baseManifestDigest" in data__delta_keys:
                     data__delta_keys.remove("baseManifestDigest")
                     data__delta__baseManifestDigest = data__delta["baseManifestDigest"]
@@ -222,120 +221,120 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                     data__delta_keys.remove("tombstones")
                     data__delta__tombstones = data__delta["tombstones"]
                     if not isinstance(data__delta__tombstones, (list, tuple)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.tombstones must be array", value=data__delta__tombstones, name="" + (name_prefix or "data") + ".delta.tombstones", definition={'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, rule='type')
+                        raise JsonSchemaValueException()
                     data__delta__tombstones_is_list = isinstance(data__delta__tombstones, (list, tuple))
                     if data__delta__tombstones_is_list:
                         data__delta__tombstones_len = len(data__delta__tombstones)
                         for data__delta__tombstones_x, data__delta__tombstones_item in enumerate(data__delta__tombstones):
                             if not isinstance(data__delta__tombstones_item, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.tombstones[{data__delta__tombstones_x}]".format(**locals()) + " must be string", value=data__delta__tombstones_item, name="" + (name_prefix or "data") + ".delta.tombstones[{data__delta__tombstones_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, rule='type')
+                                raise JsonSchemaValueException()
                             if isinstance(data__delta__tombstones_item, str):
                                 if not REGEX_PATTERNS['^[A-Za-z0-9._/-]+$'].search(data__delta__tombstones_item):
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.tombstones[{data__delta__tombstones_x}]".format(**locals()) + " must match pattern ^[A-Za-z0-9._/-]+$", value=data__delta__tombstones_item, name="" + (name_prefix or "data") + ".delta.tombstones[{data__delta__tombstones_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, rule='pattern')
+                                    raise JsonSchemaValueException()
                 if "added" in data__delta_keys:
                     data__delta_keys.remove("added")
                     data__delta__added = data__delta["added"]
                     if not isinstance(data__delta__added, (list, tuple)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.added must be array", value=data__delta__added, name="" + (name_prefix or "data") + ".delta.added", definition={'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, rule='type')
+                        raise JsonSchemaValueException()
                     data__delta__added_is_list = isinstance(data__delta__added, (list, tuple))
                     if data__delta__added_is_list:
                         data__delta__added_len = len(data__delta__added)
                         for data__delta__added_x, data__delta__added_item in enumerate(data__delta__added):
                             if not isinstance(data__delta__added_item, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.added[{data__delta__added_x}]".format(**locals()) + " must be string", value=data__delta__added_item, name="" + (name_prefix or "data") + ".delta.added[{data__delta__added_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, rule='type')
+                                raise JsonSchemaValueException()
                             if isinstance(data__delta__added_item, str):
                                 if not REGEX_PATTERNS['^[A-Za-z0-9._/-]+$'].search(data__delta__added_item):
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.added[{data__delta__added_x}]".format(**locals()) + " must match pattern ^[A-Za-z0-9._/-]+$", value=data__delta__added_item, name="" + (name_prefix or "data") + ".delta.added[{data__delta__added_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, rule='pattern')
+                                    raise JsonSchemaValueException()
                 if "removed" in data__delta_keys:
                     data__delta_keys.remove("removed")
                     data__delta__removed = data__delta["removed"]
                     if not isinstance(data__delta__removed, (list, tuple)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.removed must be array", value=data__delta__removed, name="" + (name_prefix or "data") + ".delta.removed", definition={'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, rule='type')
+                        raise JsonSchemaValueException()
                     data__delta__removed_is_list = isinstance(data__delta__removed, (list, tuple))
                     if data__delta__removed_is_list:
                         data__delta__removed_len = len(data__delta__removed)
                         for data__delta__removed_x, data__delta__removed_item in enumerate(data__delta__removed):
                             if not isinstance(data__delta__removed_item, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.removed[{data__delta__removed_x}]".format(**locals()) + " must be string", value=data__delta__removed_item, name="" + (name_prefix or "data") + ".delta.removed[{data__delta__removed_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, rule='type')
+                                raise JsonSchemaValueException()
                             if isinstance(data__delta__removed_item, str):
                                 if not REGEX_PATTERNS['^[A-Za-z0-9._/-]+$'].search(data__delta__removed_item):
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta.removed[{data__delta__removed_x}]".format(**locals()) + " must match pattern ^[A-Za-z0-9._/-]+$", value=data__delta__removed_item, name="" + (name_prefix or "data") + ".delta.removed[{data__delta__removed_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, rule='pattern')
+                                    raise JsonSchemaValueException()
                 if data__delta_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".delta must not contain "+str(data__delta_keys)+" properties", value=data__delta, name="" + (name_prefix or "data") + ".delta", definition={'type': 'object', 'required': ['baseExportId', 'baseManifestDigest', 'tombstones'], 'properties': {'baseExportId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'baseManifestDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'tombstones': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'added': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'removed': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}}, 'additionalProperties': False}, rule='additionalProperties')
+                    raise JsonSchemaValueException()
         if "integrity" in data_keys:
             data_keys.remove("integrity")
             data__integrity = data["integrity"]
             if not isinstance(data__integrity, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity must be object", value=data__integrity, name="" + (name_prefix or "data") + ".integrity", definition={'type': 'object', 'required': ['httpHeaders', 'oci'], 'properties': {'httpHeaders': {'type': 'object', 'required': ['Digest', 'X-Stella-Signature'], 'properties': {'Digest': {'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, 'X-Stella-Signature': {'type': 'string'}, 'X-Stella-Immutability': {'type': 'string'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'required': ['annotations'], 'properties': {'annotations': {'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}}, 'additionalProperties': False}}, 'additionalProperties': False}, rule='type')
+                raise JsonSchemaValueException()
             data__integrity_is_dict = isinstance(data__integrity, dict)
             if data__integrity_is_dict:
                 data__integrity__missing_keys = set(['httpHeaders', 'oci']) - data__integrity.keys()
                 if data__integrity__missing_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity must contain " + (str(sorted(data__integrity__missing_keys)) + " properties"), value=data__integrity, name="" + (name_prefix or "data") + ".integrity", definition={'type': 'object', 'required': ['httpHeaders', 'oci'], 'properties': {'httpHeaders': {'type': 'object', 'required': ['Digest', 'X-Stella-Signature'], 'properties': {'Digest': {'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, 'X-Stella-Signature': {'type': 'string'}, 'X-Stella-Immutability': {'type': 'string'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'required': ['annotations'], 'properties': {'annotations': {'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}}, 'additionalProperties': False}}, 'additionalProperties': False}, rule='required')
+                    raise JsonSchemaValueException()
                 data__integrity_keys = set(data__integrity.keys())
                 if "httpHeaders" in data__integrity_keys:
                     data__integrity_keys.remove("httpHeaders")
                     data__integrity__httpHeaders = data__integrity["httpHeaders"]
                     if not isinstance(data__integrity__httpHeaders, (dict)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.httpHeaders must be object", value=data__integrity__httpHeaders, name="" + (name_prefix or "data") + ".integrity.httpHeaders", definition={'type': 'object', 'required': ['Digest', 'X-Stella-Signature'], 'properties': {'Digest': {'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, 'X-Stella-Signature': {'type': 'string'}, 'X-Stella-Immutability': {'type': 'string'}}, 'additionalProperties': False}, rule='type')
+                        raise JsonSchemaValueException()
                     data__integrity__httpHeaders_is_dict = isinstance(data__integrity__httpHeaders, dict)
                     if data__integrity__httpHeaders_is_dict:
                         data__integrity__httpHeaders__missing_keys = set(['Digest', 'X-Stella-Signature']) - data__integrity__httpHeaders.keys()
                         if data__integrity__httpHeaders__missing_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.httpHeaders must contain " + (str(sorted(data__integrity__httpHeaders__missing_keys)) + " properties"), value=data__integrity__httpHeaders, name="" + (name_prefix or "data") + ".integrity.httpHeaders", definition={'type': 'object', 'required': ['Digest', 'X-Stella-Signature'], 'properties': {'Digest': {'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, 'X-Stella-Signature': {'type': 'string'}, 'X-Stella-Immutability': {'type': 'string'}}, 'additionalProperties': False}, rule='required')
+                            raise JsonSchemaValueException()
                         data__integrity__httpHeaders_keys = set(data__integrity__httpHeaders.keys())
                         if "Digest" in data__integrity__httpHeaders_keys:
                             data__integrity__httpHeaders_keys.remove("Digest")
                             data__integrity__httpHeaders__Digest = data__integrity__httpHeaders["Digest"]
                             if not isinstance(data__integrity__httpHeaders__Digest, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.httpHeaders.Digest must be string", value=data__integrity__httpHeaders__Digest, name="" + (name_prefix or "data") + ".integrity.httpHeaders.Digest", definition={'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, rule='type')
+                                raise JsonSchemaValueException()
                             if isinstance(data__integrity__httpHeaders__Digest, str):
                                 if not REGEX_PATTERNS['^sha-256=[A-Za-z0-9+/=]+$'].search(data__integrity__httpHeaders__Digest):
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.httpHeaders.Digest must match pattern ^sha-256=[A-Za-z0-9+/=]+$", value=data__integrity__httpHeaders__Digest, name="" + (name_prefix or "data") + ".integrity.httpHeaders.Digest", definition={'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, rule='pattern')
+                                    raise JsonSchemaValueException()
                         if "X-Stella-Signature" in data__integrity__httpHeaders_keys:
                             data__integrity__httpHeaders_keys.remove("X-Stella-Signature")
                             data__integrity__httpHeaders__XStellaSignature = data__integrity__httpHeaders["X-Stella-Signature"]
                             if not isinstance(data__integrity__httpHeaders__XStellaSignature, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.httpHeaders.X-Stella-Signature must be string", value=data__integrity__httpHeaders__XStellaSignature, name="" + (name_prefix or "data") + ".integrity.httpHeaders.X-Stella-Signature", definition={'type': 'string'}, rule='type')
+                                raise JsonSchemaValueException()
                         if "X-Stella-Immutability" in data__integrity__httpHeaders_keys:
                             data__integrity__httpHeaders_keys.remove("X-Stella-Immutability")
                             data__integrity__httpHeaders__XStellaImmutability = data__integrity__httpHeaders["X-Stella-Immutability"]
                             if not isinstance(data__integrity__httpHeaders__XStellaImmutability, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.httpHeaders.X-Stella-Immutability must be string", value=data__integrity__httpHeaders__XStellaImmutability, name="" + (name_prefix or "data") + ".integrity.httpHeaders.X-Stella-Immutability", definition={'type': 'string'}, rule='type')
+                                raise JsonSchemaValueException()
                         if data__integrity__httpHeaders_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.httpHeaders must not contain "+str(data__integrity__httpHeaders_keys)+" properties", value=data__integrity__httpHeaders, name="" + (name_prefix or "data") + ".integrity.httpHeaders", definition={'type': 'object', 'required': ['Digest', 'X-Stella-Signature'], 'properties': {'Digest': {'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, 'X-Stella-Signature': {'type': 'string'}, 'X-Stella-Immutability': {'type': 'string'}}, 'additionalProperties': False}, rule='additionalProperties')
+                            raise JsonSchemaValueException()
                 if "oci" in data__integrity_keys:
                     data__integrity_keys.remove("oci")
                     data__integrity__oci = data__integrity["oci"]
                     if not isinstance(data__integrity__oci, (dict)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.oci must be object", value=data__integrity__oci, name="" + (name_prefix or "data") + ".integrity.oci", definition={'type': 'object', 'required': ['annotations'], 'properties': {'annotations': {'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}}, 'additionalProperties': False}, rule='type')
+                        raise JsonSchemaValueException()
                     data__integrity__oci_is_dict = isinstance(data__integrity__oci, dict)
                     if data__integrity__oci_is_dict:
                         data__integrity__oci__missing_keys = set(['annotations']) - data__integrity__oci.keys()
                         if data__integrity__oci__missing_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.oci must contain " + (str(sorted(data__integrity__oci__missing_keys)) + " properties"), value=data__integrity__oci, name="" + (name_prefix or "data") + ".integrity.oci", definition={'type': 'object', 'required': ['annotations'], 'properties': {'annotations': {'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}}, 'additionalProperties': False}, rule='required')
+                            raise JsonSchemaValueException()
                         data__integrity__oci_keys = set(data__integrity__oci.keys())
                         if "annotations" in data__integrity__oci_keys:
                             data__integrity__oci_keys.remove("annotations")
                             data__integrity__oci__annotations = data__integrity__oci["annotations"]
                             if not isinstance(data__integrity__oci__annotations, (dict)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.oci.annotations must be object", value=data__integrity__oci__annotations, name="" + (name_prefix or "data") + ".integrity.oci.annotations", definition={'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}, rule='type')
+                                raise JsonSchemaValueException()
                             data__integrity__oci__annotations_is_dict = isinstance(data__integrity__oci__annotations, dict)
                             if data__integrity__oci__annotations_is_dict:
                                 data__integrity__oci__annotations__missing_keys = set(['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref']) - data__integrity__oci__annotations.keys()
                                 if data__integrity__oci__annotations__missing_keys:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.oci.annotations must contain " + (str(sorted(data__integrity__oci__annotations__missing_keys)) + " properties"), value=data__integrity__oci__annotations, name="" + (name_prefix or "data") + ".integrity.oci.annotations", definition={'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}, rule='required')
+                                    raise JsonSchemaValueException()
                                 data__integrity__oci__annotations_keys = set(data__integrity__oci__annotations.keys())
                                 if "io.stellaops.export.profile" in data__integrity__oci__annotations_keys:
                                     data__integrity__oci__annotations_keys.remove("io.stellaops.export.profile")
                                     data__integrity__oci__annotations__iostellaopsexportprofile = data__integrity__oci__annotations["io.stellaops.export.profile"]
                                     if not isinstance(data__integrity__oci__annotations__iostellaopsexportprofile, (str)):
-                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.oci.annotations.io.stellaops.export.profile must be string", value=data__integrity__oci__annotations__iostellaopsexportprofile, name="" + (name_prefix or "data") + ".integrity.oci.annotations.io.stellaops.export.profile", definition={'type': 'string'}, rule='type')
+                                        raise JsonSchemaValueException()
                                 if "io.stellaops.export.run" in data__integrity__oci__annotations_keys:
                                     data__integrity__oci__annotations_keys.remove("io.stellaops.export.run")
                                     data__integrity__oci__annotations__iostellaopsexportrun = data__integrity__oci__annotations["io.stellaops.export.run"]
                                     if not isinstance(data__integrity__oci__annotations__iostellaopsexportrun, (str)):
-                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.oci.annotations.io.stellaops.export.run must be string", value=data__integrity__oci__annotations__iostellaopsexportrun, name="" + (name_prefix or "data") + ".integrity.oci.annotations.io.stellaops.export.run", definition={'type': 'string'}, rule='type')
+                                        raise JsonSchemaValueException()
                                 if "io.stellaops.export.manifest-digest" in data__integrity__oci__annotations_keys:
                                     data__integrity__oci__annotations_keys.remove("io.stellaops.export.manifest-digest")
                                     data__integrity__oci__annotations__iostellaopsexportmanifestdigest = data__integrity__oci__annotations["io.stellaops.export.manifest-digest"]
@@ -344,73 +343,73 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                                     data__integrity__oci__annotations_keys.remove("io.stellaops.export.provenance-ref")
                                     data__integrity__oci__annotations__iostellaopsexportprovenanceref = data__integrity__oci__annotations["io.stellaops.export.provenance-ref"]
                                     if not isinstance(data__integrity__oci__annotations__iostellaopsexportprovenanceref, (str)):
-                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.oci.annotations.io.stellaops.export.provenance-ref must be string", value=data__integrity__oci__annotations__iostellaopsexportprovenanceref, name="" + (name_prefix or "data") + ".integrity.oci.annotations.io.stellaops.export.provenance-ref", definition={'type': 'string'}, rule='type')
+                                        raise JsonSchemaValueException()
                                 if "org.opencontainers.image.ref.name" in data__integrity__oci__annotations_keys:
                                     data__integrity__oci__annotations_keys.remove("org.opencontainers.image.ref.name")
                                     data__integrity__oci__annotations__orgopencontainersimagerefname = data__integrity__oci__annotations["org.opencontainers.image.ref.name"]
                                     if not isinstance(data__integrity__oci__annotations__orgopencontainersimagerefname, (str)):
-                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.oci.annotations.org.opencontainers.image.ref.name must be string", value=data__integrity__oci__annotations__orgopencontainersimagerefname, name="" + (name_prefix or "data") + ".integrity.oci.annotations.org.opencontainers.image.ref.name", definition={'type': 'string'}, rule='type')
+                                        raise JsonSchemaValueException()
                         if data__integrity__oci_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity.oci must not contain "+str(data__integrity__oci_keys)+" properties", value=data__integrity__oci, name="" + (name_prefix or "data") + ".integrity.oci", definition={'type': 'object', 'required': ['annotations'], 'properties': {'annotations': {'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}}, 'additionalProperties': False}, rule='additionalProperties')
+                            raise JsonSchemaValueException()
                 if data__integrity_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".integrity must not contain "+str(data__integrity_keys)+" properties", value=data__integrity, name="" + (name_prefix or "data") + ".integrity", definition={'type': 'object', 'required': ['httpHeaders', 'oci'], 'properties': {'httpHeaders': {'type': 'object', 'required': ['Digest', 'X-Stella-Signature'], 'properties': {'Digest': {'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, 'X-Stella-Signature': {'type': 'string'}, 'X-Stella-Immutability': {'type': 'string'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'required': ['annotations'], 'properties': {'annotations': {'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}}, 'additionalProperties': False}}, 'additionalProperties': False}, rule='additionalProperties')
+                    raise JsonSchemaValueException()
         if "attestations" in data_keys:
             data_keys.remove("attestations")
             data__attestations = data["attestations"]
             if not isinstance(data__attestations, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations must be object", value=data__attestations, name="" + (name_prefix or "data") + ".attestations", definition={'type': 'object', 'required': ['provenanceRef', 'dsseEnvelope', 'slsaLevel', 'log'], 'properties': {'provenanceRef': {'type': 'string'}, 'dsseEnvelope': {'type': 'string'}, 'slsaLevel': {'type': 'string'}, 'log': {'type': 'object', 'required': ['kind', 'logId', 'logIndex', 'entryDigest', 'timestamp'], 'properties': {'kind': {'type': 'string', 'enum': ['hashedrekord', 'rekor']}, 'logId': {'type': 'string'}, 'logIndex': {'type': 'integer', 'minimum': 0}, 'entryDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'timestamp': {'type': 'string', 'format': 'date-time'}}, 'additionalProperties': False}}, 'additionalProperties': False}, rule='type')
+                raise JsonSchemaValueException()
             data__attestations_is_dict = isinstance(data__attestations, dict)
             if data__attestations_is_dict:
                 data__attestations__missing_keys = set(['provenanceRef', 'dsseEnvelope', 'slsaLevel', 'log']) - data__attestations.keys()
                 if data__attestations__missing_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations must contain " + (str(sorted(data__attestations__missing_keys)) + " properties"), value=data__attestations, name="" + (name_prefix or "data") + ".attestations", definition={'type': 'object', 'required': ['provenanceRef', 'dsseEnvelope', 'slsaLevel', 'log'], 'properties': {'provenanceRef': {'type': 'string'}, 'dsseEnvelope': {'type': 'string'}, 'slsaLevel': {'type': 'string'}, 'log': {'type': 'object', 'required': ['kind', 'logId', 'logIndex', 'entryDigest', 'timestamp'], 'properties': {'kind': {'type': 'string', 'enum': ['hashedrekord', 'rekor']}, 'logId': {'type': 'string'}, 'logIndex': {'type': 'integer', 'minimum': 0}, 'entryDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'timestamp': {'type': 'string', 'format': 'date-time'}}, 'additionalProperties': False}}, 'additionalProperties': False}, rule='required')
+                    raise JsonSchemaValueException()
                 data__attestations_keys = set(data__attestations.keys())
                 if "provenanceRef" in data__attestations_keys:
                     data__attestations_keys.remove("provenanceRef")
                     data__attestations__provenanceRef = data__attestations["provenanceRef"]
                     if not isinstance(data__attestations__provenanceRef, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.provenanceRef must be string", value=data__attestations__provenanceRef, name="" + (name_prefix or "data") + ".attestations.provenanceRef", definition={'type': 'string'}, rule='type')
+                        raise JsonSchemaValueException()
                 if "dsseEnvelope" in data__attestations_keys:
                     data__attestations_keys.remove("dsseEnvelope")
                     data__attestations__dsseEnvelope = data__attestations["dsseEnvelope"]
                     if not isinstance(data__attestations__dsseEnvelope, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.dsseEnvelope must be string", value=data__attestations__dsseEnvelope, name="" + (name_prefix or "data") + ".attestations.dsseEnvelope", definition={'type': 'string'}, rule='type')
+                        raise JsonSchemaValueException()
                 if "slsaLevel" in data__attestations_keys:
                     data__attestations_keys.remove("slsaLevel")
                     data__attestations__slsaLevel = data__attestations["slsaLevel"]
                     if not isinstance(data__attestations__slsaLevel, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.slsaLevel must be string", value=data__attestations__slsaLevel, name="" + (name_prefix or "data") + ".attestations.slsaLevel", definition={'type': 'string'}, rule='type')
+                        raise JsonSchemaValueException()
                 if "log" in data__attestations_keys:
                     data__attestations_keys.remove("log")
                     data__attestations__log = data__attestations["log"]
                     if not isinstance(data__attestations__log, (dict)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.log must be object", value=data__attestations__log, name="" + (name_prefix or "data") + ".attestations.log", definition={'type': 'object', 'required': ['kind', 'logId', 'logIndex', 'entryDigest', 'timestamp'], 'properties': {'kind': {'type': 'string', 'enum': ['hashedrekord', 'rekor']}, 'logId': {'type': 'string'}, 'logIndex': {'type': 'integer', 'minimum': 0}, 'entryDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'timestamp': {'type': 'string', 'format': 'date-time'}}, 'additionalProperties': False}, rule='type')
+                        raise JsonSchemaValueException()
                     data__attestations__log_is_dict = isinstance(data__attestations__log, dict)
                     if data__attestations__log_is_dict:
                         data__attestations__log__missing_keys = set(['kind', 'logId', 'logIndex', 'entryDigest', 'timestamp']) - data__attestations__log.keys()
                         if data__attestations__log__missing_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.log must contain " + (str(sorted(data__attestations__log__missing_keys)) + " properties"), value=data__attestations__log, name="" + (name_prefix or "data") + ".attestations.log", definition={'type': 'object', 'required': ['kind', 'logId', 'logIndex', 'entryDigest', 'timestamp'], 'properties': {'kind': {'type': 'string', 'enum': ['hashedrekord', 'rekor']}, 'logId': {'type': 'string'}, 'logIndex': {'type': 'integer', 'minimum': 0}, 'entryDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'timestamp': {'type': 'string', 'format': 'date-time'}}, 'additionalProperties': False}, rule='required')
+                            raise JsonSchemaValueException()
                         data__attestations__log_keys = set(data__attestations__log.keys())
                         if "kind" in data__attestations__log_keys:
                             data__attestations__log_keys.remove("kind")
                             data__attestations__log__kind = data__attestations__log["kind"]
                             if not isinstance(data__attestations__log__kind, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.log.kind must be string", value=data__attestations__log__kind, name="" + (name_prefix or "data") + ".attestations.log.kind", definition={'type': 'string', 'enum': ['hashedrekord', 'rekor']}, rule='type')
+                                raise JsonSchemaValueException()
                             if not (isinstance(data__attestations__log__kind, str) and data__attestations__log__kind == 'hashedrekord' or isinstance(data__attestations__log__kind, str) and data__attestations__log__kind == 'rekor'):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.log.kind must be one of ['hashedrekord', 'rekor']", value=data__attestations__log__kind, name="" + (name_prefix or "data") + ".attestations.log.kind", definition={'type': 'string', 'enum': ['hashedrekord', 'rekor']}, rule='enum')
+                                raise JsonSchemaValueException()
                         if "logId" in data__attestations__log_keys:
                             data__attestations__log_keys.remove("logId")
                             data__attestations__log__logId = data__attestations__log["logId"]
                             if not isinstance(data__attestations__log__logId, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.log.logId must be string", value=data__attestations__log__logId, name="" + (name_prefix or "data") + ".attestations.log.logId", definition={'type': 'string'}, rule='type')
+                                raise JsonSchemaValueException()
                         if "logIndex" in data__attestations__log_keys:
                             data__attestations__log_keys.remove("logIndex")
                             data__attestations__log__logIndex = data__attestations__log["logIndex"]
                             if not isinstance(data__attestations__log__logIndex, (int)) and not (isinstance(data__attestations__log__logIndex, float) and data__attestations__log__logIndex.is_integer()) or isinstance(data__attestations__log__logIndex, bool):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.log.logIndex must be integer", value=data__attestations__log__logIndex, name="" + (name_prefix or "data") + ".attestations.log.logIndex", definition={'type': 'integer', 'minimum': 0}, rule='type')
+                                raise JsonSchemaValueException()
                             if isinstance(data__attestations__log__logIndex, (int, float, Decimal)):
                                 if data__attestations__log__logIndex < 0:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.log.logIndex must be bigger than or equal to 0", value=data__attestations__log__logIndex, name="" + (name_prefix or "data") + ".attestations.log.logIndex", definition={'type': 'integer', 'minimum': 0}, rule='minimum')
+                                    raise JsonSchemaValueException()
                         if "entryDigest" in data__attestations__log_keys:
                             data__attestations__log_keys.remove("entryDigest")
                             data__attestations__log__entryDigest = data__attestations__log["entryDigest"]
@@ -419,19 +418,19 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                             data__attestations__log_keys.remove("timestamp")
                             data__attestations__log__timestamp = data__attestations__log["timestamp"]
                             if not isinstance(data__attestations__log__timestamp, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.log.timestamp must be string", value=data__attestations__log__timestamp, name="" + (name_prefix or "data") + ".attestations.log.timestamp", definition={'type': 'string', 'format': 'date-time'}, rule='type')
+                                raise JsonSchemaValueException()
                             if isinstance(data__attestations__log__timestamp, str):
                                 if not custom_formats["date-time"](data__attestations__log__timestamp):
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.log.timestamp must be date-time", value=data__attestations__log__timestamp, name="" + (name_prefix or "data") + ".attestations.log.timestamp", definition={'type': 'string', 'format': 'date-time'}, rule='format')
+                                    raise JsonSchemaValueException()
                         if data__attestations__log_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations.log must not contain "+str(data__attestations__log_keys)+" properties", value=data__attestations__log, name="" + (name_prefix or "data") + ".attestations.log", definition={'type': 'object', 'required': ['kind', 'logId', 'logIndex', 'entryDigest', 'timestamp'], 'properties': {'kind': {'type': 'string', 'enum': ['hashedrekord', 'rekor']}, 'logId': {'type': 'string'}, 'logIndex': {'type': 'integer', 'minimum': 0}, 'entryDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'timestamp': {'type': 'string', 'format': 'date-time'}}, 'additionalProperties': False}, rule='additionalProperties')
+                            raise JsonSchemaValueException()
                 if data__attestations_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".attestations must not contain "+str(data__attestations_keys)+" properties", value=data__attestations, name="" + (name_prefix or "data") + ".attestations", definition={'type': 'object', 'required': ['provenanceRef', 'dsseEnvelope', 'slsaLevel', 'log'], 'properties': {'provenanceRef': {'type': 'string'}, 'dsseEnvelope': {'type': 'string'}, 'slsaLevel': {'type': 'string'}, 'log': {'type': 'object', 'required': ['kind', 'logId', 'logIndex', 'entryDigest', 'timestamp'], 'properties': {'kind': {'type': 'string', 'enum': ['hashedrekord', 'rekor']}, 'logId': {'type': 'string'}, 'logIndex': {'type': 'integer', 'minimum': 0}, 'entryDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'timestamp': {'type': 'string', 'format': 'date-time'}}, 'additionalProperties': False}}, 'additionalProperties': False}, rule='additionalProperties')
+                    raise JsonSchemaValueException()
         if "distribution" in data_keys:
             data_keys.remove("distribution")
             data__distribution = data["distribution"]
             if not isinstance(data__distribution, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution must be object", value=data__distribution, name="" + (name_prefix or "data") + ".distribution", definition={'type': 'object', 'properties': {'http': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'retentionDays': {'type': 'integer', 'minimum': 1, 'maximum': 3650}, 'etag': {'type': 'string'}, 'rangeRequests': {'type': 'boolean'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'reference': {'type': 'string'}}, 'additionalProperties': False}, 'object': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'bucket': {'type': 'string'}, 'prefix': {'type': 'string'}}, 'additionalProperties': False}}, 'additionalProperties': False}, rule='type')
+                raise JsonSchemaValueException()
             data__distribution_is_dict = isinstance(data__distribution, dict)
             if data__distribution_is_dict:
                 data__distribution_keys = set(data__distribution.keys())
@@ -439,7 +438,7 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                     data__distribution_keys.remove("http")
                     data__distribution__http = data__distribution["http"]
                     if not isinstance(data__distribution__http, (dict)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.http must be object", value=data__distribution__http, name="" + (name_prefix or "data") + ".distribution.http", definition={'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'retentionDays': {'type': 'integer', 'minimum': 1, 'maximum': 3650}, 'etag': {'type': 'string'}, 'rangeRequests': {'type': 'boolean'}}, 'additionalProperties': False}, rule='type')
+                        raise JsonSchemaValueException()
                     data__distribution__http_is_dict = isinstance(data__distribution__http, dict)
                     if data__distribution__http_is_dict:
                         data__distribution__http_keys = set(data__distribution__http.keys())
@@ -447,34 +446,34 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                             data__distribution__http_keys.remove("enabled")
                             data__distribution__http__enabled = data__distribution__http["enabled"]
                             if not isinstance(data__distribution__http__enabled, (bool)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.http.enabled must be boolean", value=data__distribution__http__enabled, name="" + (name_prefix or "data") + ".distribution.http.enabled", definition={'type': 'boolean'}, rule='type')
+                                raise JsonSchemaValueException()
                         if "retentionDays" in data__distribution__http_keys:
                             data__distribution__http_keys.remove("retentionDays")
                             data__distribution__http__retentionDays = data__distribution__http["retentionDays"]
                             if not isinstance(data__distribution__http__retentionDays, (int)) and not (isinstance(data__distribution__http__retentionDays, float) and data__distribution__http__retentionDays.is_integer()) or isinstance(data__distribution__http__retentionDays, bool):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.http.retentionDays must be integer", value=data__distribution__http__retentionDays, name="" + (name_prefix or "data") + ".distribution.http.retentionDays", definition={'type': 'integer', 'minimum': 1, 'maximum': 3650}, rule='type')
+                                raise JsonSchemaValueException()
                             if isinstance(data__distribution__http__retentionDays, (int, float, Decimal)):
                                 if data__distribution__http__retentionDays < 1:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.http.retentionDays must be bigger than or equal to 1", value=data__distribution__http__retentionDays, name="" + (name_prefix or "data") + ".distribution.http.retentionDays", definition={'type': 'integer', 'minimum': 1, 'maximum': 3650}, rule='minimum')
+                                    raise JsonSchemaValueException()
                                 if data__distribution__http__retentionDays > 3650:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.http.retentionDays must be smaller than or equal to 3650", value=data__distribution__http__retentionDays, name="" + (name_prefix or "data") + ".distribution.http.retentionDays", definition={'type': 'integer', 'minimum': 1, 'maximum': 3650}, rule='maximum')
+                                    raise JsonSchemaValueException()
                         if "etag" in data__distribution__http_keys:
                             data__distribution__http_keys.remove("etag")
                             data__distribution__http__etag = data__distribution__http["etag"]
                             if not isinstance(data__distribution__http__etag, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.http.etag must be string", value=data__distribution__http__etag, name="" + (name_prefix or "data") + ".distribution.http.etag", definition={'type': 'string'}, rule='type')
+                                raise JsonSchemaValueException()
                         if "rangeRequests" in data__distribution__http_keys:
                             data__distribution__http_keys.remove("rangeRequests")
                             data__distribution__http__rangeRequests = data__distribution__http["rangeRequests"]
                             if not isinstance(data__distribution__http__rangeRequests, (bool)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.http.rangeRequests must be boolean", value=data__distribution__http__rangeRequests, name="" + (name_prefix or "data") + ".distribution.http.rangeRequests", definition={'type': 'boolean'}, rule='type')
+                                raise JsonSchemaValueException()
                         if data__distribution__http_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.http must not contain "+str(data__distribution__http_keys)+" properties", value=data__distribution__http, name="" + (name_prefix or "data") + ".distribution.http", definition={'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'retentionDays': {'type': 'integer', 'minimum': 1, 'maximum': 3650}, 'etag': {'type': 'string'}, 'rangeRequests': {'type': 'boolean'}}, 'additionalProperties': False}, rule='additionalProperties')
+                            raise JsonSchemaValueException()
                 if "oci" in data__distribution_keys:
                     data__distribution_keys.remove("oci")
                     data__distribution__oci = data__distribution["oci"]
                     if not isinstance(data__distribution__oci, (dict)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.oci must be object", value=data__distribution__oci, name="" + (name_prefix or "data") + ".distribution.oci", definition={'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'reference': {'type': 'string'}}, 'additionalProperties': False}, rule='type')
+                        raise JsonSchemaValueException()
                     data__distribution__oci_is_dict = isinstance(data__distribution__oci, dict)
                     if data__distribution__oci_is_dict:
                         data__distribution__oci_keys = set(data__distribution__oci.keys())
@@ -482,19 +481,19 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                             data__distribution__oci_keys.remove("enabled")
                             data__distribution__oci__enabled = data__distribution__oci["enabled"]
                             if not isinstance(data__distribution__oci__enabled, (bool)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.oci.enabled must be boolean", value=data__distribution__oci__enabled, name="" + (name_prefix or "data") + ".distribution.oci.enabled", definition={'type': 'boolean'}, rule='type')
+                                raise JsonSchemaValueException()
                         if "reference" in data__distribution__oci_keys:
                             data__distribution__oci_keys.remove("reference")
                             data__distribution__oci__reference = data__distribution__oci["reference"]
                             if not isinstance(data__distribution__oci__reference, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.oci.reference must be string", value=data__distribution__oci__reference, name="" + (name_prefix or "data") + ".distribution.oci.reference", definition={'type': 'string'}, rule='type')
+                                raise JsonSchemaValueException()
                         if data__distribution__oci_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.oci must not contain "+str(data__distribution__oci_keys)+" properties", value=data__distribution__oci, name="" + (name_prefix or "data") + ".distribution.oci", definition={'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'reference': {'type': 'string'}}, 'additionalProperties': False}, rule='additionalProperties')
+                            raise JsonSchemaValueException()
                 if "object" in data__distribution_keys:
                     data__distribution_keys.remove("object")
                     data__distribution__object = data__distribution["object"]
                     if not isinstance(data__distribution__object, (dict)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.object must be object", value=data__distribution__object, name="" + (name_prefix or "data") + ".distribution.object", definition={'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'bucket': {'type': 'string'}, 'prefix': {'type': 'string'}}, 'additionalProperties': False}, rule='type')
+                        raise JsonSchemaValueException()
                     data__distribution__object_is_dict = isinstance(data__distribution__object, dict)
                     if data__distribution__object_is_dict:
                         data__distribution__object_keys = set(data__distribution__object.keys())
@@ -502,26 +501,26 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                             data__distribution__object_keys.remove("enabled")
                             data__distribution__object__enabled = data__distribution__object["enabled"]
                             if not isinstance(data__distribution__object__enabled, (bool)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.object.enabled must be boolean", value=data__distribution__object__enabled, name="" + (name_prefix or "data") + ".distribution.object.enabled", definition={'type': 'boolean'}, rule='type')
+                                raise JsonSchemaValueException()
                         if "bucket" in data__distribution__object_keys:
                             data__distribution__object_keys.remove("bucket")
                             data__distribution__object__bucket = data__distribution__object["bucket"]
                             if not isinstance(data__distribution__object__bucket, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.object.bucket must be string", value=data__distribution__object__bucket, name="" + (name_prefix or "data") + ".distribution.object.bucket", definition={'type': 'string'}, rule='type')
+                                raise JsonSchemaValueException()
                         if "prefix" in data__distribution__object_keys:
                             data__distribution__object_keys.remove("prefix")
                             data__distribution__object__prefix = data__distribution__object["prefix"]
                             if not isinstance(data__distribution__object__prefix, (str)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.object.prefix must be string", value=data__distribution__object__prefix, name="" + (name_prefix or "data") + ".distribution.object.prefix", definition={'type': 'string'}, rule='type')
+                                raise JsonSchemaValueException()
                         if data__distribution__object_keys:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution.object must not contain "+str(data__distribution__object_keys)+" properties", value=data__distribution__object, name="" + (name_prefix or "data") + ".distribution.object", definition={'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'bucket': {'type': 'string'}, 'prefix': {'type': 'string'}}, 'additionalProperties': False}, rule='additionalProperties')
+                            raise JsonSchemaValueException()
                 if data__distribution_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".distribution must not contain "+str(data__distribution_keys)+" properties", value=data__distribution, name="" + (name_prefix or "data") + ".distribution", definition={'type': 'object', 'properties': {'http': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'retentionDays': {'type': 'integer', 'minimum': 1, 'maximum': 3650}, 'etag': {'type': 'string'}, 'rangeRequests': {'type': 'boolean'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'reference': {'type': 'string'}}, 'additionalProperties': False}, 'object': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'bucket': {'type': 'string'}, 'prefix': {'type': 'string'}}, 'additionalProperties': False}}, 'additionalProperties': False}, rule='additionalProperties')
+                    raise JsonSchemaValueException()
         if "encryption" in data_keys:
             data_keys.remove("encryption")
             data__encryption = data["encryption"]
             if not isinstance(data__encryption, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption must be object", value=data__encryption, name="" + (name_prefix or "data") + ".encryption", definition={'type': 'object', 'properties': {'mode': {'type': 'string', 'enum': ['age', 'aes-gcm']}, 'recipients': {'type': 'array', 'items': {'type': 'object', 'required': ['keyId', 'fingerprint'], 'properties': {'keyId': {'type': 'string'}, 'fingerprint': {'type': 'string'}, 'wrappedKey': {'type': 'string'}}, 'additionalProperties': False}}, 'strict': {'type': 'boolean'}}, 'additionalProperties': False}, rule='type')
+                raise JsonSchemaValueException()
             data__encryption_is_dict = isinstance(data__encryption, dict)
             if data__encryption_is_dict:
                 data__encryption_keys = set(data__encryption.keys())
@@ -529,55 +528,55 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                     data__encryption_keys.remove("mode")
                     data__encryption__mode = data__encryption["mode"]
                     if not isinstance(data__encryption__mode, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption.mode must be string", value=data__encryption__mode, name="" + (name_prefix or "data") + ".encryption.mode", definition={'type': 'string', 'enum': ['age', 'aes-gcm']}, rule='type')
+                        raise JsonSchemaValueException()
                     if not (isinstance(data__encryption__mode, str) and data__encryption__mode == 'age' or isinstance(data__encryption__mode, str) and data__encryption__mode == 'aes-gcm'):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption.mode must be one of ['age', 'aes-gcm']", value=data__encryption__mode, name="" + (name_prefix or "data") + ".encryption.mode", definition={'type': 'string', 'enum': ['age', 'aes-gcm']}, rule='enum')
+                        raise JsonSchemaValueException()
                 if "recipients" in data__encryption_keys:
                     data__encryption_keys.remove("recipients")
                     data__encryption__recipients = data__encryption["recipients"]
                     if not isinstance(data__encryption__recipients, (list, tuple)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption.recipients must be array", value=data__encryption__recipients, name="" + (name_prefix or "data") + ".encryption.recipients", definition={'type': 'array', 'items': {'type': 'object', 'required': ['keyId', 'fingerprint'], 'properties': {'keyId': {'type': 'string'}, 'fingerprint': {'type': 'string'}, 'wrappedKey': {'type': 'string'}}, 'additionalProperties': False}}, rule='type')
+                        raise JsonSchemaValueException()
                     data__encryption__recipients_is_list = isinstance(data__encryption__recipients, (list, tuple))
                     if data__encryption__recipients_is_list:
                         data__encryption__recipients_len = len(data__encryption__recipients)
                         for data__encryption__recipients_x, data__encryption__recipients_item in enumerate(data__encryption__recipients):
                             if not isinstance(data__encryption__recipients_item, (dict)):
-                                raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}]".format(**locals()) + " must be object", value=data__encryption__recipients_item, name="" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}]".format(**locals()) + "", definition={'type': 'object', 'required': ['keyId', 'fingerprint'], 'properties': {'keyId': {'type': 'string'}, 'fingerprint': {'type': 'string'}, 'wrappedKey': {'type': 'string'}}, 'additionalProperties': False}, rule='type')
+                                raise JsonSchemaValueException()
                             data__encryption__recipients_item_is_dict = isinstance(data__encryption__recipients_item, dict)
                             if data__encryption__recipients_item_is_dict:
                                 data__encryption__recipients_item__missing_keys = set(['keyId', 'fingerprint']) - data__encryption__recipients_item.keys()
                                 if data__encryption__recipients_item__missing_keys:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}]".format(**locals()) + " must contain " + (str(sorted(data__encryption__recipients_item__missing_keys)) + " properties"), value=data__encryption__recipients_item, name="" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}]".format(**locals()) + "", definition={'type': 'object', 'required': ['keyId', 'fingerprint'], 'properties': {'keyId': {'type': 'string'}, 'fingerprint': {'type': 'string'}, 'wrappedKey': {'type': 'string'}}, 'additionalProperties': False}, rule='required')
+                                    raise JsonSchemaValueException()
                                 data__encryption__recipients_item_keys = set(data__encryption__recipients_item.keys())
                                 if "keyId" in data__encryption__recipients_item_keys:
                                     data__encryption__recipients_item_keys.remove("keyId")
                                     data__encryption__recipients_item__keyId = data__encryption__recipients_item["keyId"]
                                     if not isinstance(data__encryption__recipients_item__keyId, (str)):
-                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}].keyId".format(**locals()) + " must be string", value=data__encryption__recipients_item__keyId, name="" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}].keyId".format(**locals()) + "", definition={'type': 'string'}, rule='type')
+                                        raise JsonSchemaValueException()
                                 if "fingerprint" in data__encryption__recipients_item_keys:
                                     data__encryption__recipients_item_keys.remove("fingerprint")
                                     data__encryption__recipients_item__fingerprint = data__encryption__recipients_item["fingerprint"]
                                     if not isinstance(data__encryption__recipients_item__fingerprint, (str)):
-                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}].fingerprint".format(**locals()) + " must be string", value=data__encryption__recipients_item__fingerprint, name="" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}].fingerprint".format(**locals()) + "", definition={'type': 'string'}, rule='type')
+                                        raise JsonSchemaValueException()
                                 if "wrappedKey" in data__encryption__recipients_item_keys:
                                     data__encryption__recipients_item_keys.remove("wrappedKey")
                                     data__encryption__recipients_item__wrappedKey = data__encryption__recipients_item["wrappedKey"]
                                     if not isinstance(data__encryption__recipients_item__wrappedKey, (str)):
-                                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}].wrappedKey".format(**locals()) + " must be string", value=data__encryption__recipients_item__wrappedKey, name="" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}].wrappedKey".format(**locals()) + "", definition={'type': 'string'}, rule='type')
+                                        raise JsonSchemaValueException()
                                 if data__encryption__recipients_item_keys:
-                                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}]".format(**locals()) + " must not contain "+str(data__encryption__recipients_item_keys)+" properties", value=data__encryption__recipients_item, name="" + (name_prefix or "data") + ".encryption.recipients[{data__encryption__recipients_x}]".format(**locals()) + "", definition={'type': 'object', 'required': ['keyId', 'fingerprint'], 'properties': {'keyId': {'type': 'string'}, 'fingerprint': {'type': 'string'}, 'wrappedKey': {'type': 'string'}}, 'additionalProperties': False}, rule='additionalProperties')
+                                    raise JsonSchemaValueException()
                 if "strict" in data__encryption_keys:
                     data__encryption_keys.remove("strict")
                     data__encryption__strict = data__encryption["strict"]
                     if not isinstance(data__encryption__strict, (bool)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption.strict must be boolean", value=data__encryption__strict, name="" + (name_prefix or "data") + ".encryption.strict", definition={'type': 'boolean'}, rule='type')
+                        raise JsonSchemaValueException()
                 if data__encryption_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".encryption must not contain "+str(data__encryption_keys)+" properties", value=data__encryption, name="" + (name_prefix or "data") + ".encryption", definition={'type': 'object', 'properties': {'mode': {'type': 'string', 'enum': ['age', 'aes-gcm']}, 'recipients': {'type': 'array', 'items': {'type': 'object', 'required': ['keyId', 'fingerprint'], 'properties': {'keyId': {'type': 'string'}, 'fingerprint': {'type': 'string'}, 'wrappedKey': {'type': 'string'}}, 'additionalProperties': False}}, 'strict': {'type': 'boolean'}}, 'additionalProperties': False}, rule='additionalProperties')
+                    raise JsonSchemaValueException()
         if "approval" in data_keys:
             data_keys.remove("approval")
             data__approval = data["approval"]
             if not isinstance(data__approval, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".approval must be object", value=data__approval, name="" + (name_prefix or "data") + ".approval", definition={'type': 'object', 'properties': {'required': {'type': 'boolean'}, 'reason': {'type': 'string'}, 'approvedBy': {'type': 'string'}, 'ticket': {'type': 'string'}}, 'additionalProperties': False}, rule='type')
+                raise JsonSchemaValueException()
             data__approval_is_dict = isinstance(data__approval, dict)
             if data__approval_is_dict:
                 data__approval_keys = set(data__approval.keys())
@@ -585,29 +584,29 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                     data__approval_keys.remove("required")
                     data__approval__required = data__approval["required"]
                     if not isinstance(data__approval__required, (bool)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".approval.required must be boolean", value=data__approval__required, name="" + (name_prefix or "data") + ".approval.required", definition={'type': 'boolean'}, rule='type')
+                        raise JsonSchemaValueException()
                 if "reason" in data__approval_keys:
                     data__approval_keys.remove("reason")
                     data__approval__reason = data__approval["reason"]
                     if not isinstance(data__approval__reason, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".approval.reason must be string", value=data__approval__reason, name="" + (name_prefix or "data") + ".approval.reason", definition={'type': 'string'}, rule='type')
+                        raise JsonSchemaValueException()
                 if "approvedBy" in data__approval_keys:
                     data__approval_keys.remove("approvedBy")
                     data__approval__approvedBy = data__approval["approvedBy"]
                     if not isinstance(data__approval__approvedBy, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".approval.approvedBy must be string", value=data__approval__approvedBy, name="" + (name_prefix or "data") + ".approval.approvedBy", definition={'type': 'string'}, rule='type')
+                        raise JsonSchemaValueException()
                 if "ticket" in data__approval_keys:
                     data__approval_keys.remove("ticket")
                     data__approval__ticket = data__approval["ticket"]
                     if not isinstance(data__approval__ticket, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".approval.ticket must be string", value=data__approval__ticket, name="" + (name_prefix or "data") + ".approval.ticket", definition={'type': 'string'}, rule='type')
+                        raise JsonSchemaValueException()
                 if data__approval_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".approval must not contain "+str(data__approval_keys)+" properties", value=data__approval, name="" + (name_prefix or "data") + ".approval", definition={'type': 'object', 'properties': {'required': {'type': 'boolean'}, 'reason': {'type': 'string'}, 'approvedBy': {'type': 'string'}, 'ticket': {'type': 'string'}}, 'additionalProperties': False}, rule='additionalProperties')
+                    raise JsonSchemaValueException()
         if "quotas" in data_keys:
             data_keys.remove("quotas")
             data__quotas = data["quotas"]
             if not isinstance(data__quotas, (dict)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas must be object", value=data__quotas, name="" + (name_prefix or "data") + ".quotas", definition={'type': 'object', 'properties': {'maxActiveRuns': {'type': 'integer', 'minimum': 1, 'maximum': 32}, 'maxQueuedRuns': {'type': 'integer', 'minimum': 1, 'maximum': 512}, 'backpressureMode': {'type': 'string', 'enum': ['reject', 'defer', 'throttle']}, 'cpuThrottlePercent': {'type': 'integer', 'minimum': 1, 'maximum': 100}}, 'additionalProperties': False}, rule='type')
+                raise JsonSchemaValueException()
             data__quotas_is_dict = isinstance(data__quotas, dict)
             if data__quotas_is_dict:
                 data__quotas_keys = set(data__quotas.keys())
@@ -615,56 +614,56 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
                     data__quotas_keys.remove("maxActiveRuns")
                     data__quotas__maxActiveRuns = data__quotas["maxActiveRuns"]
                     if not isinstance(data__quotas__maxActiveRuns, (int)) and not (isinstance(data__quotas__maxActiveRuns, float) and data__quotas__maxActiveRuns.is_integer()) or isinstance(data__quotas__maxActiveRuns, bool):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.maxActiveRuns must be integer", value=data__quotas__maxActiveRuns, name="" + (name_prefix or "data") + ".quotas.maxActiveRuns", definition={'type': 'integer', 'minimum': 1, 'maximum': 32}, rule='type')
+                        raise JsonSchemaValueException()
                     if isinstance(data__quotas__maxActiveRuns, (int, float, Decimal)):
                         if data__quotas__maxActiveRuns < 1:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.maxActiveRuns must be bigger than or equal to 1", value=data__quotas__maxActiveRuns, name="" + (name_prefix or "data") + ".quotas.maxActiveRuns", definition={'type': 'integer', 'minimum': 1, 'maximum': 32}, rule='minimum')
+                            raise JsonSchemaValueException()
                         if data__quotas__maxActiveRuns > 32:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.maxActiveRuns must be smaller than or equal to 32", value=data__quotas__maxActiveRuns, name="" + (name_prefix or "data") + ".quotas.maxActiveRuns", definition={'type': 'integer', 'minimum': 1, 'maximum': 32}, rule='maximum')
+                            raise JsonSchemaValueException()
                 if "maxQueuedRuns" in data__quotas_keys:
                     data__quotas_keys.remove("maxQueuedRuns")
                     data__quotas__maxQueuedRuns = data__quotas["maxQueuedRuns"]
                     if not isinstance(data__quotas__maxQueuedRuns, (int)) and not (isinstance(data__quotas__maxQueuedRuns, float) and data__quotas__maxQueuedRuns.is_integer()) or isinstance(data__quotas__maxQueuedRuns, bool):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.maxQueuedRuns must be integer", value=data__quotas__maxQueuedRuns, name="" + (name_prefix or "data") + ".quotas.maxQueuedRuns", definition={'type': 'integer', 'minimum': 1, 'maximum': 512}, rule='type')
+                        raise JsonSchemaValueException()
                     if isinstance(data__quotas__maxQueuedRuns, (int, float, Decimal)):
                         if data__quotas__maxQueuedRuns < 1:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.maxQueuedRuns must be bigger than or equal to 1", value=data__quotas__maxQueuedRuns, name="" + (name_prefix or "data") + ".quotas.maxQueuedRuns", definition={'type': 'integer', 'minimum': 1, 'maximum': 512}, rule='minimum')
+                            raise JsonSchemaValueException()
                         if data__quotas__maxQueuedRuns > 512:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.maxQueuedRuns must be smaller than or equal to 512", value=data__quotas__maxQueuedRuns, name="" + (name_prefix or "data") + ".quotas.maxQueuedRuns", definition={'type': 'integer', 'minimum': 1, 'maximum': 512}, rule='maximum')
+                            raise JsonSchemaValueException()
                 if "backpressureMode" in data__quotas_keys:
                     data__quotas_keys.remove("backpressureMode")
                     data__quotas__backpressureMode = data__quotas["backpressureMode"]
                     if not isinstance(data__quotas__backpressureMode, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.backpressureMode must be string", value=data__quotas__backpressureMode, name="" + (name_prefix or "data") + ".quotas.backpressureMode", definition={'type': 'string', 'enum': ['reject', 'defer', 'throttle']}, rule='type')
+                        raise JsonSchemaValueException()
                     if not (isinstance(data__quotas__backpressureMode, str) and data__quotas__backpressureMode == 'reject' or isinstance(data__quotas__backpressureMode, str) and data__quotas__backpressureMode == 'defer' or isinstance(data__quotas__backpressureMode, str) and data__quotas__backpressureMode == 'throttle'):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.backpressureMode must be one of ['reject', 'defer', 'throttle']", value=data__quotas__backpressureMode, name="" + (name_prefix or "data") + ".quotas.backpressureMode", definition={'type': 'string', 'enum': ['reject', 'defer', 'throttle']}, rule='enum')
+                        raise JsonSchemaValueException()
                 if "cpuThrottlePercent" in data__quotas_keys:
                     data__quotas_keys.remove("cpuThrottlePercent")
                     data__quotas__cpuThrottlePercent = data__quotas["cpuThrottlePercent"]
                     if not isinstance(data__quotas__cpuThrottlePercent, (int)) and not (isinstance(data__quotas__cpuThrottlePercent, float) and data__quotas__cpuThrottlePercent.is_integer()) or isinstance(data__quotas__cpuThrottlePercent, bool):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.cpuThrottlePercent must be integer", value=data__quotas__cpuThrottlePercent, name="" + (name_prefix or "data") + ".quotas.cpuThrottlePercent", definition={'type': 'integer', 'minimum': 1, 'maximum': 100}, rule='type')
+                        raise JsonSchemaValueException()
                     if isinstance(data__quotas__cpuThrottlePercent, (int, float, Decimal)):
                         if data__quotas__cpuThrottlePercent < 1:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.cpuThrottlePercent must be bigger than or equal to 1", value=data__quotas__cpuThrottlePercent, name="" + (name_prefix or "data") + ".quotas.cpuThrottlePercent", definition={'type': 'integer', 'minimum': 1, 'maximum': 100}, rule='minimum')
+                            raise JsonSchemaValueException()
                         if data__quotas__cpuThrottlePercent > 100:
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas.cpuThrottlePercent must be smaller than or equal to 100", value=data__quotas__cpuThrottlePercent, name="" + (name_prefix or "data") + ".quotas.cpuThrottlePercent", definition={'type': 'integer', 'minimum': 1, 'maximum': 100}, rule='maximum')
+                            raise JsonSchemaValueException()
                 if data__quotas_keys:
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".quotas must not contain "+str(data__quotas_keys)+" properties", value=data__quotas, name="" + (name_prefix or "data") + ".quotas", definition={'type': 'object', 'properties': {'maxActiveRuns': {'type': 'integer', 'minimum': 1, 'maximum': 32}, 'maxQueuedRuns': {'type': 'integer', 'minimum': 1, 'maximum': 512}, 'backpressureMode': {'type': 'string', 'enum': ['reject', 'defer', 'throttle']}, 'cpuThrottlePercent': {'type': 'integer', 'minimum': 1, 'maximum': 100}}, 'additionalProperties': False}, rule='additionalProperties')
+                    raise JsonSchemaValueException()
         if data_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition={'$schema': 'https://json-schema.org/draft/2020-12/schema', '$id': 'https://stellaops.io/schemas/export-center/export-manifest.schema.json', 'title': 'StellaOps Export Manifest', 'description': 'Schema for run manifests, attestations, integrity headers, and quota/backpressure metadata (EC2–EC9).', 'type': 'object', 'required': ['schema', 'version', 'exportId', 'profile', 'tenant', 'selectors', 'generatedAt', 'contents'], 'properties': {'schema': {'type': 'string', 'const': 'https://stellaops.io/export-center/manifest/v1alpha2'}, 'version': {'type': 'string', 'pattern': '^1\\.1\\.[0-9]+$'}, 'exportId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'runId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'profile': {'type': 'object', 'required': ['kind', 'variant', 'name'], 'properties': {'kind': {'type': 'string', 'enum': ['json', 'trivy', 'mirror', 'devportal', 'attestation']}, 'variant': {'type': 'string', 'enum': ['raw', 'policy', 'db', 'java-db', 'full', 'delta', 'offline', 'bundle']}, 'name': {'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, 'revision': {'type': 'string', 'pattern': '^r[0-9]+$'}}, 'additionalProperties': False}, 'tenant': {'type': 'string', 'pattern': '^[a-z0-9]([a-z0-9-]*[a-z0-9])?$'}, 'selectors': {'type': 'object', 'properties': {'tenants': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, 'uniqueItems': True}, 'products': {'type': 'array', 'items': {'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}}, 'timeWindow': {'oneOf': [{'type': 'string', 'pattern': '^[0-9]+d$'}, {'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}]}, 'severities': {'type': 'array', 'items': {'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, 'uniqueItems': True}, 'ecosystems': {'type': 'array', 'items': {'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, 'uniqueItems': True}}, 'additionalProperties': False}, 'generatedAt': {'type': 'string', 'format': 'date-time'}, 'rerunHash': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'contents': {'type': 'array', 'items': {'type': 'object', 'required': ['path', 'digest', 'bytes'], 'properties': {'path': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}, 'digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'bytes': {'type': 'integer', 'minimum': 0}, 'records': {'type': 'integer', 'minimum': 0}, 'contentType': {'type': 'string'}}, 'additionalProperties': False}}, 'delta': {'type': 'object', 'required': ['baseExportId', 'baseManifestDigest', 'tombstones'], 'properties': {'baseExportId': {'type': 'string', 'pattern': '^[a-z0-9-]{6,64}$'}, 'baseManifestDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'tombstones': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'added': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}, 'removed': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[A-Za-z0-9._/-]+$'}}}, 'additionalProperties': False}, 'integrity': {'type': 'object', 'required': ['httpHeaders', 'oci'], 'properties': {'httpHeaders': {'type': 'object', 'required': ['Digest', 'X-Stella-Signature'], 'properties': {'Digest': {'type': 'string', 'pattern': '^sha-256=[A-Za-z0-9+/=]+$'}, 'X-Stella-Signature': {'type': 'string'}, 'X-Stella-Immutability': {'type': 'string'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'required': ['annotations'], 'properties': {'annotations': {'type': 'object', 'required': ['io.stellaops.export.profile', 'io.stellaops.export.run', 'io.stellaops.export.manifest-digest', 'io.stellaops.export.provenance-ref'], 'properties': {'io.stellaops.export.profile': {'type': 'string'}, 'io.stellaops.export.run': {'type': 'string'}, 'io.stellaops.export.manifest-digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'io.stellaops.export.provenance-ref': {'type': 'string'}, 'org.opencontainers.image.ref.name': {'type': 'string'}}}}, 'additionalProperties': False}}, 'additionalProperties': False}, 'attestations': {'type': 'object', 'required': ['provenanceRef', 'dsseEnvelope', 'slsaLevel', 'log'], 'properties': {'provenanceRef': {'type': 'string'}, 'dsseEnvelope': {'type': 'string'}, 'slsaLevel': {'type': 'string'}, 'log': {'type': 'object', 'required': ['kind', 'logId', 'logIndex', 'entryDigest', 'timestamp'], 'properties': {'kind': {'type': 'string', 'enum': ['hashedrekord', 'rekor']}, 'logId': {'type': 'string'}, 'logIndex': {'type': 'integer', 'minimum': 0}, 'entryDigest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'timestamp': {'type': 'string', 'format': 'date-time'}}, 'additionalProperties': False}}, 'additionalProperties': False}, 'distribution': {'type': 'object', 'properties': {'http': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'retentionDays': {'type': 'integer', 'minimum': 1, 'maximum': 3650}, 'etag': {'type': 'string'}, 'rangeRequests': {'type': 'boolean'}}, 'additionalProperties': False}, 'oci': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'reference': {'type': 'string'}}, 'additionalProperties': False}, 'object': {'type': 'object', 'properties': {'enabled': {'type': 'boolean'}, 'bucket': {'type': 'string'}, 'prefix': {'type': 'string'}}, 'additionalProperties': False}}, 'additionalProperties': False}, 'encryption': {'type': 'object', 'properties': {'mode': {'type': 'string', 'enum': ['age', 'aes-gcm']}, 'recipients': {'type': 'array', 'items': {'type': 'object', 'required': ['keyId', 'fingerprint'], 'properties': {'keyId': {'type': 'string'}, 'fingerprint': {'type': 'string'}, 'wrappedKey': {'type': 'string'}}, 'additionalProperties': False}}, 'strict': {'type': 'boolean'}}, 'additionalProperties': False}, 'approval': {'type': 'object', 'properties': {'required': {'type': 'boolean'}, 'reason': {'type': 'string'}, 'approvedBy': {'type': 'string'}, 'ticket': {'type': 'string'}}, 'additionalProperties': False}, 'quotas': {'type': 'object', 'properties': {'maxActiveRuns': {'type': 'integer', 'minimum': 1, 'maximum': 32}, 'maxQueuedRuns': {'type': 'integer', 'minimum': 1, 'maximum': 512}, 'backpressureMode': {'type': 'string', 'enum': ['reject', 'defer', 'throttle']}, 'cpuThrottlePercent': {'type': 'integer', 'minimum': 1, 'maximum': 100}}, 'additionalProperties': False}}, 'additionalProperties': False, '$defs': {'digest': {'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, 'selectors': {'type': 'object', 'properties': {'tenants': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, 'uniqueItems': True}, 'products': {'type': 'array', 'items': {'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}}, 'timeWindow': {'oneOf': [{'type': 'string', 'pattern': '^[0-9]+d$'}, {'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}]}, 'severities': {'type': 'array', 'items': {'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, 'uniqueItems': True}, 'ecosystems': {'type': 'array', 'items': {'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, 'uniqueItems': True}}, 'additionalProperties': False}}}, rule='additionalProperties')
+            raise JsonSchemaValueException()
     return data
 
 def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_json___defs_digest(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (str)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be string", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, rule='type')
+        raise JsonSchemaValueException()
     if isinstance(data, str):
         if not REGEX_PATTERNS['^sha256:[a-f0-9]{64}$'].search(data):
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must match pattern ^sha256:[a-f0-9]{64}$", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'string', 'pattern': '^sha256:[a-f0-9]{64}$'}, rule='pattern')
+            raise JsonSchemaValueException()
     return data
 
 def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_json___defs_selectors(data, custom_formats={}, name_prefix=None):
     if not isinstance(data, (dict)):
-        raise JsonSchemaValueException("" + (name_prefix or "data") + " must be object", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'properties': {'tenants': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, 'uniqueItems': True}, 'products': {'type': 'array', 'items': {'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}}, 'timeWindow': {'oneOf': [{'type': 'string', 'pattern': '^[0-9]+d$'}, {'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}]}, 'severities': {'type': 'array', 'items': {'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, 'uniqueItems': True}, 'ecosystems': {'type': 'array', 'items': {'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, 'uniqueItems': True}}, 'additionalProperties': False}, rule='type')
+        raise JsonSchemaValueException()
     data_is_dict = isinstance(data, dict)
     if data_is_dict:
         data_keys = set(data.keys())
@@ -672,33 +671,33 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
             data_keys.remove("tenants")
             data__tenants = data["tenants"]
             if not isinstance(data__tenants, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".tenants must be array", value=data__tenants, name="" + (name_prefix or "data") + ".tenants", definition={'type': 'array', 'items': {'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, 'uniqueItems': True}, rule='type')
+                raise JsonSchemaValueException()
             data__tenants_is_list = isinstance(data__tenants, (list, tuple))
             if data__tenants_is_list:
                 def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else str(var) if isinstance(var, bool) else var
                 data__tenants_len = len(data__tenants)
                 if data__tenants_len > len(set(fn(data__tenants_x) for data__tenants_x in data__tenants)):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".tenants must contain unique items", value=data__tenants, name="" + (name_prefix or "data") + ".tenants", definition={'type': 'array', 'items': {'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, 'uniqueItems': True}, rule='uniqueItems')
+                    raise JsonSchemaValueException()
                 for data__tenants_x, data__tenants_item in enumerate(data__tenants):
                     if not isinstance(data__tenants_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".tenants[{data__tenants_x}]".format(**locals()) + " must be string", value=data__tenants_item, name="" + (name_prefix or "data") + ".tenants[{data__tenants_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, rule='type')
+                        raise JsonSchemaValueException()
                     if isinstance(data__tenants_item, str):
                         if not REGEX_PATTERNS['^[a-z0-9*.-]+$'].search(data__tenants_item):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".tenants[{data__tenants_x}]".format(**locals()) + " must match pattern ^[a-z0-9*.-]+$", value=data__tenants_item, name="" + (name_prefix or "data") + ".tenants[{data__tenants_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, rule='pattern')
+                            raise JsonSchemaValueException()
         if "products" in data_keys:
             data_keys.remove("products")
             data__products = data["products"]
             if not isinstance(data__products, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".products must be array", value=data__products, name="" + (name_prefix or "data") + ".products", definition={'type': 'array', 'items': {'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}}, rule='type')
+                raise JsonSchemaValueException()
             data__products_is_list = isinstance(data__products, (list, tuple))
             if data__products_is_list:
                 data__products_len = len(data__products)
                 for data__products_x, data__products_item in enumerate(data__products):
                     if not isinstance(data__products_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".products[{data__products_x}]".format(**locals()) + " must be string", value=data__products_item, name="" + (name_prefix or "data") + ".products[{data__products_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}, rule='type')
+                        raise JsonSchemaValueException()
                     if isinstance(data__products_item, str):
                         if not REGEX_PATTERNS['^pkg:[A-Za-z0-9.+\\-_/:@*]+$'].search(data__products_item):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".products[{data__products_x}]".format(**locals()) + " must match pattern ^pkg:[A-Za-z0-9.+\\-_/:@*]+$", value=data__products_item, name="" + (name_prefix or "data") + ".products[{data__products_x}]".format(**locals()) + "", definition={'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}, rule='pattern')
+                            raise JsonSchemaValueException()
         if "timeWindow" in data_keys:
             data_keys.remove("timeWindow")
             data__timeWindow = data["timeWindow"]
@@ -706,57 +705,57 @@ def validate_https___stellaops_io_schemas_export_center_export_manifest_schema_j
             if data__timeWindow_one_of_count1 < 2:
                 try:
                     if not isinstance(data__timeWindow, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".timeWindow must be string", value=data__timeWindow, name="" + (name_prefix or "data") + ".timeWindow", definition={'type': 'string', 'pattern': '^[0-9]+d$'}, rule='type')
+                        raise JsonSchemaValueException()
                     if isinstance(data__timeWindow, str):
                         if not REGEX_PATTERNS['^[0-9]+d$'].search(data__timeWindow):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".timeWindow must match pattern ^[0-9]+d$", value=data__timeWindow, name="" + (name_prefix or "data") + ".timeWindow", definition={'type': 'string', 'pattern': '^[0-9]+d$'}, rule='pattern')
+                            raise JsonSchemaValueException()
                     data__timeWindow_one_of_count1 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if data__timeWindow_one_of_count1 < 2:
                 try:
                     if not isinstance(data__timeWindow, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".timeWindow must be string", value=data__timeWindow, name="" + (name_prefix or "data") + ".timeWindow", definition={'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}, rule='type')
+                        raise JsonSchemaValueException()
                     if isinstance(data__timeWindow, str):
                         if not REGEX_PATTERNS['^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'].search(data__timeWindow):
-                            raise JsonSchemaValueException("" + (name_prefix or "data") + ".timeWindow must match pattern ^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$", value=data__timeWindow, name="" + (name_prefix or "data") + ".timeWindow", definition={'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}, rule='pattern')
+                            raise JsonSchemaValueException()
                     data__timeWindow_one_of_count1 += 1
                 except (JsonSchemaValueException, JsonSchemaValuesException): pass
             if data__timeWindow_one_of_count1 != 1:
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".timeWindow must be valid exactly by one definition" + (" (" + str(data__timeWindow_one_of_count1) + " matches found)"), value=data__timeWindow, name="" + (name_prefix or "data") + ".timeWindow", definition={'oneOf': [{'type': 'string', 'pattern': '^[0-9]+d$'}, {'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}]}, rule='oneOf')
+                raise JsonSchemaValueException()
         if "severities" in data_keys:
             data_keys.remove("severities")
             data__severities = data["severities"]
             if not isinstance(data__severities, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".severities must be array", value=data__severities, name="" + (name_prefix or "data") + ".severities", definition={'type': 'array', 'items': {'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, 'uniqueItems': True}, rule='type')
+                raise JsonSchemaValueException()
             data__severities_is_list = isinstance(data__severities, (list, tuple))
             if data__severities_is_list:
                 def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else str(var) if isinstance(var, bool) else var
                 data__severities_len = len(data__severities)
                 if data__severities_len > len(set(fn(data__severities_x) for data__severities_x in data__severities)):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".severities must contain unique items", value=data__severities, name="" + (name_prefix or "data") + ".severities", definition={'type': 'array', 'items': {'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, 'uniqueItems': True}, rule='uniqueItems')
+                    raise JsonSchemaValueException()
                 for data__severities_x, data__severities_item in enumerate(data__severities):
                     if not isinstance(data__severities_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".severities[{data__severities_x}]".format(**locals()) + " must be string", value=data__severities_item, name="" + (name_prefix or "data") + ".severities[{data__severities_x}]".format(**locals()) + "", definition={'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, rule='type')
+                        raise JsonSchemaValueException()
                     if not (isinstance(data__severities_item, str) and data__severities_item == 'critical' or isinstance(data__severities_item, str) and data__severities_item == 'high' or isinstance(data__severities_item, str) and data__severities_item == 'medium' or isinstance(data__severities_item, str) and data__severities_item == 'low' or isinstance(data__severities_item, str) and data__severities_item == 'info'):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".severities[{data__severities_x}]".format(**locals()) + " must be one of ['critical', 'high', 'medium', 'low', 'info']", value=data__severities_item, name="" + (name_prefix or "data") + ".severities[{data__severities_x}]".format(**locals()) + "", definition={'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, rule='enum')
+                        raise JsonSchemaValueException()
         if "ecosystems" in data_keys:
             data_keys.remove("ecosystems")
             data__ecosystems = data["ecosystems"]
             if not isinstance(data__ecosystems, (list, tuple)):
-                raise JsonSchemaValueException("" + (name_prefix or "data") + ".ecosystems must be array", value=data__ecosystems, name="" + (name_prefix or "data") + ".ecosystems", definition={'type': 'array', 'items': {'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, 'uniqueItems': True}, rule='type')
+                raise JsonSchemaValueException()
             data__ecosystems_is_list = isinstance(data__ecosystems, (list, tuple))
             if data__ecosystems_is_list:
                 def fn(var): return frozenset(dict((k, fn(v)) for k, v in var.items()).items()) if hasattr(var, "items") else tuple(fn(v) for v in var) if isinstance(var, (dict, list)) else str(var) if isinstance(var, bool) else var
                 data__ecosystems_len = len(data__ecosystems)
                 if data__ecosystems_len > len(set(fn(data__ecosystems_x) for data__ecosystems_x in data__ecosystems)):
-                    raise JsonSchemaValueException("" + (name_prefix or "data") + ".ecosystems must contain unique items", value=data__ecosystems, name="" + (name_prefix or "data") + ".ecosystems", definition={'type': 'array', 'items': {'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, 'uniqueItems': True}, rule='uniqueItems')
+                    raise JsonSchemaValueException()
                 for data__ecosystems_x, data__ecosystems_item in enumerate(data__ecosystems):
                     if not isinstance(data__ecosystems_item, (str)):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".ecosystems[{data__ecosystems_x}]".format(**locals()) + " must be string", value=data__ecosystems_item, name="" + (name_prefix or "data") + ".ecosystems[{data__ecosystems_x}]".format(**locals()) + "", definition={'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, rule='type')
+                        raise JsonSchemaValueException()
                     if not (isinstance(data__ecosystems_item, str) and data__ecosystems_item == 'npm' or isinstance(data__ecosystems_item, str) and data__ecosystems_item == 'maven' or isinstance(data__ecosystems_item, str) and data__ecosystems_item == 'pypi' or isinstance(data__ecosystems_item, str) and data__ecosystems_item == 'nuget' or isinstance(data__ecosystems_item, str) and data__ecosystems_item == 'go' or isinstance(data__ecosystems_item, str) and data__ecosystems_item == 'cargo' or isinstance(data__ecosystems_item, str) and data__ecosystems_item == 'rpm' or isinstance(data__ecosystems_item, str) and data__ecosystems_item == 'deb' or isinstance(data__ecosystems_item, str) and data__ecosystems_item == 'apk' or isinstance(data__ecosystems_item, str) and data__ecosystems_item == 'java'):
-                        raise JsonSchemaValueException("" + (name_prefix or "data") + ".ecosystems[{data__ecosystems_x}]".format(**locals()) + " must be one of ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']", value=data__ecosystems_item, name="" + (name_prefix or "data") + ".ecosystems[{data__ecosystems_x}]".format(**locals()) + "", definition={'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, rule='enum')
+                        raise JsonSchemaValueException()
         if data_keys:
-            raise JsonSchemaValueException("" + (name_prefix or "data") + " must not contain "+str(data_keys)+" properties", value=data, name="" + (name_prefix or "data") + "", definition={'type': 'object', 'properties': {'tenants': {'type': 'array', 'items': {'type': 'string', 'pattern': '^[a-z0-9*.-]+$'}, 'uniqueItems': True}, 'products': {'type': 'array', 'items': {'type': 'string', 'pattern': '^pkg:[A-Za-z0-9.+\\-_/:@*]+$'}}, 'timeWindow': {'oneOf': [{'type': 'string', 'pattern': '^[0-9]+d$'}, {'type': 'string', 'pattern': '^[0-9]{4}-[0-9]{2}-[0-9]{2}/[0-9]{4}-[0-9]{2}-[0-9]{2}$'}]}, 'severities': {'type': 'array', 'items': {'type': 'string', 'enum': ['critical', 'high', 'medium', 'low', 'info']}, 'uniqueItems': True}, 'ecosystems': {'type': 'array', 'items': {'type': 'string', 'enum': ['npm', 'maven', 'pypi', 'nuget', 'go', 'cargo', 'rpm', 'deb', 'apk', 'java']}, 'uniqueItems': True}}, 'additionalProperties': False}, rule='additionalProperties')
+            raise JsonSchemaValueException()
     return data
 
 validate = validate_https___stellaops_io_schemas_export_center_export_manifest_schema_json

@@ -15,6 +15,7 @@ JSON pointer and exit code is the one ``jsonschema`` gives.
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from pathlib import Path
@@ -48,8 +49,7 @@ HEADER = (
 _EXCEPTIONS = """
 
 class JsonSchemaValueException(ValueError):
-    def __init__(self, message, value=None, name=None, definition=None, rule=None):
-        super().__init__(message)
+    pass  # the generated check refused the document (jsonschema then says why)
 
 
 JsonSchemaValuesException = JsonSchemaValueException
@@ -103,11 +103,26 @@ def render() -> str:
     if code.count(imports) != 1:
         raise SystemExit(f"fastjsonschema {fastjsonschema.VERSION}: unexpected generated code (its import line)")
     code = code.replace(imports, _EXCEPTIONS.lstrip("\n") + "\n")
+    code = _bare_raises(code)
     entry = re.findall(r"^def (validate_\w+)\(data, custom_formats=\{\}, name_prefix=None\):", code, re.M)
     if not entry:
         raise SystemExit("no validate function in the generated code")
     code += f"\n\nvalidate = {entry[0]}\n"
     return HEADER.format(version=fastjsonschema.VERSION) + code
+
+
+def _bare_raises(code: str) -> str:
+    """Every ``raise JsonSchemaValueException(message, value=, name=, definition=, rule=)`` (one
+    line each, with the schema's part as a dict literal: 140 KB in all) becomes a bare raise:
+    only acceptance is used, and a module Python compiles in a few milliseconds matters to
+    start-up when no bytecode is cached."""
+    lines = code.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("raise JsonSchemaValueException("):
+            ast.parse(stripped)  # one whole statement per line, or SyntaxError: no generation
+            lines[i] = line[: len(line) - len(line.lstrip())] + "raise JsonSchemaValueException()\n"
+    return "".join(lines)
 
 
 def _placeholder(value: str) -> bool:  # never called: marks date-time as a run-time format
