@@ -274,3 +274,20 @@ def test_bare_command_prints_help_and_version_works(run_cli) -> None:
     assert (code2, out2) == (0, out)
     code, out, _ = run_cli("version", "--format", "json")
     assert code == 0 and json.loads(out)["version"] == out2.split()[-1]
+
+
+def test_usage_hint_names_the_command_click_resolved(run_cli) -> None:
+    """Before: the hint was the first argument without a dash: 'stella-oci pusx --help' (no such
+    command), 'stella-oci json --help' (an option's value), 'stella-oci airgap --help' (the
+    subcommand dropped)."""
+    cases = [
+        (["pusx"], "see: stella-oci --help"),
+        (["--format", "json", "pull"], "see: stella-oci --help"),
+        (["airgap", "status", "--bogus"], "see: stella-oci airgap status --help"),
+        (["time-anchor", "verify"], "see: stella-oci time-anchor verify --help"),
+        (["push", "--bogus"], "see: stella-oci push --help"),
+    ]
+    for args, hint in cases:
+        code, out, err = run_cli(*args)
+        assert code == 2, (args, code, out, err)
+        assert hint in out + err, (args, out, err)

@@ -284,7 +284,7 @@ def _run() -> None:
         from stella_oci.errors import InvalidInputError
         from stella_oci.output import emit_error
 
-        err = InvalidInputError(exc.format_message(), hint=f"see: stella-oci {_subcommand()} --help")
+        err = InvalidInputError(exc.format_message(), hint=f"see: {_command_path(exc)} --help")
         emit_error(err, fmt)
         sys.exit(2)
     except click.ClickException as exc:
@@ -302,6 +302,12 @@ def _wants_json(argv: list[str]) -> bool:
     return False
 
 
-def _subcommand() -> str:
-    args = [a for a in sys.argv[1:] if not a.startswith("-")]
-    return args[0] if args else ""
+def _command_path(exc: click.UsageError) -> str:
+    """The command the usage error is about, as click resolved it ("stella-oci airgap status"),
+    never a guess from argv: an unknown command or an option's value is not a command."""
+    names: list[str] = []
+    ctx = exc.ctx
+    while ctx is not None and ctx.parent is not None:  # the root's name is how python was run
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(["stella-oci", *reversed(names)])

@@ -189,7 +189,8 @@ class RegistryClient:
                     else:
                         problem = f"cannot reach registry {self.host} ({exc.reason})"
                     raise TransientError(
-                        f"{what}: {problem}; gave up after {budget.tries} tries in "
+                        f"{what}: {problem}; gave up after {budget.tries} "
+                        f"{'try' if budget.tries == 1 else 'tries'} in "
                         f"{time.monotonic() - budget.started:.1f} s",
                         hint="check the registry address and that it is running and reachable; retry "
                         "later, or allow more with --retries / --retry-max-time",
