@@ -24,10 +24,13 @@ from tests.support.fault_proxy import Fault, FaultProxy
 FILES = 60
 RATE = 20.0
 RETRY_AFTER = 4
-MARGIN = 1.0
-"""Requests already on the wire when the client read the 429 may still arrive this long after
-it was sent (a loaded machine); anything later inside the Retry-After is a request that should
-have waited."""
+CONCURRENCY = 8
+PASSED_THE_GATE = CONCURRENCY - 1
+"""Each request waits at the host's gate just before it is sent. When the 429 closes the gate,
+each of the other threads may hold at most one request that had already passed it: those may
+reach the proxy inside the Retry-After, however late a loaded machine delivers them (a count,
+not a time margin: the old 1 s margin failed once at load 11 with a request 1.01 s late).
+Without the shared closure the other threads send hundreds in the same 4 s."""
 
 
 @pytest.fixture
@@ -43,7 +46,7 @@ def test_rate_limit_and_a_429_hold_every_transfer(registry, fresh_repo, run_cli,
     middle = read_export_json(bundle)["contents"][FILES // 2]["digest"]
     proxy.faults.append(Fault("429", method="PUT", path=middle.split(":")[1], retry_after=str(RETRY_AFTER)))
     ref = f"{proxy.host}/{fresh_repo}:v1"
-    res = run_cli("push", bundle, ref, "--rate-limit", f"{RATE:g}/s", "--concurrency", "8", "--format", "json")
+    res = run_cli("push", bundle, ref, "--rate-limit", f"{RATE:g}/s", "--concurrency", str(CONCURRENCY), "--format", "json")
     assert res.returncode == 0, res.stderr
     digest = json.loads(res.stdout)["digest"]
     got = requests.head(
@@ -60,9 +63,9 @@ def test_rate_limit_and_a_429_hold_every_transfer(registry, fresh_repo, run_cli,
     t429 = answered[0].answered_at
     assert t429 is not None
 
-    # 1. nobody sent anything while the host was closed (after the in-flight margin)
-    during = [r for r in seen if t429 + MARGIN < r.at < t429 + RETRY_AFTER - 0.2]
-    assert not during, [(r.method, r.path[:60], round(r.at - t429, 3)) for r in during]
+    # 1. nobody sent anything while the host was closed (but what had passed the gate before)
+    during = [r for r in seen if t429 < r.at < t429 + RETRY_AFTER - 0.2]
+    assert len(during) <= PASSED_THE_GATE, [(r.method, r.path[:60], round(r.at - t429, 3)) for r in during]
     after = [r for r in seen if r.at >= t429 + RETRY_AFTER - 0.2]
     assert after, "the push ended before the Retry-After: the test proves nothing"
 
@@ -82,13 +85,13 @@ def test_without_a_rate_limit_a_429_still_holds_the_others(
     bundle = make_bundle(tmp_path / "b", {f"files/f{i:03d}.json": b'{"n": %d}' % i for i in range(files)})
     first = read_export_json(bundle)["contents"][0]["digest"]
     proxy.faults.append(Fault("429", method="PUT", path=first.split(":")[1], retry_after=str(RETRY_AFTER)))
-    res = run_cli("push", bundle, f"{proxy.host}/{fresh_repo}:v1", "--concurrency", "8", "-q")
+    res = run_cli("push", bundle, f"{proxy.host}/{fresh_repo}:v1", "--concurrency", str(CONCURRENCY), "-q")
     assert res.returncode == 0, res.stderr
     seen = sorted(proxy.requests, key=lambda r: r.at)
     t429 = next(r.answered_at for r in seen if r.answered_at is not None)
     assert t429 is not None
-    during = [r for r in seen if t429 + MARGIN < r.at < t429 + RETRY_AFTER - 0.2]
-    assert not during, [(r.method, r.path[:60], round(r.at - t429, 3)) for r in during]
+    during = [r for r in seen if t429 < r.at < t429 + RETRY_AFTER - 0.2]
+    assert len(during) <= PASSED_THE_GATE, [(r.method, r.path[:60], round(r.at - t429, 3)) for r in during]
     # the others were held, not done before: the bulk of the push came after the Retry-After
     after = [r for r in seen if r.at >= t429 + RETRY_AFTER - 0.2]
     assert len(after) >= files, (len(after), len(seen))
