@@ -17,9 +17,9 @@ The names below are imported on first use (PEP 562), so that ``import stella_oci
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from stella_oci.lazy import lazy_attributes
 from stella_oci.version import __version__
 
 #: Public name -> the module that defines it (imported on first attribute access).
@@ -104,17 +104,8 @@ if TYPE_CHECKING:
     from stella_oci.verbs.tags import TagsResult
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'stella_oci' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
 
 
 __all__ = [

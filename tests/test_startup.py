@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pydantic", "jsonschema", "requests", "rich", "urllib3", "cryptography", "sigstore", "stella_oci.api")
 
 #: what `--version` may import of ours: the package root, the CLI's top level, the version
-SMALLEST = {"stella_oci", "stella_oci.version", "stella_oci.cli"}
+SMALLEST = {"stella_oci", "stella_oci.version", "stella_oci.lazy", "stella_oci.cli"}
 #: and `--help`: the exit codes of its epilog (stella_oci.errors imports the standard library only)
 HELP_ALLOWED = SMALLEST | {"stella_oci.errors"}
 

@@ -11,8 +11,9 @@ every result document uses) and ``stella_oci.signing.dsse`` must not load ``cryp
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from stella_oci.lazy import lazy_attributes
 
 _LAZY: dict[str, str] = {
     "DSSE_ENVELOPE_MEDIA_TYPE": "stella_oci.signing.dsse",
@@ -53,17 +54,8 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'stella_oci.signing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
 
 
 __all__ = [

@@ -6,8 +6,9 @@ imported (by the CLI's option parsing) without loading requests.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from stella_oci.lazy import lazy_attributes
 
 # Light modules, imported now: ``redact`` must be bound to the function, not to the submodule
 # of the same name (which importing the submodule would bind).
@@ -32,13 +33,7 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'stella_oci.transport' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [
