@@ -112,7 +112,7 @@ def test_token_wrong_password(
         list_tags(client, "tok/app")
     assert token_server.refused >= 1
     msg = str(exc.value)
-    assert USER in msg and "credentials from --username/--password-stdin for user" in msg  # an option that exists
+    assert f"refused the user name or password of user {USER!r} from --username/--password-stdin" in msg  # an option that exists
     assert_no_secret(msg + caplog.text + repr(exc.value.details), *token_server.tokens)
 
 

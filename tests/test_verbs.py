@@ -310,6 +310,60 @@ def test_login_push_logout(tls_registry, run_cli, tmp_path) -> None:
     assert code == 6, err
 
 
+def assert_credentials_refused(code: int, out: str, err: str, host: str, *secrets: str) -> None:
+    """Exit 6 saying the user name or password was refused (not "requires authentication"),
+    naming the registry and the fix; no secret printed."""
+    assert code == 6, err
+    assert f"registry {host} refused the user name or password of user {USER!r}" in err, err
+    assert "requires authentication" not in err and "(registry login)" not in err, err
+    assert "check the user name and password" in err and "--password-stdin" in err, err
+    assert f"stella-oci login {host} -u USER --password-stdin" in err, err
+    for secret in secrets:
+        assert secret not in out + err, "a secret leaked"
+
+
+def test_wrong_password_is_named_as_refused_credentials(tls_registry, run_cli, tmp_path) -> None:
+    import base64
+
+    reg, ca = tls_registry
+    config = tmp_path / "docker" / "config.json"
+    common = ["--ca-file", str(ca), "--registry-config", str(config)]
+    wrong = "Wrong-pa55-never-printed"
+    code, out, err = run_cli("login", reg.host, "-u", USER, "--password-stdin", *common, input=wrong + "\n")
+    assert_credentials_refused(code, out, err, reg.host, wrong)
+    assert "from --username/--password-stdin" in err and not config.exists()
+
+    # wrong credentials stored in the Docker config: push and pull say the same, naming the file
+    token = base64.b64encode(f"{USER}:{wrong}".encode()).decode()
+    config.parent.mkdir()
+    config.write_text(json.dumps({"auths": {reg.host: {"auth": token}}}))
+    bundle = copy_example("mirror-full", tmp_path / "bundle")
+    ref = f"{reg.host}/t/refused:v1"
+    for args in (("push", bundle, ref), ("pull", ref, "-o", tmp_path / "out")):
+        code, out, err = run_cli(*args, *common)
+        assert_credentials_refused(code, out, err, reg.host, wrong, token)
+        assert f"from {config}" in err, err
+
+
+def test_wrong_password_at_a_token_service_is_named_as_refused(run_cli, tmp_path) -> None:
+    from tests.support.token_server import TokenServer, start_token_registry
+
+    server = TokenServer(users={USER: PASSWORD}).start()
+    reg = start_token_registry(tmp_path / "treg", server)
+    try:
+        wrong = "Wrong-token-pa55-never-printed"
+        config = tmp_path / "docker" / "config.json"
+        code, out, err = run_cli(
+            "login", reg.host, "-u", USER, "--registry-config", config, input=wrong + "\n"
+        )
+        assert_credentials_refused(code, out, err, reg.host, wrong)
+        assert server.refused >= 1 and not server.issued and not config.exists()
+        cli_ok(run_cli, "login", reg.host, "-u", USER, "--registry-config", config, input=PASSWORD + "\n")
+    finally:
+        reg.stop()
+        server.stop()
+
+
 def test_login_through_a_credential_helper(tls_registry, run_cli, tmp_path) -> None:
     reg, ca = tls_registry
     bin_dir = tmp_path / "bin"

@@ -602,7 +602,9 @@ class RegistrySession:
                     self._fetch_token(self._challenge, wanted, what)
                     continue
                 if (sent_auth and fresh) or rounds >= 2 or not usable:
-                    raise self._auth_error(401, wanted, what, detail)
+                    # Basic credentials sent and answered 401: the registry refused them
+                    basic = self._challenge is not None and self._challenge.scheme == "basic"
+                    raise self._auth_error(401, wanted, what, detail, refused=sent_auth and basic)
                 rounds += 1
                 wanted = self._answer_challenge(usable, key, wanted, what, detail)
                 fresh = True
@@ -667,9 +669,33 @@ class RegistrySession:
             details={"registry": self.host, "scope": scope_text, "status": 401, "reason": "token expired"},
         )
 
-    def _auth_error(self, status: int, scopes: list[str], what: str, detail: str) -> AuthError:
+    def _auth_error(
+        self, status: int, scopes: list[str], what: str, detail: str, *, refused: bool = False
+    ) -> AuthError:
+        """``refused``: the registry (or its token service) answered 401 to the credentials
+        themselves (a wrong user name, password or token), not to a missing permission."""
         creds = self._credentials() if status != 0 else None
         scope_text = " ".join(merge_scopes(scopes)) or "(registry login)"
+        places = "; ".join(lookup_places(self.host, self.options))
+        if refused and status == 401 and creds is not None:
+            if creds.username is not None and creds.password is not None:
+                secret = f"the user name or password of user {creds.username!r} from {creds.source}"
+                fix = "check the user name and password (a token used as password may have expired or been revoked)"
+            else:
+                secret = f"the identity token from {creds.source}"
+                fix = "the identity token may have expired or been revoked: log in again"
+            return AuthError(
+                f"{what}: registry {self.host} refused {secret} (HTTP 401{detail})",
+                hint=f"{fix}; store working ones with: stella-oci login {self.host} -u USER "
+                f"--password-stdin (the password read from stdin). Credentials are looked for in: {places}",
+                details={
+                    "registry": self.host,
+                    "scope": scope_text,
+                    "status": 401,
+                    "reason": "credentials refused",
+                },
+                registry=RegistryAnswer(self.host, 401),
+            )
         if creds is None:
             used = "no credentials were found"
         else:
@@ -678,7 +704,7 @@ class RegistrySession:
         verb = "denied access to" if status == 403 else "requires authentication for"
         return AuthError(
             f"{what}: registry {self.host} {verb} {scope_text} (HTTP {status}{detail}); {used}",
-            hint="credentials are looked for in: " + "; ".join(lookup_places(self.host, self.options)),
+            hint="credentials are looked for in: " + places,
             details={"registry": self.host, "scope": scope_text, "status": status},
             registry=RegistryAnswer(self.host, status or None),
         )
@@ -749,7 +775,11 @@ class RegistrySession:
         try:
             if resp.status_code in (401, 403):
                 raise self._auth_error(
-                    resp.status_code, scope_list, f"{what} (token endpoint {realm_name})", error_detail(resp)
+                    resp.status_code,
+                    scope_list,
+                    f"{what} (token endpoint {realm_name})",
+                    error_detail(resp),
+                    refused=has_secret,
                 )
             if resp.status_code != 200:
                 raise AuthError(

@@ -28,10 +28,11 @@ MAX_TAGS = 1_000_000
 MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024
 
 
-def ping(client: RegistryClient) -> None:
-    """GET /v2/, authenticating when challenged: proves the credentials work for the host."""
+def ping(client: RegistryClient, what: str | None = None) -> None:
+    """GET /v2/, authenticating when challenged: proves the credentials work for the host.
+    ``what`` starts the messages (default ``registry HOST``)."""
     http = client._http
-    what = f"registry {client.host}"
+    what = what or f"registry {client.host}"
     resp = http.send("GET", "/v2/", scopes=[], what=what)
     try:
         if resp.status_code != 200:

@@ -137,7 +137,7 @@ def login(
         from stella_oci.transport.repository import ping
 
         with RegistryClient(h, replace(opts, username=username, password=password)) as client:
-            ping(client)
+            ping(client, what="login")
     path = docker_config_path(opts)
     doc = _read_config(path)
     helper = _helper_for(doc, h)
