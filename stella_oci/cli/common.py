@@ -166,7 +166,7 @@ def common_options(func: F) -> F:
         ),
         click.option("--quiet", "-q", is_flag=True, help="No progress, only the result."),
         click.option(
-            "--verbose", "-v", is_flag=True, help="Log HTTP exchanges (secrets redacted) to stderr."
+            "--verbose", "-v", is_flag=True, help="Log HTTP exchanges to stderr (secrets and URL query values redacted)."
         ),
     ]
     for opt in reversed(opts):

@@ -5,7 +5,8 @@ Two layers:
 * patterns: ``Authorization:`` header values, ``Bearer``/``Basic`` credentials, JSON
   ``token``/``access_token``/``refresh_token``/``password``/``secret``/``identitytoken``
   fields, ``user:password@`` in URLs and secret-looking query parameters (``token``,
-  ``access_token``, ``password``, ``X-Amz-Signature``, ``sig`` ...);
+  ``access_token``, ``password``, ``X-Amz-Signature``, ``sig`` ...); log lines also lose
+  every query value (:func:`redact_query`: an upload location's ``_state=`` and the like);
 * literal values: every password and token this process has learned (credentials that were
   looked up, tokens that were fetched) is registered with :func:`register_secret` and
   replaced wherever it appears, whatever the surrounding text.
@@ -74,15 +75,29 @@ def redact(text: object, extra: Iterable[str | None] = ()) -> str:
     return out
 
 
+# every query value of a URL or request line (``?_state=...&digest=...``), for log lines
+_QUERY_VALUE = re.compile(r"([?&][^=&?\s#'\"]+=)[^&\s#'\"]*")
+
+
+def redact_query(text: str) -> str:
+    """``text`` with the value of every URL query parameter replaced by ``***`` (names kept).
+
+    For log lines: an upload ``Location`` (``?_state=...``) or a storage redirect is
+    a bearer secret on some registries (whoever holds it may write the upload), whatever
+    its parameters are called."""
+    return _QUERY_VALUE.sub(r"\1" + MASK, text)
+
+
 class RedactingFilter(logging.Filter):
-    """A logging filter that passes every record's message through :func:`redact`."""
+    """A logging filter that passes every record's message through :func:`redact` and
+    :func:`redact_query` (no query value of any URL is logged)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
             return True
-        cleaned = redact(message)
+        cleaned = redact_query(redact(message))
         if cleaned != message:
             record.msg = cleaned
             record.args = None
@@ -94,7 +109,7 @@ _installed = False
 
 def install_log_filter() -> None:
     """Redact the loggers that see HTTP traffic (ours and urllib3's request lines, which can
-    carry pre-signed storage URLs). Idempotent."""
+    carry pre-signed storage URLs and upload locations). Idempotent."""
     global _installed
     with _lock:
         if _installed:
