@@ -78,7 +78,7 @@ def encode_manifest(manifest: Manifest) -> tuple[bytes, Descriptor]:
     for n, layer in enumerate(manifest.layers):
         if n:
             out.write(b",")
-        out.write(canonical_json(layer.model_dump(by_alias=True, exclude_none=True)))
+        out.write(canonical_json(layer.to_dict()))
     out.write(head[cut:])
     data = out.getvalue()
     media_type = manifest.media_type or mt.OCI_MANIFEST
