@@ -214,6 +214,24 @@ def test_exports_of_one_archive_are_not_rollbacks_of_each_other(registry, inside
     ]
 
 
+def test_latest_counts_exports_not_tags(registry, fresh_repo, run_cli, tmp_path):
+    """--latest 2 is the two newest manifests: a second tag on the newest one (latest) does not
+    push the older export out, and both tags of the newest are saved."""
+    repo = f"{fresh_repo}/two-tags"
+    w45 = push_week(registry, run_cli, tmp_path, repo, 45, "2026-11-13T08:00:00Z")
+    w46 = push_week(registry, run_cli, tmp_path, repo, 46, "2026-11-20T08:00:00Z")
+    w47 = push_week(registry, run_cli, tmp_path, repo, 47, "2026-11-27T08:00:00Z")
+    code, _, err = run_cli("tag", f"{registry.host}/{repo}:w47", "latest")
+    assert code == 0, err
+    saved = cli_json(run_cli, "save", f"{registry.host}/{repo}", "--latest", "2", "--output", tmp_path / "two.tar")
+    assert [(e["tag"], e["digest"]) for e in saved["exports"]] == [("w47", w47), ("latest", w47), ("w46", w46)]
+    assert w45 not in {e["digest"] for e in saved["exports"]}
+    code, out, err = run_cli("save", f"{registry.host}/{repo}", "--latest", "1", "--output", tmp_path / "one.tar")
+    assert code == 0, err
+    assert "one.tar: 1 export(s) under 2 tags," in out, out
+    assert {line.rsplit("@", 1)[-1] for line in out.splitlines()[1:]} == {w47}, out
+
+
 def test_a_cut_load_run_again_is_a_resume_not_a_replay(registry, fresh_repo, run_cli, tmp_path):
     """The generation is activated before the first export moves; the load is cut (the second
     export's manifest upload fails, exit 10); the same archive at the same DEST finishes."""

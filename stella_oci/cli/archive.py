@@ -45,7 +45,8 @@ if TYPE_CHECKING:  # the verbs import pydantic and the engine: loaded when a com
     "--latest",
     type=click.IntRange(min=1),
     metavar="N",
-    help="For a repository SRC: the N newest tags by org.opencontainers.image.created.",
+    help="For a repository SRC: the N newest exports (manifests) by org.opencontainers.image.created, "
+    "with all their tags.",
 )
 @click.option("--all-tags", is_flag=True, help="For a repository SRC: every tag.")
 @click.option(
@@ -111,8 +112,11 @@ def save(
         sign_key=sign_key,
         run=ctx.run("save"),
     )
+    exports = len({(e.repository, e.digest) for e in r.exports})  # (one export, several tags: once)
     lines = [
-        f"{r.output}: {len(r.exports)} export(s), {r.blobs} blobs, {human_size(r.bytes)}, "
+        f"{r.output}: {exports} export(s)"
+        + (f" under {len(r.exports)} tags" if len(r.exports) != exports else "")
+        + f", {r.blobs} blobs, {human_size(r.bytes)}, "
         f"mirrorGeneration {r.mirror_generation}"
         + (f", {r.left_out} blob(s) left out (--since)" if r.left_out else "")
         + (f", {r.cosign_tags} cosign tag(s)" if r.cosign_tags else "")

@@ -98,8 +98,20 @@ def _selection(
     found = list_tags(ref, filter=tags, sort="created" if latest is not None else "name", run=run)
     # referrers-API fallback tags and cosign tags are not exports: they travel with their subject
     names = [t for t in found.tags if not FALLBACK_TAG.match(t)]
-    names = names[:latest] if latest is not None else names
+    if latest is not None:
+        names = _newest_exports(names, {i.tag: i.digest for i in found.details or []}, latest)
     return [ref.with_tag(t) for t in names]
+
+
+def _newest_exports(names: list[str], digests: dict[str, str], latest: int) -> list[str]:
+    """The tags (newest first) of the ``latest`` newest exports: an export is a manifest, so
+    two tags naming one manifest (``w47`` and ``latest``) count once, and both are kept."""
+    keep: set[str] = set()
+    for tag in names:
+        if len(keep) == latest:
+            break
+        keep.add(digests.get(tag, tag))
+    return [t for t in names if digests.get(t, t) in keep]
 
 
 def _check_arguments(
