@@ -22,7 +22,7 @@ from typing import IO, Any
 from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, StellaOciError
 from stella_oci.export.annotations import DSSE_MEDIA_TYPE, EXPORT_MANIFEST_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
-from stella_oci.export.models import ExportManifest
+from stella_oci.export.models import ContentEntry, ExportManifest
 from stella_oci.export.paths import check_path_set, check_relative_path, resolve_inside
 from stella_oci.jsonio import parse_json_bytes
 from stella_oci.oci import mediatypes as mt
@@ -44,14 +44,13 @@ MANIFEST_OVERHEAD_BYTES = 16 * 1024
 """Config descriptor and io.stellaops.* annotations, generously."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BundleFile:
-    """One file that becomes one layer."""
+    """One file that becomes one layer. Compact (slots, strings shared with export.json's
+    model, no pathlib object and no message kept): a bundle may list ~16,000 files (issue 15)."""
 
     path: str
     """Bundle-relative POSIX path; the layer's ``org.opencontainers.image.title``."""
-    file: Path
-    """Where the bytes are on disk."""
     media_type: str
     digest: str
     size: int
@@ -61,15 +60,38 @@ class BundleFile:
     """False for a listed file whose digest was taken from export.json without hashing the file
     (a push: the upload hashes it while it streams, once, and the copy engine checks a file
     the registry did not read before the manifest is written)."""
-    where: str = ""
-    """Where export.json lists it (``.../export.json /contents/N``), for messages."""
+    real: str | None = None
+    """Where the bytes are on disk; None for ``root/path`` (no link on the way)."""
+    root: str = ""
+    """The bundle directory, resolved (one string shared by every file)."""
+    listed_in: str = ""
+    """export.json's path, for messages (one string shared by every file)."""
+    index: int = -1
+    """The position of the file in export.json contents; -1 for a file it does not list."""
+
+    @property
+    def file(self) -> Path:
+        """Where the bytes are on disk."""
+        return Path(self.location)
+
+    @property
+    def location(self) -> str:
+        """:attr:`file` as a string (a push reads every file: no pathlib object per file, whose
+        parts CPython interns, growing the interned-string table for good)."""
+        return self.real if self.real is not None else os.path.join(self.root, self.path)
+
+    @property
+    def where(self) -> str:
+        """Where export.json lists it (``.../export.json /contents/N``), for messages; empty
+        for a file it does not list."""
+        return f"{self.listed_in} /contents/{self.index}" if self.index >= 0 else ""
 
 
 @dataclass
 class Bundle:
     root: Path
-    doc: dict[str, Any]
     manifest: ExportManifest
+    """export.json, as a model (the JSON document itself is not kept: :attr:`doc`)."""
     files: list[BundleFile]
     """Layer order: export.json, contents sorted by path, provenance.json, DSSE envelopes."""
     ignored: list[str] = field(default_factory=list)
@@ -77,6 +99,12 @@ class Bundle:
     confirmed: set[str] = field(default_factory=set)
     """Digests of files not hashed by the scan (``BundleFile.hashed`` False) whose bytes a push
     has verified since (while they streamed, or hashed because the registry had them)."""
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """export.json's JSON members (rebuilt from :attr:`manifest`: the parsed document is
+        dropped once checked, issue 15)."""
+        return self.manifest.to_json_obj()
 
     @property
     def export_json(self) -> BundleFile:
@@ -201,51 +229,61 @@ def check_manifest_fits(doc: dict[str, Any], source: str, extra_layers: int = 0)
 
 def _walk_files(root: Path) -> Iterator[str]:
     """Every non-directory entry below root, as bundle-relative POSIX paths (links not followed)."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        rel_dir = Path(dirpath).relative_to(root)
+    top = os.fspath(root)
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, top).replace(os.sep, "/")
         for d in list(dirnames):
-            if (Path(dirpath) / d).is_symlink():
+            if os.path.islink(os.path.join(dirpath, d)):
                 filenames.append(d)
                 dirnames.remove(d)
         for name in filenames:
-            yield (rel_dir / name).as_posix() if str(rel_dir) != "." else name
+            yield name if rel_dir == "." else f"{rel_dir}/{name}"
 
 
 def _check_listed_file(
     root: Path,
-    entry: dict[str, Any],
+    real_root: str,
+    entry: ContentEntry,
     where: str,
     mismatch_error: type[StellaOciError],
     on_hashed: HashedFn | None = None,
     progress: tuple[int, int] = (0, 0),
     *,
     hash_file: bool = True,
-) -> Path:
-    """The file a contents entry lists: present, inside the bundle, with the stated size and
-    digest (the digest only with ``hash_file``: else the size from the file system, and the
-    digest is checked while the file uploads); returns its path."""
-    path = entry["path"]
-    real = resolve_inside(root, path, where=where + "/path")
-    if not real.is_file():
+) -> str:
+    """The file a contents entry lists: present, inside the bundle (``real_root``: the bundle
+    directory resolved), with the stated size and digest (the digest only with ``hash_file``:
+    else the size from the file system, and the digest is checked while the file uploads);
+    returns where it is on disk (:func:`~stella_oci.export.paths.resolve_inside`, on strings:
+    no pathlib object per file)."""
+    path = entry.path
+    check_relative_path(path, where=where + "/path")
+    real = os.path.realpath(os.path.join(real_root, path))
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise InvalidInputError(
+            f"{where}/path: path {path!r} resolves through a symbolic link to {real}, outside the bundle",
+            hint="replace the link by the file itself, or remove the entry",
+        )
+    if not os.path.isfile(real):
         # for verify DIR a deleted file is as much a changed bundle as a modified one (exit 3)
         raise mismatch_error(
             f"{where}: listed file {path!r} is missing from the bundle at {root / path}",
             hint="restore the file the export produced (pull it again), or regenerate export.json",
         )
     if not hash_file:
-        actual, actual_size = entry["digest"], real.stat().st_size
+        actual, actual_size = entry.digest, os.stat(real).st_size
     else:
         actual, actual_size = file_digest(real)
     if on_hashed is not None:
         on_hashed(path, actual_size, *progress)
-    if actual_size != entry["bytes"]:
+    if actual_size != entry.bytes:
         raise mismatch_error(
-            f"{where}/bytes: {path!r} is {actual_size} bytes, export.json states {entry['bytes']}",
+            f"{where}/bytes: {path!r} is {actual_size} bytes, export.json states {entry.bytes}",
             hint=BUNDLE_FILE_HINT,
         )
-    if actual != entry["digest"]:
+    if actual != entry.digest:
         raise mismatch_error(
-            f"{where}/digest: {path!r} hashes to {actual}, export.json states {entry['digest']}",
+            f"{where}/digest: {path!r} hashes to {actual}, export.json states {entry.digest}",
             hint=BUNDLE_FILE_HINT,
         )
     return real
@@ -278,41 +316,52 @@ def scan_directory(
     export_path = root / EXPORT_JSON
     if export_path.is_symlink():
         raise InvalidInputError(f"{export_path}: export.json must be a regular file, not a symbolic link")
-    doc, model = load_export_json(export_path, source=str(export_path))
-    listed = check_contents_paths(doc, str(export_path))
-    check_manifest_fits(doc, str(export_path))
+    source = str(export_path)
+    doc, model = load_export_json(export_path, source=source)
+    listed = check_contents_paths(doc, source)
+    check_manifest_fits(doc, source)
+    del doc  # the model has it all: not kept beside it (issue 15)
     digest, size = file_digest(export_path)
-    files = [
-        BundleFile(EXPORT_JSON, export_path, EXPORT_MANIFEST_MEDIA_TYPE, digest, size, "export-manifest")
-    ]
-    to_hash = len(doc["contents"]) + 1
+    files = [BundleFile(EXPORT_JSON, EXPORT_MANIFEST_MEDIA_TYPE, digest, size, "export-manifest", real=source)]
+    contents = model.contents
+    to_hash = len(contents) + 1
     if on_hashed is not None:
         on_hashed(EXPORT_JSON, size, 1, to_hash)
 
-    order = sorted(range(len(doc["contents"])), key=lambda i: str(doc["contents"][i]["path"]))
+    real_root = os.path.realpath(root)
+    inside = real_root.rstrip(os.sep) + os.sep
+    order = sorted(range(len(contents)), key=lambda i: contents[i].path)
     listed_digests = {digest}
     for index in order:
-        entry = doc["contents"][index]
-        path = entry["path"]
-        where = f"{export_path} /contents/{index}"
+        entry = contents[index]
         # a digest listed twice is uploaded once: the later files with it are hashed here
-        hash_file = hash_contents or entry["digest"] in listed_digests
-        listed_digests.add(entry["digest"])
+        hash_file = hash_contents or entry.digest in listed_digests
+        listed_digests.add(entry.digest)
         real = _check_listed_file(
-            root, entry, where, mismatch_error, on_hashed, (len(files) + 1, to_hash), hash_file=hash_file
+            root,
+            real_root,
+            entry,
+            f"{source} /contents/{index}",
+            mismatch_error,
+            on_hashed,
+            (len(files) + 1, to_hash),
+            hash_file=hash_file,
         )
         files.append(
             BundleFile(
-                path,
-                real,
-                entry.get("contentType") or DEFAULT_CONTENT_TYPE,
-                entry["digest"],
-                entry["bytes"],
+                entry.path,
+                entry.content_type or DEFAULT_CONTENT_TYPE,
+                entry.digest,
+                entry.bytes,
                 "content",
                 hashed=hash_file,
-                where=where,
+                real=None if real == inside + entry.path else real,
+                root=real_root,
+                listed_in=source,
+                index=index,
             )
         )
+    del listed_digests
 
     extras: list[BundleFile] = []
     ignored: list[str] = []
@@ -321,16 +370,16 @@ def scan_directory(
         if rel == EXPORT_JSON or rel in listed:
             continue
         if rel == PROVENANCE_JSON or is_signature_file(rel):
-            real = resolve_inside(root, rel, where=str(root / rel))
-            if not real.is_file():
+            found = resolve_inside(root, rel, where=str(root / rel))
+            if not found.is_file():
                 raise InvalidInputError(f"{root / rel}: not a regular file")
-            d, s = file_digest(real)
+            d, s = file_digest(found)
             role, media = (
                 ("provenance", IN_TOTO_MEDIA_TYPE)
                 if rel == PROVENANCE_JSON
                 else ("signature", signature_media_type(rel))
             )
-            extras.append(BundleFile(rel, real, media, d, s, role))
+            extras.append(BundleFile(rel, media, d, s, role, real=str(found)))
         else:
             unlisted.append(rel)
     if unlisted and not allow_unlisted:
@@ -343,10 +392,12 @@ def scan_directory(
         )
     ignored.extend(unlisted)
     extras.sort(key=lambda f: (f.role != "provenance", f.path))
-    check_path_set(
-        [(f.path, f"{root / f.path}") for f in files + extras]
-    )  # e.g. a listed PROVENANCE.JSON beside provenance.json
-    return Bundle(root=root, doc=doc, manifest=model, files=files + extras, ignored=sorted(ignored))
+    files.extend(extras)
+    # e.g. a listed PROVENANCE.JSON beside provenance.json; (str(root / f.path), without a
+    # pathlib object per file: f.path is a checked relative path)
+    prefix = str(root / "x")[:-1]
+    check_path_set((f.path, prefix + f.path) for f in files)
+    return Bundle(root=root, manifest=model, files=files, ignored=sorted(ignored))
 
 
 # ---------------------------------------------------------------------------- archives

@@ -66,12 +66,16 @@ class LocalSource:
         if desc.digest == mt.EMPTY_DIGEST:
             yield iter((mt.EMPTY_JSON[offset:],))
             return
-        path = self._files.get(desc.digest)
+        path = self._path_of(desc.digest)
         if path is None:
             raise NotFoundError(f"{self.name}: no file with digest {desc.digest}")
         # a read of 4 MiB allocates 4 MiB, also for a file of 30 bytes: read small files at
         # their size (one byte more to see a file grown since; the reader refuses it)
         yield iter_file(path, offset, chunk_size=min(FILE_CHUNK, max(desc.size - offset, 0) + 1))
+
+    def _path_of(self, digest: str) -> str | os.PathLike[str] | None:
+        """The file whose bytes are the blob ``digest``."""
+        return self._files.get(digest)
 
     def open_blob(
         self, desc: Descriptor, offset: int = 0, cancel: Cancellation | None = None
@@ -99,10 +103,15 @@ class BundleSource(LocalSource):
         for f in bundle.files:
             if f.digest not in served or (served[f.digest].hashed and not f.hashed):
                 served[f.digest] = f
-        super().__init__(str(bundle.root), artifact.descriptor, artifact.data, {d: f.file for d, f in served.items()})
+        # (the files' paths are made per read: no pathlib object per file held, issue 15)
+        super().__init__(str(bundle.root), artifact.descriptor, artifact.data, {})
         self._served = served
         self.bundle = bundle
         self.artifact = artifact
+
+    def _path_of(self, digest: str) -> str | os.PathLike[str] | None:
+        f = self._served.get(digest)
+        return None if f is None else f.location
 
     def blob_what(self, desc: Descriptor) -> tuple[str, str] | None:
         f = self._served.get(desc.digest)
@@ -118,7 +127,7 @@ class BundleSource(LocalSource):
         if f is None or f.hashed or desc.digest in self.bundle.confirmed:
             return
         if not streamed:
-            actual, size = file_digest(f.file)
+            actual, size = file_digest(f.location)
             if (actual, size) != (f.digest, f.size):
                 raise VerificationError(
                     f"{f.where}/digest: {f.path!r} hashes to {actual} ({size} bytes), export.json states "

@@ -154,16 +154,23 @@ def push(
         finally:
             dst.close()
         digest = artifact.descriptor.digest
-        return PushResult(
-            reference=f"{ref.base()}@{digest}",
-            digest=digest,
-            tags=all_tags,
-            export_manifest_digest=artifact.annotations[ANN_MANIFEST_DIGEST],
-            export_id=b.manifest.export_id,
-            profile=b.manifest.profile_label,
-            annotations=artifact.annotations,
-            layers=layer_infos(artifact.manifest.layers),
-            ignored=b.ignored,
-            transfer=transfer_stats(stats),
-            referrers=[ReferrerInfo.of(d) for d in attached],
-        )
+        annotations = artifact.annotations
+        layers = artifact.manifest.layers
+        export_id, profile, ignored = b.manifest.export_id, b.manifest.profile_label, b.ignored
+        # released before the result's layers are built, the peak of a push (issue 15): the
+        # bundle's file records, export.json's model, the manifest's bytes (also remembered by
+        # the destination) and model
+        del b, layout, artifact, dst, engine
+    return PushResult(
+        reference=f"{ref.base()}@{digest}",
+        digest=digest,
+        tags=all_tags,
+        export_manifest_digest=annotations[ANN_MANIFEST_DIGEST],
+        export_id=export_id,
+        profile=profile,
+        annotations=annotations,
+        layers=layer_infos(layers),
+        ignored=ignored,
+        transfer=transfer_stats(stats),
+        referrers=[ReferrerInfo.of(d) for d in attached],
+    )
