@@ -297,6 +297,35 @@ def test_a_version_1_ledger_is_migrated_and_keeps_its_rows(tmp_path):
         assert len(ledger) == 1
 
 
+def test_dry_run_on_a_version_1_ledger_leaves_the_file_as_it_was(registry, inside, fresh_repo, run_cli, tmp_path):
+    """load --dry-run reads a version-1 ledger (migrated in memory only) and reports what the
+    real load would do; the file keeps its bytes, mtime and schema version, and nothing is
+    added next to it. The real load then migrates it."""
+    repo = f"{fresh_repo}/v1dry"
+    push_week(registry, run_cli, tmp_path, repo, 48, "2026-12-04T08:00:00Z")
+    cli_json(run_cli, "save", f"{registry.host}/{repo}:w48", "--output", tmp_path / "w48.tar", "--generation", "3")
+    ledger = tmp_path / "v1" / "ledger.sqlite3"
+    ledger.parent.mkdir()
+    with sqlite3.connect(ledger) as db:
+        db.executescript(V1_SCHEMA)
+    before = (ledger.read_bytes(), ledger.stat().st_mtime_ns, sorted(p.name for p in ledger.parent.iterdir()))
+    os.utime(ledger, ns=(before[1] - 10**9, before[1] - 10**9))  # (an mtime a rewrite would surely move)
+    before = (before[0], ledger.stat().st_mtime_ns, before[2])
+
+    dry = cli_json(run_cli, "load", tmp_path / "w48.tar", inside.host, "--dry-run", "--ledger", ledger)
+    assert [(a["mirrorGeneration"], a["status"]) for a in dry["activations"]] == [(3, "would-activate")]
+    assert [e["status"] for e in dry["exports"]] == ["would-load"]
+    after = (ledger.read_bytes(), ledger.stat().st_mtime_ns, sorted(p.name for p in ledger.parent.iterdir()))
+    assert after == before, "a dry run changed the ledger file"
+    assert rows(ledger, "PRAGMA user_version") == [(1,)]
+    assert digest_at(inside, repo, "w48") is None
+
+    real = cli_json(run_cli, "load", tmp_path / "w48.tar", inside.host, "--ledger", ledger)
+    assert [(a["mirrorGeneration"], a["status"]) for a in real["activations"]] == [(3, "activated")]
+    assert [e["status"] for e in real["exports"]] == ["loaded"]
+    assert rows(ledger, "PRAGMA user_version") == [(2,)]
+
+
 def test_dry_run_refuses_what_load_would_refuse_and_writes_nothing(registry, inside, fresh_repo, run_cli, tmp_path):
     """load --dry-run checks the rollback rule as the real load does (against the ledger, and
     against what the exports before it in the same load would have recorded), reports the export

@@ -343,7 +343,9 @@ def _activate(
         ledger: Ledger | None = None  # a dry run creates no ledger: nothing was activated yet
     else:
         try:
-            ledger = Ledger(airgap.ledger)
+            # a dry run reads the file into memory (an older schema is migrated there, never
+            # on disk: the file keeps its bytes); the real load opens it to record
+            ledger = Ledger.in_memory(airgap.ledger) if dry_run else Ledger(airgap.ledger)
         except StellaOciError as exc:
             if airgap.ledger is not None:
                 raise
