@@ -162,6 +162,26 @@ def test_unknown_command_suggests_from_every_command(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["error"]["message"] == "No such command 'time-ancor'. Did you mean 'time-anchor'?"
 
 
+@pytest.mark.parametrize("args", [[], ["push"], ["airgap"], ["airgap", "status"], ["time-anchor"], ["help"]])
+def test_help_command_prints_what_help_prints(tmp_path: Path, args: list[str]) -> None:
+    """``stella-oci help [COMMAND]...`` prints exactly ``stella-oci [COMMAND]... --help`` and
+    imports as little (no command module; COMMAND's only)."""
+    help_proc, help_names = run_imports(tmp_path, "help", *args)
+    flag_proc, flag_names = run_imports(tmp_path, *args, "--help")
+    assert help_proc.returncode == flag_proc.returncode == 0, help_proc.stderr[-2000:]
+    assert help_proc.stdout == flag_proc.stdout and "Usage: " in help_proc.stdout
+    assert _cli_modules(help_names) == _cli_modules(flag_names)
+    assert heavy(help_names) == []
+
+
+def test_help_command_of_an_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
+    proc, names = run_imports(tmp_path, "help", "pussh")
+    assert proc.returncode == 2 and "No such command 'pussh'" in proc.stderr and proc.stdout == ""
+    assert _cli_modules(names) == set()
+    proc, _ = run_imports(tmp_path, "help", "version", "x")
+    assert proc.returncode == 2 and "stella-oci version has no subcommands (no 'x')" in proc.stderr
+
+
 # ------------------------------------------------------------------ the static table cannot drift
 
 

@@ -258,6 +258,30 @@ def version(fmt: str) -> None:
         click.echo(f"stella-oci, version {__version__}")
 
 
+@main.command(name="help")
+@click.argument("command", nargs=-1, metavar="[COMMAND]...")
+@click.pass_context
+def help_(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """Print the help of COMMAND (the same text as COMMAND --help), or of stella-oci.
+
+    \b
+    Examples:
+      stella-oci help push
+      stella-oci help airgap status
+    """
+    target = ctx.find_root()
+    for i, name in enumerate(command):
+        group = target.command
+        if not isinstance(group, click.Group):
+            parent = " ".join(["stella-oci", *command[:i]])
+            raise click.UsageError(f"{parent} has no subcommands (no {name!r})", ctx=target)
+        _, cmd, _ = group.resolve_command(target, [name])  # (an unknown name: "No such command", exit 2)
+        assert cmd is not None  # (resolve_command raises for an unknown name)
+        # a context as `CMD --help` gets it (its own settings, the parent's), nothing parsed
+        target = click.Context(cmd, info_name=name, parent=target, **cmd.context_settings)
+    click.echo(target.get_help(), color=target.color)
+
+
 def run() -> None:
     """Entry point with usage errors mapped to exit 2 (and JSON when --format json was asked)."""
     try:
