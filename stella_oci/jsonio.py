@@ -21,6 +21,7 @@ document:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,15 @@ def load_json(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_depth: int = MAX_JSON_DEPTH,
     error: type[StellaOciError] = InvalidInputError,
+    object_hook: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Any:
     """Parse ``data`` as strict JSON within the size and depth limits, or raise ``error``.
 
     ``what`` names the document in messages (a path, or ``REF@DIGEST export.json``).
+    ``object_hook`` replaces each decoded object (after the duplicate check), innermost first,
+    as :func:`json.loads`'s does: a reader can turn objects into smaller values while the
+    document is parsed (the OCI manifest reader, issue 15); what it returns counts as a leaf
+    in the depth check.
     """
     if len(data) > max_bytes:
         raise error(
@@ -85,7 +91,14 @@ def load_json(
     except UnicodeDecodeError as exc:
         raise error(f"{what}: not UTF-8 text (byte {exc.start}): {exc.reason}", details={"file": what}) from None
     try:
-        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        pairs_hook = _no_duplicates
+        if object_hook is not None:
+            hook = object_hook
+
+            def pairs_hook(pairs: list[tuple[str, Any]]) -> Any:
+                return hook(_no_duplicates(pairs))
+
+        obj = json.loads(text, object_pairs_hook=pairs_hook, parse_constant=_reject_constant)
     except RecursionError:
         obj = None
         deep = True

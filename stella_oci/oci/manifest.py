@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError, field_validator
@@ -406,17 +406,60 @@ def encode(doc: Manifest | Index) -> tuple[bytes, Descriptor]:
     return data, desc
 
 
-def _load_json(data: bytes, where: str) -> dict[str, Any]:
+def _load_json(data: bytes, where: str, object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
     if len(data) > mt.MAX_MANIFEST_BYTES:
         raise VerificationError(f"{where}: manifest is {len(data)} bytes, more than the 4 MiB limit")
-    obj = load_json(data, f"{where}: manifest", max_bytes=mt.MAX_MANIFEST_BYTES, error=VerificationError)
+    return load_json(
+        data, f"{where}: manifest", max_bytes=mt.MAX_MANIFEST_BYTES, error=VerificationError, object_hook=object_hook
+    )
+
+
+def _load_object(data: bytes, where: str) -> dict[str, Any]:
+    obj = _load_json(data, where)
     if not isinstance(obj, dict):
         raise VerificationError(f"{where}: manifest is not a JSON object")
     return obj
 
 
+def _descriptor_or_object(obj: dict[str, Any]) -> Any:
+    return _from_json(obj) or obj
+
+
+def _load_with_descriptors(data: bytes, where: str, single: tuple[str, ...], lists: tuple[str, ...]) -> dict[str, Any]:
+    """The manifest's JSON object with its well-formed descriptors already turned into
+    :class:`Descriptor` objects while it is parsed: a 10,000-layer manifest never exists as
+    10,000 layer dicts and their descriptors at once (issue 15). The descriptors may only sit
+    where the document type has them (``single`` members, items of the ``lists`` members);
+    one anywhere else (an unknown member, nested, the document itself) and the document is
+    parsed again as plain JSON, so the model sees exactly what it always saw."""
+    obj = _load_json(data, where, _descriptor_or_object)
+    if type(obj) is dict and not _misplaced_descriptor(obj, single, lists):
+        return obj
+    return _load_object(data, where)
+
+
+def _misplaced_descriptor(obj: dict[str, Any], single: tuple[str, ...], lists: tuple[str, ...]) -> bool:
+    stack: list[Any] = []
+    for key, value in obj.items():
+        if key in single and type(value) is Descriptor:
+            continue
+        if key in lists and type(value) is list:
+            stack.extend(v for v in value if type(v) is not Descriptor)
+            continue
+        stack.append(value)
+    while stack:  # (nesting is bounded: load_json checked the depth)
+        node = stack.pop()
+        if type(node) is Descriptor:
+            return True
+        if type(node) is dict:
+            stack.extend(node.values())
+        elif type(node) is list:
+            stack.extend(node)
+    return False
+
+
 def parse_manifest(data: bytes, where: str = "manifest") -> Manifest:
-    obj = _load_json(data, where)
+    obj = _load_with_descriptors(data, where, ("config", "subject"), ("layers",))
     try:
         return Manifest.model_validate(obj)
     except ValidationError as exc:
@@ -424,7 +467,7 @@ def parse_manifest(data: bytes, where: str = "manifest") -> Manifest:
 
 
 def parse_index(data: bytes, where: str = "index") -> Index:
-    obj = _load_json(data, where)
+    obj = _load_with_descriptors(data, where, ("subject",), ("manifests",))
     try:
         return Index.model_validate(obj)
     except ValidationError as exc:
@@ -433,7 +476,7 @@ def parse_index(data: bytes, where: str = "index") -> Index:
 
 def media_type_of(data: bytes, declared: str | None = None) -> str:
     """The media type of a manifest document: its own mediaType member, else what was declared."""
-    obj = _load_json(data, "manifest")
+    obj = _load_with_descriptors(data, "manifest", ("config", "subject"), ("layers", "manifests"))
     mt_field = obj.get("mediaType")
     if isinstance(mt_field, str):
         return mt_field
