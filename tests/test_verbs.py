@@ -258,6 +258,37 @@ def test_fetch_one_file_verified_without_the_rest(registry, fresh_repo, run_cli,
     assert code == 4 and "data/index.json" in err
 
 
+def test_outputs_in_a_missing_directory_are_refused_before_any_request(
+    registry, fresh_repo, run_cli, tmp_path
+) -> None:
+    """fetch -o, have --output and save --output naming a directory that does not exist (or a
+    file as directory): exit 2 naming it, no request made, nothing created (before: fetch made
+    the directories up, have and save failed at the end with an internal error, exit 1)."""
+    ref = f"{registry.host}/{fresh_repo}:v1"
+    push(run_cli, "mirror-full", ref, tmp_path)
+    proxy = FaultProxy(registry.host)
+    try:
+        via = f"{proxy.host}/{fresh_repo}:v1"
+        missing = tmp_path / "no-such-dir" / "deeper"
+        a_file = tmp_path / "a-file"
+        a_file.write_bytes(b"x")
+        cases = [
+            (("fetch", via, "export.json", "-o", missing / "e.json"), f"the directory {missing} does not exist"),
+            (("fetch", via, "export.json", "-o", a_file / "e.json"), f"{a_file} is not a directory"),
+            (("have", proxy.host, fresh_repo, "--output", missing / "have.json"), f"the directory {missing} does not exist"),
+            (("save", via, "--output", missing / "s.tar"), f"the directory {missing} does not exist"),
+        ]
+        for args, says in cases:
+            code, out, err = run_cli(*args)
+            assert code == 2, (args, code, err)
+            assert says in err and "--output" in err, err
+            assert "internal error" not in err
+        assert proxy.requests == [], proxy.requests
+        assert not (tmp_path / "no-such-dir").exists() and a_file.read_bytes() == b"x"
+    finally:
+        proxy.stop()
+
+
 # ----------------------------------------------------------------------------- login / logout
 @pytest.fixture
 def tls_registry(tmp_path: Path) -> Iterator[tuple[RunningRegistry, Path]]:

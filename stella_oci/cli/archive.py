@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # the verbs import pydantic and the engine: loaded when a com
     "output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The oci-archive to write (replaced atomically).",
+    help="The oci-archive to write (replaced atomically), in an existing directory.",
 )
 @click.option("--tags", "tags_regex", metavar="REGEX", help="For a repository SRC: the tags matching REGEX.")
 @click.option(
@@ -207,7 +207,7 @@ def load(
     "output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The have-list to write (JSON, replaced atomically).",
+    help="The have-list to write (JSON, replaced atomically), in an existing directory.",
 )
 @click.option(
     "--page-size",

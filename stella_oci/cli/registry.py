@@ -181,7 +181,8 @@ def manifest(ctx: Context, reference: str, **_: Any) -> tuple[ManifestResult, st
     "--output",
     "-o",
     metavar="FILE|DIR|-",
-    help="Where to write it (default: its base name here; '-': stdout, once verified).",
+    help="Where to write it (default: its base name here; '-': stdout, once verified); a FILE's "
+    "directory must exist.",
 )
 @click.option("--expect-digest", help="Fail (exit 3) unless the export's manifest has this digest.")
 @common_options

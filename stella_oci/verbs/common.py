@@ -28,6 +28,24 @@ class RunOptions:
     """Registry mirrors for reading (``SOURCE`` prefix -> ``MIRROR`` prefixes, tried in order)."""
 
 
+def check_output_parent(output: Path, option: str) -> None:
+    """The directory a file output goes into must exist (and be a directory): a typo in it
+    is exit 2 naming that directory, before anything is read or written, never a directory
+    tree made up on the fly nor an internal error at the end. ``option`` names the option
+    (``--output``)."""
+    parent = output.parent
+    if parent.is_dir():
+        return
+    if parent.exists():
+        raise InvalidInputError(
+            f"{option} {output}: {parent} is not a directory", hint=f"give {option} a path in a directory"
+        )
+    raise InvalidInputError(
+        f"{option} {output}: the directory {parent} does not exist",
+        hint=f"create it first (mkdir -p {parent}), or give {option} a path in an existing directory",
+    )
+
+
 def as_reference(ref: str | Reference) -> Reference:
     return ref if isinstance(ref, Reference) else parse_reference(ref)
 

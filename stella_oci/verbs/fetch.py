@@ -21,7 +21,7 @@ from stella_oci.oci.digest import write_verified
 from stella_oci.oci.reference import Reference
 from stella_oci.results import LayerInfo, ResultModel
 from stella_oci.targets.verified import write_blob
-from stella_oci.verbs.common import RunOptions, as_reference, layer_infos, open_source
+from stella_oci.verbs.common import RunOptions, as_reference, check_output_parent, layer_infos, open_source
 
 
 class FetchResult(ResultModel):
@@ -57,6 +57,8 @@ def fetch(
     if not wanted:
         raise InvalidInputError("fetch: give the path of a file in the export, e.g. data/index.json")
     dest = str(output) if output is not None else Path(wanted).name
+    if dest != "-" and not Path(dest).is_dir():
+        check_output_parent(Path(dest), "--output")
     src = open_source(ref, run)
     try:
         with interrupts.temp_dir("stella-oci-fetch-") as workdir:

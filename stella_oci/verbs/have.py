@@ -32,7 +32,7 @@ from stella_oci.oci.reference import parse_reference
 from stella_oci.results import ResultModel
 from stella_oci.targets.base import ReadOnlyTarget
 from stella_oci.targets.verified import read_manifest
-from stella_oci.verbs.common import RunOptions, open_source
+from stella_oci.verbs.common import RunOptions, check_output_parent, open_source
 
 #: Manifests read in parallel per repository.
 HAVE_CONCURRENCY = 8
@@ -214,6 +214,7 @@ def have(
     out = Path(output)
     if out.is_dir():
         raise InvalidInputError(f"--output {out}: is a directory; give the have-list file to write")
+    check_output_parent(out, "--output")
     if not 1 <= page_size <= 10_000:
         raise InvalidInputError(f"--page-size {page_size}: give 1 to 10000")
     dest = destination.strip().rstrip("/")

@@ -45,7 +45,7 @@ from stella_oci.signing.sign import load_signer
 from stella_oci.targets.base import BlobOpener, ProgressFn, PushOutcome, Target
 from stella_oci.targets.layout import OciLayoutTarget
 from stella_oci.targets.verified import read_manifest
-from stella_oci.verbs.common import RunOptions, as_reference, engine_for, open_source
+from stella_oci.verbs.common import RunOptions, as_reference, check_output_parent, engine_for, open_source
 from stella_oci.verbs.cosign import copy_cosign_tags
 from stella_oci.verbs.tags import tags as list_tags
 
@@ -125,6 +125,7 @@ def _check_arguments(
         raise InvalidInputError(f"--generation {generation}: give 1 or more")
     if out.is_dir():
         raise InvalidInputError(f"--output {out}: is a directory; give the archive file to write")
+    check_output_parent(out, "--output")
 
 
 def _check_unique_tags(refs: list[Reference]) -> None:
