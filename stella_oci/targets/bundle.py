@@ -26,7 +26,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 
 from stella_oci import interrupts
@@ -160,41 +160,68 @@ class BundleSink:
         except OSError as exc:
             raise output_error(self.output, exc, f"cannot create a directory in {parent}") from None
         self._token: int | None = interrupts.track(self.tmp)
-        self._titles: dict[str, list[str]] = {}
-        self._written: set[str] = set()
+        self._root = str(self.tmp)
+        # Per layer digest, compact (a 10,000-file pull holds 10,000; issue 15): the first title
+        # it is written under, None once written; the other titles of a digest that several
+        # layers share, apart.
+        self._expected: dict[str, str | None] = {}
+        self._more_titles: dict[str, list[str]] = {}
         self.manifest_digest: str | None = None
         self.committed = False
 
     def expect(self, layers: Sequence[Descriptor]) -> None:
         """Tell the sink which titles each digest is to be written under (layers may share a digest)."""
+        expected = self._expected
         for layer in layers:
             title = layer.title
             if title is None:
                 raise VerificationError(f"layer {layer.digest} has no {mt.ANNOTATION_TITLE}")
             check_relative_path(title, where=f"layer {layer.digest} title", error=VerificationError)
-            self._titles.setdefault(layer.digest, []).append(title)
+            if layer.digest in expected:
+                self._more_titles.setdefault(layer.digest, []).append(title)
+            else:
+                expected[layer.digest] = title
+
+    def _titles(self, digest: str) -> list[str]:
+        """The titles ``digest`` is still to be written under (none once written)."""
+        first = self._expected.get(digest)
+        return [first, *self._more_titles.get(digest, ())] if first is not None else []
+
+    def _mark_written(self, digest: str) -> None:
+        self._expected[digest] = None
+        self._more_titles.pop(digest, None)
 
     def adopt(self, desc: Descriptor) -> None:
         """The blob ``desc`` is already at its first title (export.json, written and verified
         by the pull's checks): count it as written and restore the other titles it carries."""
-        titles = self._titles.get(desc.digest) or []
-        if not titles or not self.path_of(titles[0]).is_file():
+        titles = self._titles(desc.digest)
+        if not titles or not os.path.isfile(self.path_of(titles[0])):
             raise VerificationError(f"blob {desc.digest} was not written by the checks")
-        first = self.path_of(titles[0])
-        for title in titles[1:]:
+        self._copy_to(self.path_of(titles[0]), titles[1:])
+        self._mark_written(desc.digest)
+
+    def path_of(self, title: str) -> str:
+        """Where ``title`` is written (a string: pathlib interns every name it parses, and the
+        interpreter's table of interned strings only grows: ~2 MB for 10,000 files)."""
+        return os.path.join(self._root, title)
+
+    def _copy_to(self, first: str, titles: Sequence[str]) -> None:
+        """Restore the copies of a blob that other layers share (written at ``first``)."""
+        for title in titles:
             dest = self.path_of(title)
             with self._writing(title):
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
                 shutil.copyfile(first, dest)
-        self._written.add(desc.digest)
 
-    def path_of(self, title: str) -> Path:
-        return self.tmp / title
+    def release(self) -> None:
+        """The copy is complete: forget the layers (a pull holds the result next, not both)."""
+        self._expected = {}
+        self._more_titles = {}
 
     # --- Target ---------------------------------------------------------------
     def has_blob(self, desc: Descriptor) -> bool:
         """True once the blob is written (e.g. export.json, written by the pull's checks)."""
-        return desc.digest in self._written
+        return desc.digest in self._expected and self._expected[desc.digest] is None
 
     def has_manifest(self, desc: Descriptor) -> bool:
         """A bundle keeps no OCI manifest: never."""
@@ -203,18 +230,19 @@ class BundleSink:
     def push_blob(self, desc: Descriptor, opener: BlobOpener, progress: ProgressFn | None = None) -> PushOutcome:
         if not is_digest(desc.digest):
             raise VerificationError(f"invalid digest {desc.digest!r}")
-        if desc.digest in self._written:
+        if self.has_blob(desc):
             return PushOutcome.EXISTS
-        titles = self._titles.get(desc.digest)
+        titles = self._titles(desc.digest)
         if not titles:
             if desc.digest == mt.EMPTY_DIGEST:
                 return PushOutcome.EXISTS  # the config: checked from the manifest, not part of the bundle
             raise VerificationError(f"blob {desc.digest} is not a layer of this export")
         first = self.path_of(titles[0])
-        partial = first.with_name(f".{first.name}.partial")
+        folder, name = os.path.split(first)
+        partial = os.path.join(folder, f".{name}.partial")
         try:
             with self._writing(titles[0]):
-                first.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(folder, exist_ok=True)
                 fh = open(partial, "wb", buffering=0)  # unbuffered: no late error at close
             # The transport resumes a cut download itself; the engine verifies while we write.
             with fh, opener(0) as chunks:
@@ -233,14 +261,11 @@ class BundleSink:
             with self._writing(titles[0]):
                 os.replace(partial, first)
         except BaseException:
-            partial.unlink(missing_ok=True)
+            with suppress(FileNotFoundError):
+                os.unlink(partial)
             raise
-        for title in titles[1:]:
-            dest = self.path_of(title)
-            with self._writing(title):
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(first, dest)
-        self._written.add(desc.digest)
+        self._copy_to(first, titles[1:])
+        self._mark_written(desc.digest)
         return PushOutcome.UPLOADED
 
     @contextmanager
@@ -377,7 +402,11 @@ def remove_stale_partials(parent: Path, name: str) -> list[Path]:
 
 
 class DiscardSink:
-    """A verify: blobs stream through the engine's verification and are dropped."""
+    """A verify: blobs stream through the engine's verification and are dropped.
+
+    It remembers only the blobs the checks read before the copy (``skip``, :meth:`adopt`), not
+    every blob read through: the engine reads each digest of a copy once, and a verify of
+    10,000 files would hold 10,000 digests for nothing (issue 15)."""
 
     name = "(verify)"
 
@@ -385,7 +414,7 @@ class DiscardSink:
         self._seen: set[str] = set(skip)
 
     def has_blob(self, desc: Descriptor) -> bool:
-        """True for blobs already read through (or checked before the copy, ``skip``)."""
+        """True for blobs checked before the copy (``skip``, :meth:`adopt`)."""
         return desc.digest in self._seen
 
     def has_manifest(self, desc: Descriptor) -> bool:
@@ -404,7 +433,6 @@ class DiscardSink:
         with opener(0) as chunks:
             for _ in chunks:
                 pass
-        self._seen.add(desc.digest)
         return PushOutcome.UPLOADED
 
     def push_manifest(self, desc: Descriptor, data: bytes) -> None:

@@ -133,8 +133,18 @@ def engine_for(run: RunOptions, default_concurrency: int) -> CopyEngine:
     return CopyEngine(concurrency=run.concurrency or default_concurrency, progress=run.progress)
 
 
+_LAYER_INFO_FIELDS = {"path", "media_type", "digest", "size"}
+"""The fields every :class:`LayerInfo` of :func:`layer_infos` is given: one set shared by all of
+them (pydantic gives each instance its own, ~220 bytes; a frozen model never changes it, and a
+copy gets its own)."""
+
+
 def layer_infos(layers: Sequence[Descriptor]) -> list[LayerInfo]:
-    return [LayerInfo(path=d.title, media_type=d.media_type, digest=d.digest, size=d.size) for d in layers]
+    """The result's ``layers``: built without validation (the values are a parsed, checked
+    descriptor's), ~270 bytes each instead of ~490 (a 10,000-file result, issue 15)."""
+    construct = LayerInfo.model_construct
+    fields = _LAYER_INFO_FIELDS
+    return [construct(fields, path=d.title, media_type=d.media_type, digest=d.digest, size=d.size) for d in layers]
 
 
 def transfer_stats(s: CopyStats) -> TransferStats:

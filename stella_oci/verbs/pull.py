@@ -126,17 +126,20 @@ def resolve_export(
 
 
 @on_side("source")
-def export_graph(ref: Reference, src: ReadOnlyTarget, desc: Descriptor, data: bytes) -> tuple[Descriptor, bytes]:
+def export_graph(
+    ref: Reference, src: ReadOnlyTarget, desc: Descriptor, data: bytes
+) -> tuple[Descriptor, bytes, Manifest]:
     """The manifest whose graph holds export.json and every bundle file: ``desc`` itself, or for
     a Trivy-layout artifact its export referrer (export/trivy.py), read through the verifying
-    reader."""
+    reader; and ``data`` parsed (:func:`check_export` takes it: a 10,000-layer manifest is
+    parsed once, not twice)."""
     where = f"{ref.base()}@{desc.digest}"
     manifest = parse_manifest(data, where)
     if not is_trivy_manifest(manifest):
-        return desc, data
+        return desc, data, manifest
     ref_desc = pick_export_referrer(src.referrers(desc, ARTIFACT_TYPE), manifest, where)
     what = f"manifest {ref.base()}@{ref_desc.digest} (export referrer of {desc.digest})"
-    return ref_desc, read_manifest(src, ref_desc, what=what)
+    return ref_desc, read_manifest(src, ref_desc, what=what), manifest
 
 
 @on_side("source")
@@ -149,18 +152,23 @@ def check_export(
     workdir: Path,
     checks: list[str],
     export_manifest: tuple[Descriptor, bytes] | None = None,
+    parsed: Manifest | None = None,
 ) -> tuple[FetchedExport, list[Descriptor]]:
     """CONTRACT section 5 on a manifest already read: its shape, export.json (read through the
     verifying reader, at most MAX_EXPORT_JSON_BYTES, into ``workdir``) against the schema and
     the annotations, the layers against export.json. Returns what passed and the layers after
     export.json. For a Trivy-layout ``desc`` the checks run on its export referrer
     (``export_manifest`` when the caller has read it with :func:`export_graph`) and the Trivy
-    manifest is checked against it."""
+    manifest is checked against it. ``parsed``: ``data`` parsed already (by
+    :func:`export_graph`)."""
     where = f"{ref.base()}@{desc.digest}"
-    manifest = parse_manifest(data, where)
+    manifest = parsed if parsed is not None else parse_manifest(data, where)
     root = manifest
     if is_trivy_manifest(manifest):  # Trivy layout: export.json and the files are in the export referrer
-        ref_desc, ref_data = export_manifest or export_graph(ref, src, desc, data)
+        if export_manifest is None:
+            ref_desc, ref_data, _ = export_graph(ref, src, desc, data)
+        else:
+            ref_desc, ref_data = export_manifest
         where = f"{ref.base()}@{ref_desc.digest} (export referrer of {desc.digest})"
         manifest = parse_manifest(ref_data, where)
         checks = [*checks, CHECK_TRIVY_REFERRER]
@@ -215,9 +223,13 @@ class ExportChecks:
     def __init__(
         self, ref: Reference, src: ReadOnlyTarget, sink: ExportSink, *, workdir: Path, checks: list[str],
         extra_checks: Sequence[ExtraCheck], subject: tuple[Descriptor, bytes] | None = None,
+        parsed: Manifest | None = None,
     ) -> None:
         self.subject = subject
         """The Trivy manifest when the graph copied is its export referrer (:func:`export_graph`)."""
+        self.parsed = parsed
+        """The artifact's manifest (``subject``, else the root the engine copies) parsed already
+        (:func:`export_graph`): :func:`check_export` takes it instead of parsing it again."""
         self.ref = ref
         self.src = src
         self.sink = sink
@@ -230,13 +242,16 @@ class ExportChecks:
         """What the root manifest points at, parsed once by the checks; the engine reuses it."""
 
     def before_blobs(self, root: Descriptor, data: bytes) -> None:
+        parsed, self.parsed = self.parsed, None
         if self.subject is not None:  # the graph is the export referrer of the Trivy manifest
             fetched, _ = check_export(
                 self.ref, self.src, *self.subject, workdir=self.workdir, checks=self.checks,
-                export_manifest=(root, data),
+                export_manifest=(root, data), parsed=parsed,
             )
         else:
-            fetched, _ = check_export(self.ref, self.src, root, data, workdir=self.workdir, checks=self.checks)
+            fetched, _ = check_export(
+                self.ref, self.src, root, data, workdir=self.workdir, checks=self.checks, parsed=parsed
+            )
         self.extra = run_checks(self.extra_checks, fetched)
         with on_side("destination"):
             self.sink.expect(fetched.manifest.layers)
@@ -249,8 +264,14 @@ class ExportChecks:
             self.fetched.checks.append(CHECK_BLOBS)
 
     def done(self) -> FetchedExport:
+        """What passed, once the copy is complete. export.json's ``contents`` (one entry per
+        file) was checked against the layers and every file against its layer: the model keeps
+        the rest, not 10,000 entries while the result's ``layers`` is built (issue 15)."""
         if self.fetched is None:  # pragma: no cover - before_blobs raises or sets it
             raise VerificationError(f"{self.ref}: the export was not checked")
+        self.root_children = None
+        self.subject = None
+        self.fetched.model = self.fetched.model.model_copy(update={"contents": []})
         return self.fetched
 
 
@@ -316,13 +337,16 @@ def pull(
         raise
     try:
         desc, data, ran = resolve_export(ref, src, expect_digest=expect_digest)
-        graph, graph_data = export_graph(ref, src, desc, data)
+        graph, graph_data, parsed = export_graph(ref, src, desc, data)
         hooks = ExportChecks(
             ref, src, sink, workdir=sink.tmp, checks=ran, extra_checks=[gap, *checks],
-            subject=(desc, data) if graph.digest != desc.digest else None,
+            subject=(desc, data) if graph.digest != desc.digest else None, parsed=parsed,
         )
+        del parsed  # (the checks hold it while they need it)
         engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
         stats = engine.copy_graph(src, sink, graph, root_data=graph_data, hooks=hooks)
+        del data, graph_data  # checked and copied: not held while the result is built (issue 15)
+        sink.release()
         fetched, extra = hooks.done(), hooks.extra
         result = _result(fetched, str(out), transfer_stats(stats), extra)
         # Everything that can fail is checked before the rename: the ledger is written (and
@@ -374,14 +398,16 @@ def verify(
     try:
         with interrupts.temp_dir("stella-oci-verify-") as workdir:
             desc, data, ran = resolve_export(ref, src, expect_digest=expect_digest)
-            graph, graph_data = export_graph(ref, src, desc, data)
+            graph, graph_data, parsed = export_graph(ref, src, desc, data)
             discard = DiscardSink()
             hooks = ExportChecks(
                 ref, src, discard, workdir=workdir, checks=ran, extra_checks=all_checks,
-                subject=(desc, data) if graph.digest != desc.digest else None,
+                subject=(desc, data) if graph.digest != desc.digest else None, parsed=parsed,
             )
+            del parsed  # (the checks hold it while they need it)
             engine = engine_for(run, DEFAULT_PULL_CONCURRENCY)
             stats = engine.copy_graph(src, discard, graph, root_data=graph_data, hooks=hooks)
+            del data, graph_data  # checked and copied: not held while the result is built (issue 15)
     finally:
         src.close()
     return _result(hooks.done(), None, transfer_stats(stats), hooks.extra)
