@@ -10,11 +10,14 @@ import re
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import jsonschema
+import pytest
 import requests
 
 from stella_oci.airgap import Ledger
+from stella_oci.errors import InvalidInputError
 from stella_oci.output_schemas import shipped
 from tests.conftest import CLI_TIMEOUT, REPO_ROOT, _cli_env
 from tests.support.bundles import make_bundle
@@ -297,6 +300,39 @@ def test_a_version_1_ledger_is_migrated_and_keeps_its_rows(tmp_path):
         assert len(ledger) == 1
 
 
+def test_ledger_read_only_and_in_memory_only_read_the_file(tmp_path):
+    """Ledger.read_only reads a version-1 ledger as it is (nothing migrated, writes refused);
+    Ledger.in_memory copies a current (WAL) ledger without leaving -wal/-shm beside it; a newer
+    schema is refused; no file is an empty ledger, not created."""
+    v1 = tmp_path / "v1" / "ledger.sqlite3"
+    v1.parent.mkdir()
+    with sqlite3.connect(v1) as db:
+        db.executescript(V1_SCHEMA)
+    current = tmp_path / "current" / "ledger.sqlite3"
+    Ledger(current).close()
+    states = {p: _file_state(p) for p in (v1, current)}
+    with Ledger.read_only(v1) as ledger:
+        (old,) = ledger.imports()
+        assert (old.export_id, old.archive, old.forced_reason) == ("exp-old-000001", None, None)
+        assert ledger.generations() == [] and len(ledger) == 1
+        with pytest.raises(InvalidInputError, match=r"readonly|read-only"):
+            ledger.record_generation(
+                origin="o", destination="d", generation=1, previous_generation=None, archive="a",
+                archive_name=None, activated_at=datetime(2026, 11, 29, tzinfo=timezone.utc),
+            )
+    for path in (v1, current):
+        with Ledger.in_memory(path) as copy, Ledger.read_only(path) as ledger:
+            assert len(copy) == len(ledger)
+        assert _file_state(path) == states[path], path
+    with sqlite3.connect(tmp_path / "newer.sqlite3") as db:
+        db.execute("PRAGMA user_version = 3")
+    with pytest.raises(InvalidInputError, match="schema version 3, newer"):
+        Ledger.read_only(tmp_path / "newer.sqlite3")
+    with Ledger.read_only(tmp_path / "none" / "ledger.sqlite3") as ledger:
+        assert len(ledger) == 0
+    assert not (tmp_path / "none").exists()
+
+
 def test_dry_run_on_a_version_1_ledger_leaves_the_file_as_it_was(registry, inside, fresh_repo, run_cli, tmp_path):
     """load --dry-run reads a version-1 ledger (migrated in memory only) and reports what the
     real load would do; the file keeps its bytes, mtime and schema version, and nothing is
@@ -324,6 +360,78 @@ def test_dry_run_on_a_version_1_ledger_leaves_the_file_as_it_was(registry, insid
     assert [(a["mirrorGeneration"], a["status"]) for a in real["activations"]] == [(3, "activated")]
     assert [e["status"] for e in real["exports"]] == ["loaded"]
     assert rows(ledger, "PRAGMA user_version") == [(2,)]
+
+
+def _file_state(ledger) -> tuple:
+    """What a command that only reads must leave as it was: the bytes, the mtime, the files
+    beside the ledger (no -wal/-shm/-journal), and the schema version."""
+    return (
+        ledger.read_bytes(),
+        ledger.stat().st_mtime_ns,
+        sorted(p.name for p in ledger.parent.iterdir()),
+        ledger.read_bytes()[60:64],  # the header's user_version (read without opening it)
+    )
+
+
+def test_read_only_commands_leave_the_ledger_file_as_it_was(inside, fresh_repo, run_cli, tmp_path):
+    """airgap status (all domains, one domain; json, text, prometheus), airgap history and have
+    only read the ledger: a version-1 one keeps its bytes, mtime and schema version (it is not
+    migrated) and a current one is left without -wal/-shm files; each prints what it prints for
+    the same ledger migrated (the rows of a version 1 ledger, the generations of a current one)."""
+    dest = f"{inside.host}/{fresh_repo}"
+    v1 = tmp_path / "v1" / "ledger.sqlite3"
+    v1.parent.mkdir()
+    with sqlite3.connect(v1) as db:
+        db.executescript(V1_SCHEMA)
+    migrated = tmp_path / "migrated" / "ledger.sqlite3"
+    migrated.parent.mkdir()
+    migrated.write_bytes(v1.read_bytes())
+    Ledger(migrated).close()
+    current = tmp_path / "current" / "ledger.sqlite3"
+    with Ledger(current) as db:
+        db.record_generation(
+            origin="a.example", destination=dest, generation=7, previous_generation=None,
+            archive="sha256:" + "a" * 64, archive_name="w48.tar",
+            activated_at=datetime(2026, 11, 29, 8, 0, tzinfo=timezone.utc),
+        )
+    anchor = EXAMPLES / "airgap" / "time-anchor-8-days-later.json"
+    commands = [
+        ("airgap", "status", "--time-anchor", anchor, "--format", "json"),
+        ("airgap", "status", "--time-anchor", anchor, "--format", "prometheus"),
+        ("airgap", "status", "--time-anchor", anchor),
+        ("airgap", "status", "--time-anchor", anchor, "--domain", "mirror-full", "--tenant", "acme", "--format", "json"),
+        ("airgap", "history", "--format", "json"),
+        ("airgap", "history", "--forced"),
+        ("have", dest, "--format", "json"),
+    ]
+    for ledger, same_as in ((v1, migrated), (current, current)):
+        old = ledger.stat().st_mtime_ns - 10**9  # (an mtime a rewrite would surely move)
+        os.utime(ledger, ns=(old, old))
+        before = _file_state(ledger)
+        for n, command in enumerate(commands):
+            extra = ("--output", tmp_path / f"have-{n}.json") if command[0] == "have" else ()
+            code, out, err = run_cli(*command, "--ledger", ledger, *extra)
+            # (the current ledger has no import: its one-domain check is STRICT's exit 7)
+            assert code == (7 if ledger == current and "--domain" in command else 0), f"{command}: {out}{err}"
+            assert _file_state(ledger) == before, f"{' '.join(map(str, command))} changed the ledger {ledger}"
+            again, expected, err = run_cli(*command, "--ledger", same_as, *extra)
+            assert again == code, f"{command}: exit {again}: {expected}{err}"
+            assert out.replace(str(ledger), "L") == expected.replace(str(same_as), "L"), command
+            if command[0] == "have":
+                generations = json.loads(out)["generations"]
+                assert generations == ({} if ledger == v1 else {"a.example": 7})
+    assert rows(v1, "PRAGMA user_version") == [(1,)]
+    assert "archive" not in {r[1] for r in rows(v1, "PRAGMA table_info(imports)")}
+    history = history_json(run_cli, v1)
+    assert [(i["exportId"], i["archive"], i["forcedReason"]) for i in history["imports"]] == [
+        ("exp-old-000001", None, None)
+    ]
+
+    missing = tmp_path / "nowhere" / "ledger.sqlite3"
+    for command in (("airgap", "status"), ("airgap", "history"), ("have", dest, "--output", tmp_path / "h.json")):
+        code, out, err = run_cli(*command, "--ledger", missing)
+        assert code == 2, f"{command}: exit {code}: {out}{err}"
+    assert not missing.parent.exists()
 
 
 def test_dry_run_refuses_what_load_would_refuse_and_writes_nothing(registry, inside, fresh_repo, run_cli, tmp_path):

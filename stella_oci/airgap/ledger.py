@@ -42,7 +42,7 @@ from stella_oci.results import ResultModel
 LEDGER_ENV = "STELLA_OCI_LEDGER"
 SCHEMA_VERSION = 2
 """1: imports. 2: imports.archive and imports.forced_reason, the generations table (a version-1
-ledger is migrated in place when opened)."""
+ledger is migrated in place when opened to write; :meth:`Ledger.read_only` reads it as it is)."""
 DEFAULT_BUSY_TIMEOUT_SECONDS = 60.0
 ERR_EXPORT_BASE_MISSING = "ERR_EXPORT_BASE_MISSING"
 
@@ -110,6 +110,26 @@ def default_ledger_path() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_data_dir("stella-oci")) / "ledger.sqlite3"
+
+
+def _open_read_only(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS) -> sqlite3.Connection:
+    """A connection that only reads the existing SQLite file ``path`` (never creates it).
+
+    Not SQLite's ``mode=ro``: a read-only connection to a WAL-mode ledger (every ledger this
+    stella-oci wrote) creates ``-wal`` and ``-shm`` files it cannot remove, and they stay beside
+    the ledger. A read-write connection that writes nothing (``mode=rw``, no journal-mode change;
+    :meth:`Ledger.read_only` adds ``PRAGMA query_only``) removes them when it is the last one to
+    close, and leaves the file's bytes and mtime as they were."""
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=busy_timeout, isolation_level=None
+        )
+    except sqlite3.Error as exc:
+        raise InvalidInputError(
+            f"cannot open the import ledger {path}: {exc}",
+            hint=f"give a readable ledger path (--ledger PATH or {LEDGER_ENV})",
+        ) from exc
+    return conn
 
 
 def _micros(value: datetime) -> int:
@@ -281,24 +301,78 @@ class Ledger:
             self._create_or_migrate()
 
     @classmethod
+    def read_only(cls, path: str | os.PathLike[str] | None = None) -> Ledger:
+        """The ledger file at ``path`` (default: as :class:`Ledger`) opened only to read it, for
+        the commands that only read (``airgap status``, ``airgap history``, ``have``, a delta
+        check that records nothing): the file keeps its bytes, mtime, schema version and journal
+        mode, and no ``-wal``/``-shm`` file is left beside it (see :func:`_open_read_only`).
+        Rows are read from the file as they are queried (it is never copied whole). A ledger of
+        an older schema version is read through temporary views, never migrated on disk; a newer
+        one is refused (exit 2). No file is an empty ledger and nothing is created: a caller
+        that needs the file to exist checks that first. Writing to it fails."""
+        self = cls.__new__(cls)
+        self.path = Path(path) if path is not None else default_ledger_path()
+        if not self.path.exists():
+            self._conn = sqlite3.connect(":memory:", isolation_level=None)
+            with self._closed_on_error():
+                self._create_or_migrate()
+        else:
+            self._conn = _open_read_only(self.path)
+            with self._closed_on_error():
+                self._older_schema_as_views()
+                self._conn.execute("PRAGMA query_only = ON")
+        return self
+
+    @classmethod
     def in_memory(cls, path: str | os.PathLike[str] | None = None, *, copy: bool = True) -> Ledger:
         """A ledger in memory standing for the file at ``path`` (default: as :class:`Ledger`):
-        with ``copy``, it starts with the file's rows (read once, never written; none when there
-        is no file); writes to it stay in memory and are gone when it is closed. Its ``path``
-        is the file's (messages name it). ``load --dry-run`` records into one what the real
-        load would record, so that each export is checked as the real load would check it."""
+        with ``copy``, it starts with the file's rows (read once as :meth:`read_only` reads,
+        never written; none when there is no file); writes to it stay in memory and are gone
+        when it is closed. Its ``path`` is the file's (messages name it). ``load --dry-run``
+        records into one what the real load would record, so that each export is checked as
+        the real load would check it."""
         self = cls.__new__(cls)
         self.path = Path(path) if path is not None else default_ledger_path()
         self._conn = sqlite3.connect(":memory:", isolation_level=None)
         with self._closed_on_error():
             if copy and self.path.is_file():
-                source = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+                source = _open_read_only(self.path)
                 try:
                     source.backup(self._conn)
                 finally:
                     source.close()
             self._create_or_migrate()
         return self
+
+    def _older_schema_as_views(self) -> None:
+        """On a :meth:`read_only` connection: refuse a newer schema version; show what an older
+        one lacks as temporary objects (they live in SQLite's temp schema and shadow the file's
+        tables for unqualified names): ``imports`` without the version-2 columns as a view
+        adding them as NULL, a missing table as an empty temporary one."""
+        cur = self._conn.cursor()
+        try:
+            version = cur.execute("PRAGMA main.user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise InvalidInputError(
+                    f"import ledger {self.path} has schema version {version}, newer than this "
+                    f"stella-oci understands ({SCHEMA_VERSION})",
+                    hint="upgrade stella-oci, or point it at another ledger file",
+                )
+            tables = {r[0] for r in cur.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                if statement.startswith("CREATE TABLE IF NOT EXISTS "):
+                    name = statement.split()[5]
+                    if name not in tables:
+                        cur.execute(statement.replace("CREATE TABLE IF NOT EXISTS ", "CREATE TEMP TABLE ", 1))
+            if "imports" in tables:
+                have = {r[1] for r in cur.execute("PRAGMA main.table_info(imports)")}
+                added = [f"NULL AS {column}" for column, _ in _IMPORT_COLUMNS_V2 if column not in have]
+                if added:  # a version-1 ledger
+                    # (column names from _IMPORT_COLUMNS_V2, not input)
+                    view = f"CREATE TEMP VIEW imports AS SELECT *, {', '.join(added)} FROM main.imports"  # noqa: S608
+                    cur.execute(view)
+        finally:
+            cur.close()
 
     # -- plumbing -------------------------------------------------------------------------
 

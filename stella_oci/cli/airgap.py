@@ -21,7 +21,8 @@ def _existing_ledger(ledger: Path | None) -> Path | None:
     """The ledger a read-only command (status, history) reads. One named by --ledger or
     $STELLA_OCI_LEDGER must exist: before, a mistyped path was created as an empty ledger and
     reported 'no imports recorded', exit 0 (a monitoring job saw a healthy, empty site). The
-    default ledger of a machine that never imported may be absent (it is empty)."""
+    default ledger of a machine that never imported may be absent: it is read as empty, and
+    nothing is created (status, history and have open the ledger with Ledger.read_only)."""
     import os
 
     from stella_oci.airgap.ledger import LEDGER_ENV
@@ -100,7 +101,7 @@ def status(
         )
         anchor = clock.anchor if time_anchor else None
         now = clock.anchor.timestamp
-        with Ledger(_existing_ledger(ledger)) as db:
+        with Ledger.read_only(_existing_ledger(ledger)) as db:
             if domain:
                 outcome = db.check_domain(domain, config, now, anchor=anchor, tenant=tenant)
                 _print_domain(outcome.result, outcome.text_report() + _clock_line(clock), fmt, clock.to_json())
@@ -146,7 +147,7 @@ def history(ledger: Path | None, tenant: str | None, forced: bool, fmt: str) -> 
     from stella_oci.airgap import HistoryResult, Ledger
 
     try:
-        with Ledger(_existing_ledger(ledger)) as db:
+        with Ledger.read_only(_existing_ledger(ledger)) as db:
             generations = [g for g in db.generations() if g.forced_reason or not forced]
             imports = [i for i in db.imports(tenant=tenant) if i.forced_reason or not forced]
     except StellaOciError as exc:

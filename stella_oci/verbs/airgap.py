@@ -127,11 +127,13 @@ class AirgapCheck:
         self.forced: str | None = None
         """The force reason, once ``--force-activate`` let a rollback through."""
 
-    def _ledger(self) -> AbstractContextManager[Ledger]:
-        """The ledger, opened (closed when the ``with`` ends), or the open one given."""
+    def _ledger(self, *, read_only: bool = False) -> AbstractContextManager[Ledger]:
+        """The ledger, opened (closed when the ``with`` ends), or the open one given. With
+        ``read_only``, the file is only read (:meth:`Ledger.read_only`: an older schema is not
+        migrated, a missing file is empty and not created)."""
         if self.open_ledger is not None:
             return nullcontext(self.open_ledger)
-        return Ledger(self.opts.ledger)
+        return Ledger.read_only(self.opts.ledger) if read_only else Ledger(self.opts.ledger)
 
     def __call__(self, fetched: FetchedExport) -> dict[str, Any]:
         export = fetched.model
@@ -167,7 +169,7 @@ class AirgapCheck:
                     raise
         if self.is_import or self.opts.ledger is not None:
             if export.delta is not None or export.profile.variant == "delta":
-                with self._ledger() as ledger:
+                with self._ledger(read_only=True) as ledger:  # a check: it records nothing
                     check_delta(export, ledger)
                 out.setdefault("checks", []).append("delta: its base export was imported before (ledger)")
         if self.is_import:

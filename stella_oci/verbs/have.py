@@ -278,7 +278,7 @@ def _generations(dest: str, ledger: str | Path | None) -> dict[str, int]:
             raise InvalidInputError(f"--ledger {path}: no such file", hint="give the ledger load recorded into")
         return {}
     key = destination_key(dest)
-    with Ledger(path) as book:
+    with Ledger.read_only(path) as book:
         records = book.generations(destination=key)
     out: dict[str, int] = {}
     for r in records:
