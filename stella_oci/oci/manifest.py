@@ -98,6 +98,21 @@ class Descriptor:
         platform: dict[str, Any] | None = _UNSET,
         **extra: Any,
     ) -> None:
+        if (  # the common case first: a layer (media type, digest, size, maybe annotations)
+            type(media_type) is str
+            and type(digest) is str
+            and type(size) is int
+            and size >= 0
+            and artifact_type is _UNSET
+            and data is _UNSET
+            and urls is _UNSET
+            and platform is _UNSET
+            and not extra
+            and (annotations is _UNSET or annotations is None or _str_dict(annotations))
+            and is_digest(digest)
+        ):
+            self._set(media_type, digest, size, None if annotations is _UNSET else annotations, None, None, None, None, None)
+            return
         # _UNSET, not None, for what was not given: the model's errors show the input as given
         given: dict[str, Any] = dict(
             media_type=media_type, digest=digest, size=size, annotations=annotations,
