@@ -27,6 +27,8 @@ def _validation_model() -> type[BaseModel]:
     validation errors it raises, for every input its fast path does not take."""
 
     class Descriptor(BaseModel):  # named as the public class: the errors say "Descriptor"
+        """An OCI content descriptor."""
+
         model_config = ConfigDict(populate_by_name=True, extra="allow", frozen=True)
 
         media_type: str = Field(alias="mediaType")
