@@ -78,6 +78,8 @@ class FetchedExport:
     """The artifact manifest's descriptor (the subject of its referrers)."""
     manifest: Manifest
     model: ExportManifest
+    """export.json. In a pull or verify (:class:`ExportChecks`) without its ``contents`` once the
+    checks, extra checks included, have run."""
     src: ReadOnlyTarget | None = None
     """Where the artifact is read from (None for a local bundle directory)."""
     export_json: Path | None = None
@@ -253,6 +255,11 @@ class ExportChecks:
                 self.ref, self.src, root, data, workdir=self.workdir, checks=self.checks, parsed=parsed
             )
         self.extra = run_checks(self.extra_checks, fetched)
+        # export.json's contents (one entry per file) were checked against the layers, and the
+        # copy checks every file against its layer: the model keeps the rest (what the result
+        # and the ledger read), not 10,000 entries and their strings while the blobs move and
+        # the result is built (issue 15).
+        fetched.model = fetched.model.model_copy(update={"contents": []})
         with on_side("destination"):
             self.sink.expect(fetched.manifest.layers)
             self.sink.adopt(fetched.manifest.layers[0])
@@ -264,14 +271,12 @@ class ExportChecks:
             self.fetched.checks.append(CHECK_BLOBS)
 
     def done(self) -> FetchedExport:
-        """What passed, once the copy is complete. export.json's ``contents`` (one entry per
-        file) was checked against the layers and every file against its layer: the model keeps
-        the rest, not 10,000 entries while the result's ``layers`` is built (issue 15)."""
+        """What passed, once the copy is complete (export.json's model without its contents:
+        :meth:`before_blobs`)."""
         if self.fetched is None:  # pragma: no cover - before_blobs raises or sets it
             raise VerificationError(f"{self.ref}: the export was not checked")
         self.root_children = None
         self.subject = None
-        self.fetched.model = self.fetched.model.model_copy(update={"contents": []})
         return self.fetched
 
 
