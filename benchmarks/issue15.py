@@ -405,7 +405,13 @@ class Suite:
                     shutil.rmtree(pulled, ignore_errors=True)
                 if kind == "files":
                     row["manifest_bytes"] = manifest_size(host, f"scale/{kind}-{n}", "bench")
-                else:  # the same size by a raw streamed PUT (fresh bytes): the environment's own growth
+                else:  # a raw streamed GET and PUT (fresh bytes) at the same size: the environment's own growth
+                    m = self.measure(
+                        f"scale {label} pull raw-requests",
+                        tool_argv("raw-requests", "pull", host, f"scale/{kind}-{n}", "bench", pulled, None),
+                    )
+                    row["pull_raw"] = None if m is None else {"wall_s": round(m.wall, 3)}
+                    shutil.rmtree(pulled, ignore_errors=True)
                     raw = make_bundle(base / "scale" / "raw", files, f"scale-raw-{n}")
                     m = self.measure(
                         f"scale {label} push raw-requests",
@@ -778,8 +784,8 @@ def scale_goals(sc: dict[str, Any]) -> list[dict[str, Any]]:
                 for r in group
             )
             ra, rb = small.get(f"{op}_raw"), large.get(f"{op}_raw")
-            if ra and rb:  # the raw streamed PUT at the same sizes: the environment's own growth
-                series += f"; raw PUT growth {rb['wall_s'] / ra['wall_s'] / factor:.2f}x (" + ", ".join(
+            if ra and rb:  # the raw streamed GET/PUT at the same sizes: the environment's own growth
+                series += f"; raw {'PUT' if op == 'push' else 'GET'} growth {rb['wall_s'] / ra['wall_s'] / factor:.2f}x (" + ", ".join(
                     f"{r['n']:,} {unit}: {r[op + '_raw']['wall_s']} s" for r in group if r.get(op + "_raw")
                 ) + ")"
             out.append(
@@ -1023,7 +1029,7 @@ def method(doc: dict[str, Any]) -> list[str]:
         "Scale: one run per size; the single-file sizes on "
         f"{((doc['sections'].get('scale') or {}).get('storage') or {}).get('single file', 'the same storage')}"
         " (tmpfs memory is slow to touch for the first time on this VM: benchmarks/README.md), with a "
-        "raw streamed PUT at each size for the environment's own growth. Goals are issue 15's; 'linear' means time "
+        "raw streamed PUT and GET at each size for the environment's own growth. Goals are issue 15's; 'linear' means time "
         f"growth / size growth <= {LINEAR_MAX}, 'flat' peak RSS largest / smallest <= {FLAT_MAX} "
         f"and < {RSS_MAX_MB:g} MB.",
     ]

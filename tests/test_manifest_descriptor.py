@@ -119,3 +119,18 @@ def test_depth_limit_holds_for_a_descriptor_nested_deep():
         parse_manifest(json.dumps(doc).encode())
     with pytest.raises(VerificationError, match="nested more than 64 levels deep"):
         media_type_of(json.dumps(doc).encode())
+
+
+def test_a_dump_is_a_copy_the_descriptor_does_not_change_through_it():
+    d = Descriptor(
+        media_type="application/json", digest="sha256:" + "ab" * 32, size=1,
+        annotations={"a": "1", mt.ANNOTATION_TITLE: "t"}, artifact_type="x/y", urls=["https://u/"],
+        platform={"os": "linux", "os.features": ["f"]},
+    )
+    for dump in (d.to_dict(), d.model_dump(), d.model_dump(by_alias=True, exclude_none=True)):
+        dump["annotations"]["a"] = "EVIL"
+        dump["urls"].append("https://evil/")
+        dump["platform"]["os.features"].append("evil")
+    assert d.annotations == {"a": "1", mt.ANNOTATION_TITLE: "t"}
+    assert d.urls == ["https://u/"]
+    assert d.platform == {"os": "linux", "os.features": ["f"]}

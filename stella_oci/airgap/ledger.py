@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -84,6 +85,8 @@ CREATE TABLE IF NOT EXISTS generations (
 );
 CREATE INDEX IF NOT EXISTS generations_source ON generations (origin, destination, generation)
 """
+_CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS\s+(\w+)")
+"""A table of :data:`_SCHEMA` (its name): the read-only opener shadows the missing ones."""
 _IMPORT_COLUMNS_V2 = (("archive", "TEXT"), ("forced_reason", "TEXT"))
 """Columns version 2 added to ``imports`` (ALTER TABLE on a version-1 ledger)."""
 
@@ -119,7 +122,8 @@ def _open_read_only(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECON
     stella-oci wrote) creates ``-wal`` and ``-shm`` files it cannot remove, and they stay beside
     the ledger. A read-write connection that writes nothing (``mode=rw``, no journal-mode change;
     :meth:`Ledger.read_only` adds ``PRAGMA query_only``) removes them when it is the last one to
-    close, and leaves the file's bytes and mtime as they were."""
+    close, and leaves the file's bytes and mtime as they were (unless a writer that crashed left a
+    ``-wal`` file: SQLite then checkpoints it into the ledger on the last close, the data unchanged)."""
     try:
         conn = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=busy_timeout, isolation_level=None
@@ -360,9 +364,9 @@ class Ledger:
                 )
             tables = {r[0] for r in cur.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
             for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-                if statement.startswith("CREATE TABLE IF NOT EXISTS "):
-                    name = statement.split()[5]
-                    if name not in tables:
+                created = _CREATE_TABLE.match(statement)
+                if created:
+                    if created.group(1) not in tables:
                         cur.execute(statement.replace("CREATE TABLE IF NOT EXISTS ", "CREATE TEMP TABLE ", 1))
             if "imports" in tables:
                 have = {r[1] for r in cur.execute("PRAGMA main.table_info(imports)")}

@@ -23,7 +23,7 @@ from stella_oci import interrupts
 from stella_oci.errors import InvalidInputError, StellaOciError
 from stella_oci.export.annotations import DSSE_MEDIA_TYPE, EXPORT_MANIFEST_MEDIA_TYPE, IN_TOTO_MEDIA_TYPE
 from stella_oci.export.models import ContentEntry, ExportManifest
-from stella_oci.export.paths import check_path_set, check_relative_path, resolve_inside
+from stella_oci.export.paths import check_path_set, check_relative_path, resolve_inside, resolve_inside_real
 from stella_oci.jsonio import parse_json_bytes
 from stella_oci.oci import mediatypes as mt
 from stella_oci.oci.digest import file_digest
@@ -254,16 +254,10 @@ def _check_listed_file(
     """The file a contents entry lists: present, inside the bundle (``real_root``: the bundle
     directory resolved), with the stated size and digest (the digest only with ``hash_file``:
     else the size from the file system, and the digest is checked while the file uploads);
-    returns where it is on disk (:func:`~stella_oci.export.paths.resolve_inside`, on strings:
-    no pathlib object per file)."""
+    returns where it is on disk (:func:`~stella_oci.export.paths.resolve_inside_real`: no
+    pathlib object per file)."""
     path = entry.path
-    check_relative_path(path, where=where + "/path")
-    real = os.path.realpath(os.path.join(real_root, path))
-    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        raise InvalidInputError(
-            f"{where}/path: path {path!r} resolves through a symbolic link to {real}, outside the bundle",
-            hint="replace the link by the file itself, or remove the entry",
-        )
+    real = resolve_inside_real(real_root, path, where=where + "/path")
     if not os.path.isfile(real):
         # for verify DIR a deleted file is as much a changed bundle as a modified one (exit 3)
         raise mismatch_error(

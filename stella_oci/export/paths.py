@@ -66,10 +66,17 @@ def resolve_inside(
     root: Path, path: str, *, where: str, error: type[StellaOciError] = InvalidInputError
 ) -> Path:
     """Join a checked relative path to ``root`` and refuse it if symlinks lead outside ``root``."""
+    return Path(resolve_inside_real(os.path.realpath(root), path, where=where, error=error))
+
+
+def resolve_inside_real(
+    real_root: str, path: str, *, where: str, error: type[StellaOciError] = InvalidInputError
+) -> str:
+    """:func:`resolve_inside` on strings, ``real_root`` already resolved (``os.path.realpath``):
+    for a bundle's many files, no pathlib object per file."""
     check_relative_path(path, where=where, error=error)
-    real_root = Path(os.path.realpath(root))
-    target = Path(os.path.realpath(real_root / path))
-    if target != real_root and real_root not in target.parents:
+    target = os.path.realpath(os.path.join(real_root, path))
+    if target != real_root and not target.startswith(real_root.rstrip(os.sep) + os.sep):
         raise error(
             f"{where}: path {path!r} resolves through a symbolic link to {target}, outside the bundle",
             hint="replace the link by the file itself, or remove the entry",

@@ -8,6 +8,7 @@ re-serialization.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from collections.abc import Callable, Mapping
@@ -65,6 +66,26 @@ def _str_list(v: Any) -> bool:
     return type(v) is list and all(type(x) is str for x in v)
 
 
+def _well_typed(
+    media_type: Any, digest: Any, size: Any, annotations: Any, artifact_type: Any, data: Any, urls: Any,
+    platform: Any,
+) -> bool:
+    """What the model would accept as it is (None for an absent field): the fast paths build a
+    Descriptor without the model only then; anything else goes to the model, with its errors."""
+    return (
+        type(media_type) is str
+        and type(digest) is str
+        and type(size) is int
+        and size >= 0
+        and (annotations is None or _str_dict(annotations))
+        and (artifact_type is None or type(artifact_type) is str)
+        and (data is None or type(data) is str)
+        and (urls is None or _str_list(urls))
+        and (platform is None or (type(platform) is dict and all(type(k) is str for k in platform)))
+        and is_digest(digest)
+    )
+
+
 class Descriptor:
     """An OCI content descriptor (immutable).
 
@@ -101,17 +122,12 @@ class Descriptor:
         **extra: Any,
     ) -> None:
         if (  # the common case first: a layer (media type, digest, size, maybe annotations)
-            type(media_type) is str
-            and type(digest) is str
-            and type(size) is int
-            and size >= 0
-            and artifact_type is _UNSET
+            artifact_type is _UNSET
             and data is _UNSET
             and urls is _UNSET
             and platform is _UNSET
             and not extra
-            and (annotations is _UNSET or annotations is None or _str_dict(annotations))
-            and is_digest(digest)
+            and _well_typed(media_type, digest, size, None if annotations is _UNSET else annotations, None, None, None, None)
         ):
             self._set(media_type, digest, size, None if annotations is _UNSET else annotations, None, None, None, None, None)
             return
@@ -126,19 +142,7 @@ class Descriptor:
         data = kwargs.get("data")
         urls = kwargs.get("urls")
         platform = kwargs.get("platform")
-        if (
-            not extra
-            and type(media_type) is str
-            and type(digest) is str
-            and type(size) is int
-            and size >= 0
-            and is_digest(digest)
-            and (annotations is None or _str_dict(annotations))
-            and (artifact_type is None or type(artifact_type) is str)
-            and (data is None or type(data) is str)
-            and (urls is None or _str_list(urls))
-            and (platform is None or (type(platform) is dict and all(type(k) is str for k in platform)))
-        ):
+        if not extra and _well_typed(media_type, digest, size, annotations, artifact_type, data, urls, platform):
             self._set(
                 media_type, digest, size, annotations, artifact_type, data,
                 None if urls is None else list(urls), None if platform is None else dict(platform), None,
@@ -283,13 +287,15 @@ class Descriptor:
         return _rebuild(values, extra)
 
     def model_dump(self, *, by_alias: bool = False, exclude_none: bool = False) -> dict[str, Any]:
+        """The fields as a new dict, containers copied (as pydantic dumps): changing the dump
+        never changes the descriptor."""
         out: dict[str, Any] = {}
         for name, value in self._fields().items():
             if not (exclude_none and value is None):
-                out[_ALIASES.get(name, name) if by_alias else name] = value
+                out[_ALIASES.get(name, name) if by_alias else name] = copy.deepcopy(value)
         for name, value in self.model_extra.items():  # after the fields, as pydantic dumps them
             if not (exclude_none and value is None):
-                out[name] = value
+                out[name] = copy.deepcopy(value)
         return out
 
     @classmethod
@@ -337,22 +343,15 @@ def _from_json(obj: dict[str, Any]) -> Descriptor | None:
     """The Descriptor of a well-typed JSON descriptor object, without the model; None for
     anything else (unknown or name-form members, ``platform``, a wrong type or value), which
     the model then validates, with its errors."""
-    media_type = obj.get("mediaType")
-    digest = obj.get("digest")
-    size = obj.get("size")
-    if type(media_type) is not str or type(digest) is not str or type(size) is not int or size < 0:
-        return None
-    if not is_digest(digest) or not _JSON_KEYS.issuperset(obj):
-        return None
+    media_type: Any = obj.get("mediaType")
+    digest: Any = obj.get("digest")
+    size: Any = obj.get("size")
     annotations = obj.get("annotations")
     artifact_type = obj.get("artifactType")
     data = obj.get("data")
     urls = obj.get("urls")
-    if (
-        (annotations is not None and not _str_dict(annotations))
-        or (artifact_type is not None and type(artifact_type) is not str)
-        or (data is not None and type(data) is not str)
-        or (urls is not None and not _str_list(urls))
+    if not _JSON_KEYS.issuperset(obj) or not _well_typed(
+        media_type, digest, size, annotations, artifact_type, data, urls, None
     ):
         return None
     self = Descriptor.__new__(Descriptor)

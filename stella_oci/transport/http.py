@@ -56,7 +56,7 @@ from stella_oci.transport.http_errors import (
 )
 from stella_oci.transport.options import TransportOptions
 from stella_oci.transport.ratelimit import NO_GATE, HostGate, gate_for
-from stella_oci.transport.redact import install_log_filter, redact, register_secret
+from stella_oci.transport.redact import install_log_filter, redact, redact_query, register_secret
 from stella_oci.transport.retry import RETRY_STATUSES, RetryBudget, parse_retry_after
 
 log = logging.getLogger("stella_oci.transport")
@@ -207,7 +207,7 @@ class RegistrySession:
         if target is None:
             raise RegistryError(
                 f"{what}: registry {self.host} answered {resp.status_code} with Location "
-                f"{redact(loc[:200])!r}, which is not a usable http(s) URL",
+                f"{redact_query(redact(loc[:200]))!r}, which is not a usable http(s) URL",
                 registry=RegistryAnswer(self.host, resp.status_code),
             )
         return target
@@ -462,12 +462,12 @@ class RegistrySession:
             where = urllib.parse.urlsplit(current).netloc
             target = _usable_url(current, location)
             if target is None:
-                shown = redact(location[:200])
+                shown = redact_query(redact(location[:200]))
                 raise AuthError(
                     f"{what}: {where} redirected to {shown!r}, which is not a usable http(s) URL; refused",
                     hint="a registry may redirect blob downloads only to http:// or https:// URLs: "
                     "check the registry (or the proxy in front of it)",
-                    details={"registry": self.host, "redirect": redact(target)},
+                    details={"registry": self.host, "redirect": shown},
                 )
             parts = urllib.parse.urlsplit(target)
             hops += 1
