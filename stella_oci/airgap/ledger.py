@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS generations (
 );
 CREATE INDEX IF NOT EXISTS generations_source ON generations (origin, destination, generation)
 """
+_SCHEMA_STATEMENTS = tuple(filter(None, (s.strip() for s in _SCHEMA.split(";"))))
 _CREATE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS\s+(\w+)")
 """A table of :data:`_SCHEMA` (its name): the read-only opener shadows the missing ones."""
 _IMPORT_COLUMNS_V2 = (("archive", "TEXT"), ("forced_reason", "TEXT"))
@@ -356,14 +357,9 @@ class Ledger:
         cur = self._conn.cursor()
         try:
             version = cur.execute("PRAGMA main.user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise InvalidInputError(
-                    f"import ledger {self.path} has schema version {version}, newer than this "
-                    f"stella-oci understands ({SCHEMA_VERSION})",
-                    hint="upgrade stella-oci, or point it at another ledger file",
-                )
+            self._refuse_newer(version)
             tables = {r[0] for r in cur.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
-            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+            for statement in _SCHEMA_STATEMENTS:
                 created = _CREATE_TABLE.match(statement)
                 if created:
                     if created.group(1) not in tables:
@@ -379,6 +375,15 @@ class Ledger:
             cur.close()
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _refuse_newer(self, version: int) -> None:
+        """Exit 2 for a ledger whose schema ``version`` is newer than this stella-oci's."""
+        if version > SCHEMA_VERSION:
+            raise InvalidInputError(
+                f"import ledger {self.path} has schema version {version}, newer than this "
+                f"stella-oci understands ({SCHEMA_VERSION})",
+                hint="upgrade stella-oci, or point it at another ledger file",
+            )
 
     @contextmanager
     def _closed_on_error(self) -> Iterator[None]:
@@ -398,13 +403,8 @@ class Ledger:
         migrated in place; a newer one is refused, exit 2)."""
         with self._write() as cur:
             version = cur.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise InvalidInputError(
-                    f"import ledger {self.path} has schema version {version}, newer than this "
-                    f"stella-oci understands ({SCHEMA_VERSION})",
-                    hint="upgrade stella-oci, or point it at another ledger file",
-                )
-            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+            self._refuse_newer(version)
+            for statement in _SCHEMA_STATEMENTS:
                 cur.execute(statement)
             have = {r[1] for r in cur.execute("PRAGMA table_info(imports)").fetchall()}
             for column, kind in _IMPORT_COLUMNS_V2:
